@@ -1,0 +1,27 @@
+"""cronium's core: hookspecs, plugin manager, job model, lifecycle driver, config, CLI.
+
+Public API for plugins and embedding:
+
+    from cronium.core import hookimpl, JobSpec, run_job
+
+Heavy dependencies (docker, redis, jwt) are imported only when a job actually runs.
+"""
+from __future__ import annotations
+
+from .model import ExecutionInfo, JobResult, JobSpec, Resources, Secret
+from .plugins import hookimpl
+
+__version__ = "0.1.0"
+__all__ = ["hookimpl", "JobSpec", "JobResult", "Resources", "Secret", "ExecutionInfo", "run_job", "Orchestrator",
+           "Runtime", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: importing cronium.core must not import docker/redis (CLI start-up time).
+    if name in ("run_job", "Orchestrator", "Cancellation"):
+        from . import lifecycle
+        return getattr(lifecycle, name)
+    if name == "Runtime":
+        from .runtime import Runtime
+        return Runtime
+    raise AttributeError(name)

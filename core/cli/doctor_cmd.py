@@ -1,0 +1,89 @@
+"""`cronium doctor`: is everything cronium needs here, and if not, what to do."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def run_checks(app) -> list[dict]:
+    """Each check: name, ok, detail, fix. Stops checking what depends on a failed check."""
+    checks: list[dict] = []
+
+    def add(name, ok, detail, fix=None):
+        checks.append({"check": name, "ok": ok, "detail": detail, "fix": None if ok else fix})
+        return ok
+
+    from cronium.core.errors import CroniumError
+
+    try:
+        cfg = app.config
+        add("config", True, f"{len(cfg.settings())} keys loaded")
+    except CroniumError as exc:
+        add("config", False, exc.message, exc.hint)
+        return checks
+
+    try:
+        from cronium.core.plugins import create_plugin_manager
+
+        pm = create_plugin_manager(cfg["plugins.disabled"])
+        enabled = [i.name for i in pm.plugin_infos() if i.enabled]
+        add("plugins", True, f"{len(enabled)} enabled: {', '.join(enabled)}")
+    except CroniumError as exc:
+        add("plugins", False, exc.message, exc.hint)
+
+    from cronium.core.runtime import connect_docker
+
+    try:
+        client = connect_docker(cfg)
+    except CroniumError as exc:
+        add("docker engine", False, exc.message, exc.hint)
+        return checks
+    info = client.info()
+    version = client.version()
+    add("docker engine", True, f"version {version.get('Version')} (API {version.get('ApiVersion')}), "
+                               f"storage driver {info.get('Driver')}, cgroup v{info.get('CgroupVersion', '1')}")
+    security = info.get("SecurityOptions") or []
+    add("seccomp", any("seccomp" in s for s in security), ", ".join(security) or "none reported",
+        "use a Docker engine built with seccomp support")
+    add("limits", bool(info.get("MemoryLimit")) and bool(info.get("PidsLimit")),
+        f"memory limit {'yes' if info.get('MemoryLimit') else 'no'}, pids limit {'yes' if info.get('PidsLimit') else 'no'}",
+        "the kernel must have the memory and pids cgroup controllers enabled")
+
+    from cronium.core.images import image_status
+    from .images_cmd import build_base, image_tags
+
+    for s in image_status(client, image_tags(cfg), base=build_base(cfg, None)):
+        add(f"image {s.name}", s.present and s.up_to_date,
+            f"{s.tag} " + ("up to date" if s.up_to_date else (s.detail or "outdated")),
+            "run `cronium images build`")
+
+    try:
+        store = app.runtime().store
+        server = store.redis.info("server")
+        add("redis", True, f"{'managed' if cfg.redis_managed else 'external'}, version {server.get('redis_version')}")
+    except CroniumError as exc:
+        add("redis", False, exc.message, exc.hint)
+    return checks
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def doctor(app, as_json):
+    """Check the Docker engine, the images, Redis and the config; print a fix for each problem."""
+    checks = run_checks(app)
+    if as_json:
+        click.echo(json.dumps(checks, indent=2))
+    else:
+        for c in checks:
+            mark = "ok  " if c["ok"] else "FAIL"
+            click.echo(f"{mark} {c['check']:16} {c['detail']}")
+            if not c["ok"] and c["fix"]:
+                click.echo(f"     {'':16} fix: {c['fix']}")
+    if not all(c["ok"] for c in checks):
+        raise SystemExit(1)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(doctor)

@@ -1,0 +1,74 @@
+"""`cronium images`: build and list the locally built images (no registry is ever used)."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+
+def image_tags(cfg) -> dict[str, str]:
+    from cronium.core.images import IMAGE_NAMES
+
+    return {name: cfg[f"images.{name}"] for name in IMAGE_NAMES}
+
+
+def build_base(cfg, base_option: str | None) -> str | None:
+    return base_option or cfg["images.build_base"] or None
+
+
+@click.group("images")
+def images_group():
+    """Build and list cronium's images (base, python, bash, node, sidecar, redis)."""
+
+
+@images_group.command("build")
+@click.argument("names", nargs=-1)
+@click.option("--base", metavar="IMAGE",
+              help="Build on this image (e.g. python:3.12-slim) instead of a local Debian bootstrap.")
+@click.option("--force", is_flag=True, help="Rebuild even when the inputs did not change.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.pass_obj
+def build(app, names, base, force, quiet):
+    """Build the images that are missing or whose inputs changed (all by default, or NAMES).
+
+    Each image carries a hash of its inputs; an image whose inputs did not change is not rebuilt.
+    """
+    from cronium.core.images import build_images
+    from cronium.core.runtime import connect_docker
+
+    cfg = app.config
+    client = connect_docker(cfg)
+    started = time.monotonic()
+
+    def progress(name: str, message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.monotonic() - started:6.1f}s] {name}: {message}", err=True)
+
+    results = build_images(client, tags=image_tags(cfg), names=names or None, base=build_base(cfg, base),
+                           force=force, progress=progress)
+    for r in results:
+        click.echo(f"{r.name:8} {r.tag:28} {r.action:10} {r.seconds:6.1f}s  {r.image_id[7:19]}")
+
+
+@images_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_(app, as_json):
+    """Show each image: present, up to date with its inputs, size."""
+    from cronium.core.images import image_status
+    from cronium.core.runtime import connect_docker
+
+    cfg = app.config
+    statuses = image_status(connect_docker(cfg), image_tags(cfg), base=build_base(cfg, None))
+    if as_json:
+        click.echo(json.dumps([s.__dict__ for s in statuses], indent=2))
+        return
+    for s in statuses:
+        state = "up-to-date" if s.up_to_date else (s.detail or "outdated")
+        size = f"{s.size / 1e6:7.1f} MB" if s.size else "       -"
+        click.echo(f"{s.name:8} {s.tag:28} {state:16} {size}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(images_group)

@@ -1,0 +1,140 @@
+"""The top-level group: global options, lazy config/runtime, errors turned into clean messages."""
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from typing import Any
+
+import click
+
+from cronium.core import __version__
+from cronium.core.errors import CroniumError
+
+
+class AppContext:
+    """What commands share: the global options, and config/runtime created on first use."""
+
+    def __init__(self, config_file: str | None, debug: bool, overrides: dict[str, Any]):
+        self.config_file = config_file
+        self.debug = debug
+        self.overrides = overrides
+        self.flags: dict[str, Any] = {}
+
+    @cached_property
+    def config(self):
+        from cronium.core.config import load_config
+
+        return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags})
+
+    def runtime(self, *, console: bool = False):
+        from cronium.core.runtime import Runtime
+
+        rt = self.__dict__.get("_runtime")
+        if rt is None:
+            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console)
+        return rt
+
+
+def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
+    import tomllib
+
+    out = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        out[key.strip()] = value
+    return out
+
+
+class CroniumGroup(click.Group):
+    """Turns project errors into `error: …` + a fix, with the error's exit code; `--debug` re-raises.
+
+    Commands contributed by plugins (the `register_commands` hook) are loaded only when a name is
+    not a built-in command or when the command list is shown, so built-in commands start fast."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if CroniumGroup._plugins_loaded:
+            return
+        CroniumGroup._plugins_loaded = True
+        from cronium.core.config import load_config
+        from cronium.core.plugins import create_plugin_manager
+
+        app = ctx.obj if isinstance(ctx.obj, AppContext) else None
+        disabled = app.config["plugins.disabled"] if app else load_config()["plugins.disabled"]
+        create_plugin_manager(disabled).hook.register_commands(cli=self)
+
+    def get_command(self, ctx: click.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is None and not CroniumGroup._plugins_loaded:
+            try:
+                self._load_plugin_commands(ctx)
+            except CroniumError:
+                return None
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context):
+        try:
+            self._load_plugin_commands(ctx)
+        except CroniumError:
+            pass
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CroniumError as exc:
+            app = ctx.obj if isinstance(ctx.obj, AppContext) else None
+            if app is not None and app.debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=CroniumGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cronium")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="CRONIUM_CONFIG",
+              help="Configuration file (default: ./cronium.toml when present).")
+@click.option("--debug", is_flag=True, envvar="CRONIUM_DEBUG", help="Show tracebacks for errors.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key for this command (highest precedence), e.g. --set logs.file=false.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tuple[str, ...]) -> None:
+    """cronium runs untrusted job scripts in Docker containers, each with its own network, a
+    runtime-API sidecar and a token scoped to that one execution.
+
+    \b
+    Quick start:
+      make setup                 # engine, venv, images, managed Redis
+      cronium run examples/hello.py
+    """
+    ctx.obj = AppContext(config_file, debug, _parse_set(settings))
+
+
+def _register_commands() -> None:
+    from . import config_cmd, images_cmd, plugins_cmd, records_cmd, run_cmd, services_cmd, vars_cmd, doctor_cmd
+
+    for module in (run_cmd, records_cmd, vars_cmd, plugins_cmd, config_cmd, images_cmd, services_cmd, doctor_cmd):
+        module.register(cli)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return cli.main(args=argv, prog_name="cronium", standalone_mode=True) or 0
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`cronium inspect` and `cronium logs`: an execution's record and output, from Redis."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from cronium.core.errors import NotFound
+
+
+def _human_record(rec: dict) -> str:
+    order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
+             "created_at", "started_at", "finished_at", "timings", "output", "condition", "log_lines", "warnings"]
+    lines = []
+    for key in order + sorted(k for k in rec if k not in order and k not in ("spec", "context", "input")):
+        if key not in rec or rec[key] in (None, "", [], {}):
+            continue
+        value = rec[key]
+        if key.endswith("_at"):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) + f" ({value:.3f})"
+        elif isinstance(value, (dict, list, bool)) or key in ("output", "condition"):
+            value = json.dumps(value, ensure_ascii=False)
+        lines.append(f"{key:12} {value}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@click.pass_obj
+def inspect(app, execution_id, as_json):
+    """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
+    rec = app.runtime().store.get_execution(execution_id)
+    click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else _human_record(rec))
+
+
+FINAL = {"succeeded", "failed", "timed_out", "oom_killed", "cancelled", "error", "lost"}
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the job ends.")
+@click.option("--stream", type=click.Choice(["all", "stdout", "stderr"]), default="all", help="Which stream to print.")
+@click.pass_obj
+def logs(app, execution_id, follow, stream):
+    """Print the output of EXECUTION_ID (from another terminal while it runs, or after it ended)."""
+    store = app.runtime().store
+    key = store.keys.logs(execution_id)
+    if not store.redis.exists(key) and not store.execution_exists(execution_id):
+        raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    last = "0-0"
+    while True:
+        block = 1000 if follow else None
+        entries = (store.redis.xread({key: last}, count=1000, block=block) or [[key, []]])[0][1]
+        for entry_id, fields in entries:
+            last = entry_id
+            if b"eof" in fields:
+                return
+            which = fields[b"stream"].decode()
+            if stream in ("all", which):
+                (err if which == "stderr" else out).write(fields[b"data"])
+        out.flush()
+        err.flush()
+        if not entries:
+            if not follow:
+                return
+            status = store.redis.hget(store.keys.execution(execution_id), "status")
+            if status is not None and status.decode() in FINAL and not store.redis.exists(key):
+                return
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(inspect)
+    cli.add_command(logs)

@@ -1,0 +1,219 @@
+"""`cronium run`: one job, start to end, in this terminal."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cronium.core.errors import UsageError
+from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
+
+EXIT_CODE_HELP = (
+    "Exit status: the job's own exit code when it ran; 0 succeeded; "
+    f"{EXIT_CODES['timed_out']} timed out; {EXIT_CODES['cancelled']} cancelled (SIGINT/SIGTERM); "
+    f"{EXIT_CODES['oom_killed']} killed for exceeding its memory limit; "
+    f"{EXIT_CODES['error']} setup error (the message names the phase); 2 bad input (nothing was created)."
+)
+
+
+def parse_input(value: str | None) -> Any:
+    """--input: JSON text, or @FILE with JSON in it."""
+    if value is None:
+        return None
+    source = "--input"
+    if value.startswith("@"):
+        path = Path(value[1:])
+        source = f"--input file {path}"
+        try:
+            value = path.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}",
+                         hint="quote JSON for the shell, e.g. --input '{\"name\": \"x\"}'") from None
+
+
+def parse_env(items: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def parse_secret_env(names: tuple[str, ...]) -> dict[str, Secret]:
+    out = {}
+    for name in names:
+        if name not in os.environ:
+            raise UsageError(f"--secret-env {name}: no such variable in this environment",
+                             hint=f"export {name}=… before running, or use --env for non-secret values")
+        out[name] = Secret(os.environ[name])
+    return out
+
+
+def parse_memory(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from cronium.core.config import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise UsageError(f"--memory {value!r} is not a size", hint="use e.g. --memory 256m or --memory 1g") from None
+
+
+def read_script(path: str, job_type: str | None) -> tuple[str, bytes, str]:
+    p = Path(path)
+    if job_type is None:
+        job_type = EXTENSION_TYPES.get(p.suffix.lower())
+        if job_type is None:
+            raise UsageError(f"cannot tell the job type of {path!r} from its extension",
+                             hint="pass --type python|bash|node")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"script {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"script {path!r} is a directory, not a file") from None
+    except PermissionError:
+        raise UsageError(f"script {path!r} is not readable (permission denied)") from None
+    return job_type, data, p.name
+
+
+class StatusLine:
+    """Phase progress on a terminal (stderr), one line rewritten in place."""
+
+    LABELS = {"token": "token", "network": "network", "sidecar": "sidecar", "job": "running", "cleanup": "cleanup"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.done: list[str] = []
+        self.open = False
+
+    def __call__(self, phase: str, state: str) -> None:
+        if not self.enabled or phase not in self.LABELS:
+            return
+        label = self.LABELS[phase]
+        if state == "start":
+            text = " ".join(self.done + [f"{label}…"])
+            sys.stderr.write(f"\r\x1b[2K\x1b[2mcronium: {text}\x1b[0m")
+            self.open = True
+            if phase == "job":  # job output follows: end the status line
+                sys.stderr.write("\n")
+                self.open = False
+        else:
+            self.done.append(f"{label} {'✓' if state == 'done' else '✗'}")
+            if phase == "cleanup" and self.open:
+                sys.stderr.write(f"\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
+                self.open = False
+        sys.stderr.flush()
+
+
+def summary_text(result) -> str:
+    lines = [f"status: {result.status}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else "")]
+    if result.error:
+        lines.append(f"error: {result.error}")
+    lines.append(f"execution: {result.execution_id}")
+    lines.append(f"duration: {result.duration:.2f}s")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "cleanup")
+    lines.append(f"phases: {timings}")
+    if result.output is not None:
+        lines.append(f"output: {json.dumps(result.output, ensure_ascii=False)}")
+    if result.condition is not None:
+        lines.append(f"condition: {json.dumps(result.condition)}")
+    return "\n".join(lines)
+
+
+def install_signal_handlers(cancellation) -> None:
+    """SIGINT/SIGTERM cancel the job (cleanup still runs); a second signal is ignored until then."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        cancellation.cancel(f"received {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command(context_settings={"ignore_unknown_options": False}, epilog=EXIT_CODE_HELP)
+@click.argument("script_or_command", nargs=-1, metavar="SCRIPT | -- CMD ARGS…")
+@click.option("--type", "job_type", type=click.Choice(JOB_TYPES[:3]),
+              help="Script type (default: from the file extension: .py, .sh, .js).")
+@click.option("--image", help="Run CMD ARGS… in this image instead of a script.")
+@click.option("--input", "input_", metavar="JSON|@FILE", help="The job's input, read by cronium.input().")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable for the job.")
+@click.option("--secret-env", multiple=True, metavar="NAME",
+              help="Pass NAME from this environment as a secret (never stored, logged or shown by inspect).")
+@click.option("--timeout", type=float, help="Seconds the job may run (setup not counted).")
+@click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 256m (clamped to limits.max_memory).")
+@click.option("--cpus", type=float, help="CPU limit, e.g. 0.5 (clamped to limits.max_cpus).")
+@click.option("--pids", type=int, help="Process limit (clamped to limits.max_pids).")
+@click.option("--profile", help="Security profile: default, strict, or one defined in config.")
+@click.option("--namespace", help="Variable namespace.")
+@click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document with the result instead of the summary.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the job's output: no status line, no summary.")
+@click.pass_obj
+def run(app, script_or_command, job_type, image, input_, env, secret_env, timeout, memory, cpus, pids, profile,
+        namespace, egress, as_json, quiet):
+    """Run SCRIPT (python, bash or node) — or CMD in --image — as one job, and wait for it.
+
+    The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
+    its stdout and stderr stream here live. Everything it created is removed when it ends.
+    """
+    from cronium.core.lifecycle import Cancellation, Orchestrator
+    from cronium.core.model import JobSpec
+
+    if image:
+        if not script_or_command:
+            raise UsageError("--image needs a command", hint="cronium run --image IMAGE -- CMD ARGS…")
+        if job_type:
+            raise UsageError("--type does not apply to --image jobs")
+        spec_kwargs = dict(job_type="container", image=image, command=tuple(script_or_command),
+                           job_id=f"adhoc-{Path(image).name.split(':')[0]}"[:60])
+    else:
+        if len(script_or_command) != 1:
+            raise UsageError("give exactly one SCRIPT (or --image IMAGE -- CMD ARGS…)")
+        kind, body, name = read_script(script_or_command[0], job_type)
+        spec_kwargs = dict(job_type=kind, script=body, script_name=name, job_id=f"adhoc-{Path(name).stem}"[:60])
+    app.flags.update({"timeout": timeout, "profile": profile, "namespace": namespace})
+    cfg = app.config  # validates flags with the rest of the config (exit 2 on bad values)
+    spec = JobSpec(
+        input=parse_input(input_), env=parse_env(env), secret_env=parse_secret_env(secret_env),
+        timeout=cfg["timeout"], profile=cfg["profile"], namespace=cfg["namespace"], egress=egress,
+        resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), **spec_kwargs)
+    runtime = app.runtime(console=not as_json)
+    orchestrator = Orchestrator(runtime)
+    cancellation = Cancellation()
+    install_signal_handlers(cancellation)
+    status = StatusLine(sys.stderr.isatty() and not quiet and not as_json)
+
+    def report(result):
+        if not as_json and not quiet:
+            click.echo(summary_text(result), err=True)
+
+    try:
+        result = orchestrator.run(spec, events=status, cancel=cancellation, on_result=report)
+    finally:
+        orchestrator.close()
+    if not as_json:
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+    sys.exit(result.cli_exit_code)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(run)

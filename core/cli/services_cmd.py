@@ -1,0 +1,77 @@
+"""`cronium services`: the managed Redis that cronium starts when no redis.url is configured."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from cronium.core.errors import UsageError
+
+
+def _args(cfg) -> dict:
+    from cronium.core.config import state_dir
+
+    return dict(image=cfg["images.redis"], name=cfg["services.redis_container"], network=cfg["services.network"],
+                volume=cfg["services.redis_volume"], port=cfg["services.redis_port"], state_dir=state_dir())
+
+
+def _client(app):
+    from cronium.core.runtime import connect_docker
+
+    return connect_docker(app.config)
+
+
+@click.group("services")
+def services_group():
+    """Manage the services cronium runs for itself (the managed Redis)."""
+
+
+@services_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(app, as_json):
+    """Show whether the managed Redis runs (or which external Redis is configured)."""
+    from cronium.core import services
+    from cronium.core.config import mask_url
+
+    cfg = app.config
+    if not cfg.redis_managed:
+        info = {"redis": "external", "url": mask_url(cfg["redis.url"])}
+    else:
+        info = services.redis_status(_client(app), **_args(cfg)).as_dict()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key:10} {value}")
+
+
+@services_group.command("start")
+@click.pass_obj
+def start(app):
+    """Start the managed Redis (idempotent)."""
+    from cronium.core import services
+    from cronium.core.config import mask_url
+
+    cfg = app.config
+    if not cfg.redis_managed:
+        raise UsageError(f"redis.url is set ({mask_url(cfg['redis.url'])}): cronium does not manage that server")
+    redis = services.ensure_redis(_client(app), **_args(cfg))
+    click.echo(f"redis running: {redis.name} on {redis.host_address}")
+
+
+@services_group.command("stop")
+@click.pass_obj
+def stop(app):
+    """Stop the managed Redis (its data volume is kept)."""
+    from cronium.core import services
+
+    cfg = app.config
+    if not cfg.redis_managed:
+        raise UsageError("redis.url is set: cronium does not manage that server")
+    services.stop_redis(_client(app), **{k: v for k, v in _args(cfg).items() if k in ("name",)})
+    click.echo("redis stopped")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(services_group)

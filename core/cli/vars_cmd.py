@@ -1,0 +1,78 @@
+"""`cronium vars`: the variables jobs read and write, per namespace, on the same store."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from cronium.core.errors import UsageError
+
+namespace_option = click.option("--namespace", "-n", default=None, help="Namespace (default: config `namespace`).")
+
+
+def _ns(app, namespace):
+    if namespace:
+        app.flags["namespace"] = namespace
+    return app.config["namespace"]
+
+
+@click.group("vars")
+def vars_group():
+    """Read and write job variables (the values cronium.get_variable() sees)."""
+
+
+@vars_group.command("list")
+@namespace_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+def list_(app, namespace, as_json):
+    """List the variables of a namespace."""
+    values = app.runtime().store.list_variables(_ns(app, namespace))
+    if as_json:
+        click.echo(json.dumps(values, ensure_ascii=False))
+        return
+    for key, value in values.items():
+        click.echo(f"{key}\t{json.dumps(value, ensure_ascii=False)}")
+
+
+@vars_group.command("get")
+@click.argument("key")
+@namespace_option
+@click.pass_obj
+def get(app, key, namespace):
+    """Print the JSON value of KEY."""
+    click.echo(json.dumps(app.runtime().store.get_variable(_ns(app, namespace), key), ensure_ascii=False))
+
+
+@vars_group.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.option("--string", "as_string", is_flag=True, help="Store VALUE as a string instead of parsing it as JSON.")
+@namespace_option
+@click.pass_obj
+def set_(app, key, value, as_string, namespace):
+    """Set KEY to VALUE (JSON: '"hi"', 42, true, null, '{"a": 1}')."""
+    if not as_string:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise UsageError(f"VALUE {value!r} is not valid JSON",
+                             hint=f"""quote strings as JSON ('"{value}"') or pass --string""") from None
+    app.runtime().store.set_variable(_ns(app, namespace), key, value)
+
+
+@vars_group.command("delete")
+@click.argument("key")
+@namespace_option
+@click.pass_obj
+def delete(app, key, namespace):
+    """Delete KEY."""
+    from cronium.core.errors import NotFound
+
+    ns = _ns(app, namespace)
+    if not app.runtime().store.delete_variable(ns, key):
+        raise NotFound(f"no variable '{key}' in namespace '{ns}'")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(vars_group)

@@ -1,0 +1,422 @@
+"""Layered configuration with provenance.
+
+Precedence, highest first: command-line flag > `CRONIUM_*` environment > `--config FILE` (or
+`./cronium.toml`) > user config (`~/.config/cronium/config.toml`) > the shipped defaults
+(`config/defaults.toml`). The defaults file is the schema: every known key is in it, and a value's
+type comes from its default, refined by the validators below. Unknown keys and bad values are
+`ConfigError`s naming the source, the key, what was expected and what was found.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from .errors import ConfigError
+
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+#: Keys whose values are secrets: shown masked by `cronium config show`.
+SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url"}
+#: Tables whose sub-keys are free-form (plugin settings).
+FREE_FORM_TABLES = ("plugin",)
+#: Tables whose entries are named profiles sharing the schema of `profiles.default`.
+PROFILE_TABLE = "profiles"
+
+
+def parse_size(text: str | int) -> int:
+    """'256m' -> bytes. Accepts k/m/g/t with optional 'b'/'ib'; a bare number is bytes."""
+    if isinstance(text, bool):
+        raise ValueError("not a size")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError("negative size")
+        return text
+    m = SIZE_RE.match(str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit, _ = m.groups()
+    return int(float(number) * SIZE_UNITS[unit.lower()])
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL like redis://user:secret@host."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list of strings"
+    return "a string"
+
+
+# --- validators: (value) -> normalised value, raising ValueError(expected description) ----------
+
+def _positive_number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise ValueError("a positive number of seconds")
+    return v
+
+
+def _size(v: Any) -> str:
+    try:
+        parse_size(v)
+    except ValueError:
+        raise ValueError("a size such as 256m, 1g or 512k") from None
+    return str(v)
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in choices:
+            raise ValueError("one of " + ", ".join(repr(c) for c in choices))
+        return v
+    return check
+
+
+def _cidr(v: Any) -> str:
+    try:
+        ipaddress.ip_network(str(v), strict=True)
+    except ValueError:
+        raise ValueError("an IPv4 network such as 10.213.0.0/16") from None
+    return str(v)
+
+
+def _prefix(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 29:
+        raise ValueError("a subnet prefix length between 16 and 29")
+    return v
+
+
+def _namespace(v: Any) -> str:
+    if not isinstance(v, str) or not NAMESPACE_RE.match(v):
+        raise ValueError("a namespace of 1-64 letters, digits, '_', '.' or '-'")
+    return v
+
+
+def _user(v: Any) -> str:
+    if not isinstance(v, str) or not re.match(r"^[1-9]\d*(:\d+)?$", v):
+        raise ValueError("a non-root numeric user such as '10001:10001'")
+    return v
+
+
+VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "timeout": _positive_number,
+    "namespace": _namespace,
+    "token.algorithm": _one_of("EdDSA", "HS256"),
+    "token.grace": _positive_number,
+    "redis.sidecar_auth": _one_of("acl", "shared"),
+    "redis.connect_timeout": _positive_number,
+    "network.pool": _cidr,
+    "network.subnet_prefix": _prefix,
+    "sidecar.memory": _size,
+    "sidecar.ready_timeout": _positive_number,
+    "limits.max_memory": _size,
+    "limits.max_timeout": _positive_number,
+    "limits.stop_grace": _positive_number,
+    "logs.docker_driver": _one_of("none", "json-file", "local"),
+    # per profile (suffix match on profiles.<name>.<key>)
+    "profile.memory": _size,
+    "profile.swap": _size,
+    "profile.tmpfs_size": _size,
+    "profile.user": _user,
+}
+
+
+def _validator_for(key: str) -> Callable[[Any], Any] | None:
+    parts = key.split(".")
+    if parts[0] == PROFILE_TABLE and len(parts) == 3:
+        return VALIDATORS.get(f"profile.{parts[2]}")
+    return VALIDATORS.get(key)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            if not v:
+                yield key, {}
+            yield from _flatten(v, key + ".")
+        else:
+            yield key, v
+
+
+def _load_toml(path: Path, source: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=source, hint="check the path given to --config") from None
+    except PermissionError:
+        raise ConfigError("file is not readable (permission denied)", source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=source,
+                          hint="see https://toml.io for the syntax") from None
+
+
+def default_data() -> dict[str, Any]:
+    """The shipped defaults (config/defaults.toml, installed as package data)."""
+    text = resources.files("cronium.config").joinpath("defaults.toml").read_text()
+    return tomllib.loads(text)
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "cronium" / "config.toml"
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "cronium"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: Any
+    source: str
+    secret: bool = False
+
+    def shown(self) -> Any:
+        """The value as it may be printed: secrets masked."""
+        if not self.secret or self.value in ("", None):
+            return self.value
+        if isinstance(self.value, str) and "://" in self.value:
+            return mask_url(self.value)
+        return "***"
+
+
+class Config:
+    """The effective configuration: flat dotted keys, each with the source it came from."""
+
+    def __init__(self, settings: dict[str, Setting]):
+        self._settings = settings
+
+    # -- access --------------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._settings[key].value
+        except KeyError:
+            raise KeyError(f"unknown config key '{key}'") from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        s = self._settings.get(key)
+        return default if s is None else s.value
+
+    def source(self, key: str) -> str:
+        return self._settings[key].source
+
+    def settings(self) -> list[Setting]:
+        return [self._settings[k] for k in sorted(self._settings)]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """Keys directly under `name.` as a dict (one level)."""
+        prefix = name + "."
+        return {k[len(prefix):]: s.value for k, s in self._settings.items()
+                if k.startswith(prefix) and "." not in k[len(prefix):]}
+
+    def profile_names(self) -> list[str]:
+        return sorted({k.split(".")[1] for k in self._settings if k.startswith(PROFILE_TABLE + ".")})
+
+    def profile(self, name: str) -> dict[str, Any]:
+        if name not in self.profile_names():
+            raise ConfigError(f"unknown security profile '{name}'",
+                              hint="choose one of: " + ", ".join(self.profile_names())
+                              + " (or define [profiles." + name + "] in config)")
+        return self.section(f"{PROFILE_TABLE}.{name}")
+
+    def plugin_settings(self, plugin: str) -> dict[str, Any]:
+        return {k[len(f"plugin.{plugin}."):]: s.value for k, s in self._settings.items()
+                if k.startswith(f"plugin.{plugin}.")}
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "override") -> "Config":
+        """A copy with some values replaced (validated like any other layer)."""
+        schema = {k: s.value for k, s in self._settings.items()}
+        settings = dict(self._settings)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            settings[key] = Setting(key, _validate(key, value, schema, source), source, key in SECRET_KEYS)
+        return Config(settings)
+
+    @property
+    def redis_managed(self) -> bool:
+        return not self["redis.url"]
+
+
+def _schema_type_check(key: str, value: Any, default: Any, source: str) -> Any:
+    expected = _describe(default)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError("bad value", source=source, key=key, expected=expected, found=value)
+    return value
+
+
+def _validate(key: str, value: Any, schema: Mapping[str, Any], source: str) -> Any:
+    parts = key.split(".")
+    if parts[0] in FREE_FORM_TABLES and len(parts) >= 3:
+        return value
+    schema_key = key
+    if parts[0] == PROFILE_TABLE and len(parts) == 3:
+        schema_key = f"{PROFILE_TABLE}.default.{parts[2]}"
+    if schema_key not in schema:
+        raise ConfigError("unknown key", source=source, key=key,
+                          hint=_suggest(key, schema) or "see `cronium config show` for the known keys")
+    default = schema[schema_key]
+    validator = _validator_for(key)
+    # numbers where a validator decides the exact type (e.g. timeout accepts 2.5)
+    if validator is not None and not isinstance(default, (list, bool)):
+        if isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            pass
+        elif isinstance(default, str) and isinstance(value, (str, int)) and not isinstance(value, bool):
+            pass
+        else:
+            value = _schema_type_check(key, value, default, source)
+        try:
+            return validator(value)
+        except ValueError as exc:
+            raise ConfigError("bad value", source=source, key=key, expected=str(exc), found=value) from None
+    return _schema_type_check(key, value, default, source)
+
+
+def _suggest(key: str, schema: Mapping[str, Any]) -> str | None:
+    import difflib
+    match = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.75)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def _env_value(raw: str, default: Any) -> Any:
+    """Parse an environment string into the type of the default."""
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return raw
+    if isinstance(default, (int, float)):
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                return float(raw)
+            except ValueError:
+                return raw
+    if isinstance(default, list):
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    return raw
+
+
+def env_name(key: str) -> str:
+    return "CRONIUM_" + key.replace(".", "_").upper()
+
+
+#: CRONIUM_* variables that are not configuration keys.
+NON_CONFIG_ENV = {"CRONIUM_CONFIG", "CRONIUM_DISABLE_PLUGINS", "CRONIUM_DEBUG"}
+
+
+def load_config(*, config_file: str | os.PathLike | None = None,
+                flags: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None,
+                use_user_config: bool = True,
+                cwd: str | os.PathLike | None = None) -> Config:
+    """Build the effective configuration from all layers (see module docstring)."""
+    environ = os.environ if environ is None else environ
+    defaults = dict(_flatten(default_data()))
+    defaults = {k: v for k, v in defaults.items() if v != {}}
+    settings: dict[str, Setting] = {
+        k: Setting(k, v, "defaults", k in SECRET_KEYS) for k, v in defaults.items()
+    }
+
+    def apply(data: Mapping[str, Any], source: str) -> None:
+        for key, value in _flatten(data):
+            if value == {}:
+                continue
+            settings[key] = Setting(key, _validate(key, value, defaults, source), source, key in SECRET_KEYS)
+
+    if use_user_config:
+        upath = user_config_path()
+        if upath.is_file():
+            apply(_load_toml(upath, str(upath)), str(upath))
+
+    if config_file is None:
+        config_file = environ.get("CRONIUM_CONFIG") or None
+    if config_file is not None:
+        path = Path(config_file)
+        apply(_load_toml(path, str(path)), str(path))
+    else:
+        local = Path(cwd or os.getcwd()) / "cronium.toml"
+        if local.is_file():
+            apply(_load_toml(local, str(local)), str(local))
+
+    # Profiles defined in files inherit unspecified keys from the default profile.
+    for name in {k.split(".")[1] for k in settings if k.startswith(PROFILE_TABLE + ".")}:
+        for dkey, dval in defaults.items():
+            if dkey.startswith(f"{PROFILE_TABLE}.default."):
+                pkey = f"{PROFILE_TABLE}.{name}.{dkey.rsplit('.', 1)[1]}"
+                if pkey not in settings:
+                    settings[pkey] = Setting(pkey, settings[dkey].value, f"profiles.default ({settings[dkey].source})")
+
+    env_keys = {env_name(k): k for k in settings if k.split(".")[0] not in FREE_FORM_TABLES}
+    for name, raw in environ.items():
+        key = env_keys.get(name)
+        if key is not None:
+            src = f"env {name}"
+            default = settings[key].value
+            settings[key] = Setting(key, _validate(key, _env_value(raw, default), defaults, src), src,
+                                    key in SECRET_KEYS)
+
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        src = f"flag --{key.replace('.', '-').replace('_', '-')}"
+        settings[key] = Setting(key, _validate(key, value, defaults, src), src, key in SECRET_KEYS)
+
+    cfg = Config(settings)
+    _cross_checks(cfg)
+    return cfg
+
+
+def unknown_env(environ: Mapping[str, str] | None = None, config: Config | None = None) -> list[str]:
+    """CRONIUM_* environment variables that match no key (probably typos)."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(s.key) for s in (config.settings() if config else [])} | NON_CONFIG_ENV
+    return sorted(n for n in environ if n.startswith("CRONIUM_") and n not in known)
+
+
+def _cross_checks(cfg: Config) -> None:
+    pool = ipaddress.ip_network(cfg["network.pool"])
+    if cfg["network.subnet_prefix"] <= pool.prefixlen:
+        raise ConfigError("bad value", source=cfg.source("network.subnet_prefix"), key="network.subnet_prefix",
+                          expected=f"a prefix longer than the pool's /{pool.prefixlen}",
+                          found=cfg["network.subnet_prefix"])
+    if cfg["token.algorithm"] == "HS256" and len(cfg["token.secret"]) < 32:
+        raise ConfigError("token.algorithm is HS256 but token.secret is shorter than 32 characters",
+                          source=cfg.source("token.secret"), key="token.secret",
+                          hint="set a long random secret, or use the default EdDSA algorithm")
+    if cfg["timeout"] > cfg["limits.max_timeout"]:
+        raise ConfigError("bad value", source=cfg.source("timeout"), key="timeout",
+                          expected=f"at most limits.max_timeout ({cfg['limits.max_timeout']})", found=cfg["timeout"])

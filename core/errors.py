@@ -1,0 +1,145 @@
+"""Every error cronium raises on purpose, in one place.
+
+Errors carry a message a user can act on (what was wrong and how to fix it). They are translated
+to exit codes only at the edge (the CLI); `exit_code` is that translation.
+"""
+from __future__ import annotations
+
+
+class CroniumError(Exception):
+    """Base class: a problem cronium explains to the user (never a traceback without --debug)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
+
+
+class UsageError(CroniumError):
+    """Bad input on the command line or in a job spec: nothing was created."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file, environment variable or flag has an unknown key or a bad value."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
+                 expected: str | None = None, found: object = None, hint: str | None = None):
+        parts = []
+        if source:
+            parts.append(source)
+        if key:
+            parts.append(f"key '{key}'")
+        prefix = ": ".join(parts)
+        text = f"{prefix}: {message}" if prefix else message
+        if expected is not None:
+            text += f" (expected {expected}, found {found!r})"
+        super().__init__(text, hint=hint)
+        self.source = source
+        self.key = key
+        self.expected = expected
+        self.found = found
+
+
+class PluginLoadError(CroniumError):
+    """A plugin entry point could not be imported or registered."""
+
+    def __init__(self, entry_point: str, distribution: str, reason: str):
+        super().__init__(
+            f"plugin entry point '{entry_point}' from distribution '{distribution}' failed to load: {reason}",
+            hint=f"fix or uninstall '{distribution}', or disable it with CRONIUM_DISABLE_PLUGINS={entry_point.split('=')[0].strip()}",
+        )
+        self.entry_point = entry_point
+        self.distribution = distribution
+        self.reason = reason
+
+
+class PluginValidationError(CroniumError):
+    """A plugin implements a hook that does not exist (misspelled) or with wrong arguments."""
+
+
+class HookFailures(CroniumError):
+    """One or more plugins raised in a notification or cleanup hook; all were still called."""
+
+    def __init__(self, hook: str, failures: list[tuple[str, BaseException]]):
+        details = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failures)
+        super().__init__(f"hook '{hook}' failed in {len(failures)} plugin(s): {details}")
+        self.hook = hook
+        self.failures = failures
+
+
+class MissingProvider(CroniumError):
+    """No enabled plugin supplied the result of a provider hook."""
+
+    def __init__(self, hook: str):
+        super().__init__(
+            f"no plugin provides hook '{hook}'",
+            hint="a built-in plugin may be disabled in config or CRONIUM_DISABLE_PLUGINS; run `cronium plugins`",
+        )
+        self.hook = hook
+
+
+class EngineUnavailable(CroniumError):
+    """The Docker engine does not answer."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            f"the Docker engine is not reachable ({detail})",
+            hint="start it with `make setup` (or `dockerd &`), or point docker.url / DOCKER_HOST at a running engine",
+        )
+
+
+class StoreUnavailable(CroniumError):
+    """Redis does not answer."""
+
+    def __init__(self, detail: str, *, hint: str | None = None):
+        super().__init__(
+            f"the Redis store is not reachable ({detail})",
+            hint=hint or "start the managed Redis with `cronium services start`, or set redis.url to a running server",
+        )
+
+
+class ImageMissing(CroniumError):
+    """A required image is not present on the engine."""
+
+    def __init__(self, image: str, role: str):
+        super().__init__(
+            f"the {role} image '{image}' is not present on the Docker engine",
+            hint="build the images with `cronium images build` (no registry is used)",
+        )
+        self.image = image
+
+
+class PhaseError(CroniumError):
+    """A lifecycle phase failed before or around the job; the execution ends with status `error`."""
+
+    def __init__(self, phase: str, reason: str, *, hint: str | None = None):
+        super().__init__(f"{phase} phase failed: {reason}", hint=hint)
+        self.phase = phase
+        self.reason = reason
+
+
+class SecurityNotApplied(PhaseError):
+    """A security setting could not be applied: the job refuses to start instead of running without it."""
+
+    def __init__(self, setting: str, reason: str):
+        super().__init__("security", f"could not apply {setting}: {reason}",
+                         hint="fix the profile in config, or choose another with --profile")
+
+
+class NotFound(CroniumError):
+    """A named thing (execution, variable, deployment…) does not exist."""
+
+    exit_code = 1
+
+
+class Cancelled(CroniumError):
+    """The run was cancelled (SIGINT/SIGTERM or `cronium cancel`)."""
+
+    exit_code = 130

@@ -1,0 +1,94 @@
+"""What an executor plugin returns from `start_job`, and how container options are merged."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol, Sequence
+
+from .errors import SecurityNotApplied
+from .model import ContainerOptions
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int | None
+    oom_killed: bool = False
+    error: str | None = None  # the engine's own error for the container, if any
+
+
+class JobHandle(Protocol):
+    """A prepared job: created and attached, not yet started."""
+
+    container_id: str
+
+    def start(self) -> None:
+        """Start the job and deliver its script. Output produced from here on is never missed."""
+
+    def chunks(self) -> Iterator[tuple[int, bytes | None]]:
+        """Raw output in arrival order: (1 = stdout | 2 = stderr, bytes). A `(0, None)` item means
+        "nothing more right now" (the reader flushes its batches). Ends when the job's output
+        closes (the job exited or was stopped)."""
+
+    def exit_status(self) -> ExitStatus:
+        """Once output has ended: the exit code and whether the kernel OOM-killed the job."""
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+
+
+#: Security settings the core requires in the merged options of every container, with a check.
+REQUIRED_SETTINGS = {
+    "non-root user": lambda o: bool(o.user) and o.user.split(":")[0] not in ("0", "root"),
+    "read-only root filesystem": lambda o: o.host_config.get("ReadonlyRootfs") is True,
+    "cap-drop ALL": lambda o: "ALL" in (o.host_config.get("CapDrop") or []),
+    "no-new-privileges": lambda o: any(s.startswith("no-new-privileges") for s in o.host_config.get("SecurityOpt") or []),
+    "memory limit": lambda o: (o.host_config.get("Memory") or 0) > 0,
+    "swap limit": lambda o: (o.host_config.get("MemorySwap") or 0) >= (o.host_config.get("Memory") or 1),
+    "pids limit": lambda o: (o.host_config.get("PidsLimit") or 0) > 0,
+    "CPU limit": lambda o: (o.host_config.get("NanoCpus") or 0) > 0,
+}
+
+_LIST_KEYS = {"CapDrop", "CapAdd", "SecurityOpt", "Mounts", "Ulimits"}
+_DICT_KEYS = {"Tmpfs", "Sysctls"}
+
+
+def merge_options(contributions: Sequence[ContainerOptions]) -> ContainerOptions:
+    """Merge contributions in order: later scalar HostConfig keys win, list keys concatenate
+    (de-duplicated), dict keys merge; env and labels merge; the last user/working_dir wins."""
+    host: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    user = working_dir = None
+    applied: list[str] = []
+    for c in contributions:
+        for key, value in c.host_config.items():
+            if key in _LIST_KEYS:
+                merged = list(host.get(key, []))
+                merged += [v for v in value if v not in merged]
+                host[key] = merged
+            elif key in _DICT_KEYS:
+                host[key] = {**host.get(key, {}), **value}
+            else:
+                host[key] = value
+        env.update(c.env)
+        labels.update(c.labels)
+        user = c.user or user
+        working_dir = c.working_dir or working_dir
+        applied += [a for a in c.applied if a not in applied]
+    return ContainerOptions(host_config=host, env=env, labels=labels, user=user, working_dir=working_dir,
+                            applied=tuple(applied), source="merged")
+
+
+def require_security(options: ContainerOptions, role: str) -> None:
+    """Refuse to start a container whose merged options miss a required security setting."""
+    for setting, present in REQUIRED_SETTINGS.items():
+        if not present(options):
+            raise SecurityNotApplied(f"{setting} on the {role} container",
+                                     "no enabled plugin supplied it (is the 'security' plugin disabled?)")
+
+
+def check_engine_warnings(warnings: Sequence[str] | None, role: str) -> None:
+    """The engine may accept a container but discard a limit (e.g. no pids cgroup): refuse."""
+    for warning in warnings or []:
+        low = warning.lower()
+        if "discard" in low or "not support" in low or "limitation" in low:
+            raise SecurityNotApplied(f"a limit on the {role} container", f"the Docker engine said: {warning}")

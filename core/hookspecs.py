@@ -1,0 +1,211 @@
+"""Every hook of cronium's job lifecycle, in the order they fire.
+
+Two kinds of hooks:
+
+- **Providers** supply something the lifecycle needs. `firstresult` providers take the first
+  non-None result (a plugin declines by returning None); the built-in implementations are marked
+  `trylast=True`, so an installed plugin that answers wins. Contribution providers
+  (`container_options`, `log_sinks`) are called on every plugin and the core merges the results.
+  A provider that no plugin answers is a `MissingProvider` error naming the hook.
+- **Notifications** tell every plugin what happened. The core calls every implementation even if
+  one raises, and reports all failures together, naming the plugins (see `core/plugins.py`).
+  Notifications return nothing.
+
+Arguments are always passed by keyword; a hook's arguments may grow but are never renamed. Payloads
+are frozen dataclasses from `cronium.core.model`. No hook ever receives the execution token or a
+secret env value in clear: the token reaches only the providers that must hand it on, wrapped in
+`Secret`; `token_issued` receives the claims only.
+
+Shared arguments:
+
+- `execution` (`ExecutionInfo`): ids, job, namespace, image, profile, effective resources,
+  deadline and the labels every Docker object of this execution must carry.
+- `runtime` (`Runtime`): the services of the orchestrating process — `runtime.config` (`Config`),
+  `runtime.docker` (a docker SDK `DockerClient`), `runtime.store` (`Store`, Redis access),
+  `runtime.owner` (this process's owner id), `runtime.pm` (the plugin manager).
+- `resources` (`ResourceRegistry`): call `resources.add(kind, name, remove)` the moment a resource
+  exists; the core removes everything registered in reverse order on every path, and one failing
+  removal never prevents the others.
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("cronium")
+
+
+# --- process start -------------------------------------------------------------------------------
+
+@hookspec
+def startup(runtime):
+    """Notification: the orchestrating process (a `cronium run`, a worker, the scheduler) has loaded
+    its plugins and configuration and is about to run jobs. Fires once per process.
+
+    :param runtime: the process's services.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Provider (contribution): add Click commands to the `cronium` CLI.
+
+    Called once when the CLI starts. Implementations call `cli.add_command(...)`. Return value
+    ignored.
+
+    :param cli: the top-level `click.Group`.
+    """
+
+
+# --- 1. token ------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def issue_token(execution, runtime):
+    """Provider (firstresult): mint the execution token.
+
+    Called first in the lifecycle, before any Docker object exists. The built-in `token` plugin
+    signs a JWT with a fresh Ed25519 key per execution (or HS256 with the configured secret).
+
+    :param execution: the execution the token is scoped to.
+    :param runtime: the process's services.
+    :return: an `IssuedToken` (token and verify key as `Secret`, plus the claims), or None to
+        decline.
+    """
+
+
+@hookspec
+def token_issued(execution, claims):
+    """Notification: the execution token was minted.
+
+    :param execution: the execution.
+    :param claims: `TokenClaims` — the claims only; the token never reaches this hook.
+    """
+
+
+# --- 2. network ----------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def create_network(execution, runtime, resources):
+    """Provider (firstresult): create the execution's private network.
+
+    The built-in `network` plugin creates a bridge network `cronium-net-<execution>`, internal (no
+    egress) unless the job may have egress, on a small subnet from `network.pool`, labelled with
+    `execution.labels`. It registers the network's removal in `resources`.
+
+    :return: a `NetworkInfo`, or None to decline.
+    """
+
+
+@hookspec
+def network_created(execution, network):
+    """Notification: the execution's network exists.
+
+    :param network: `NetworkInfo` (name, id, subnet, internal).
+    """
+
+
+# --- 3. container options (security profile and any plugin adding env/labels) --------------------
+
+@hookspec
+def container_options(execution, role, runtime):
+    """Provider (contribution): options for one of the execution's containers.
+
+    Called for `role="sidecar"` and for `role="job"` before each container is created. Every
+    plugin may contribute; the core merges the contributions in call order (later HostConfig keys
+    override earlier ones, list keys are concatenated, env and labels are merged). The built-in
+    `security` plugin contributes the security profile (non-root user, read-only root, tmpfs,
+    cap-drop ALL, no-new-privileges, memory/swap/CPU/pids limits, seccomp) and lists the settings it
+    guarantees in `ContainerOptions.applied`; the core refuses to start a container when a required
+    setting is missing from the merged result.
+
+    :param role: "sidecar" or "job".
+    :return: a `ContainerOptions`, or None.
+    """
+
+
+# --- 4. sidecar ----------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def launch_sidecar(execution, network, token, options, runtime, resources):
+    """Provider (firstresult): start the runtime-API sidecar and return once it is ready.
+
+    The built-in `sidecar` plugin starts `cronium-runtime-<execution>` from the sidecar image on
+    the job network with alias `runtime-api` (port 8081 not published), also attached to the
+    services network so it can reach Redis, hands it its settings over stdin, waits for its ready
+    line and confirms `/health`. It registers the container's removal (and any per-execution Redis
+    credential) in `resources`.
+
+    :param network: `NetworkInfo` of the job network.
+    :param token: `IssuedToken`; the sidecar needs `token.verify_key` only.
+    :param options: merged `ContainerOptions` for role "sidecar".
+    :return: a `SidecarInfo`, or None to decline.
+    """
+
+
+@hookspec
+def sidecar_started(execution, sidecar):
+    """Notification: the sidecar is up and answered its health check.
+
+    :param sidecar: `SidecarInfo` (container id, name, alias, url, seconds to ready).
+    """
+
+
+# --- 5. logs -------------------------------------------------------------------------------------
+
+@hookspec
+def log_sinks(execution, runtime):
+    """Provider (contribution): where the job's output goes.
+
+    Called once per execution before the job starts. The built-in `logs` plugin returns the
+    terminal sink (when the runtime has a console), the Redis stream sink and the file sink.
+    A sink has `name`, `write(records)` (a batch of `LogRecord`s, in order) and `close(ok)`.
+    A sink that raises is dropped for the rest of the job and the failure is reported; the other
+    sinks keep receiving every record.
+
+    :return: a sink, a list of sinks, or None.
+    """
+
+
+# --- 6. job --------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def start_job(execution, network, sidecar, launch, runtime, resources):
+    """Provider (firstresult): the executor. Create the job container, attach to its output,
+    deliver the script, start it.
+
+    The built-in `docker_executor` plugin creates `cronium-job-<execution>` on the job network
+    only, attaches to stdin/stdout/stderr before starting it (so no output can be missed), writes
+    the script to its stdin and returns a handle. An executor for another engine (Kubernetes,
+    Nomad) implements this hook (and `create_network`/`launch_sidecar`) in a plugin.
+
+    :param launch: `JobLaunch` (image, command, env, secret env incl. the token as `Secret`s,
+        merged options, script bytes, container name).
+    :return: a `JobHandle` (see `cronium.core.executor`), or None to decline.
+    """
+
+
+@hookspec
+def job_started(execution, container_id):
+    """Notification: the job container is running; its timeout starts now.
+
+    :param container_id: the engine's id of the job container.
+    """
+
+
+# --- 7. finish and cleanup -----------------------------------------------------------------------
+
+@hookspec
+def job_finished(execution, result):
+    """Notification: the execution has its final status (before cleanup starts).
+
+    :param result: `JobResult` (status, exit code, timings, output value, condition, error).
+    """
+
+
+@hookspec
+def cleanup(execution, result):
+    """Notification: every registered resource of the execution has been removed (or its removal
+    failed and was reported). Plugins drop per-execution state they kept. Always fires, on every
+    path, including setup errors halfway.
+
+    :param result: the final `JobResult` (status "error" when setup failed).
+    """

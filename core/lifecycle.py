@@ -1,0 +1,457 @@
+"""The job lifecycle driver: one execution, phase by phase, every phase done through hooks.
+
+    validate ─▶ record ─▶ token ─▶ network ─▶ sidecar (ready) ┐
+                                          └▶ job container created + attached ┘─▶ start ─▶ logs
+    ─▶ exit / timeout / cancel ─▶ final record ─▶ job_finished ─▶ cleanup (always)
+
+Every resource a plugin creates is registered in the execution's `ResourceRegistry` the moment it
+exists and is removed in reverse order on every path — success, failure, timeout, cancel, and a
+plugin raising halfway through setup. Setup time is not charged to the job's timeout.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from .config import Config, parse_size
+from .errors import Cancelled, CroniumError, ImageMissing, PhaseError, StoreUnavailable, UsageError
+from .executor import ExitStatus, JobHandle, merge_options, require_security
+from .logs import LogPump
+from .model import (INTERPRETERS, JOB_TYPES, ContainerOptions, ExecutionInfo, JobLaunch, JobResult, JobSpec,
+                    Resources, new_execution_id)
+from .plugins import contributions, notify, notify_or_raise, provide
+from .runtime import Runtime
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SCRIPT_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
+RUNTIME_API_URL = "http://runtime-api:8081"
+#: Extra seconds beyond setup + timeout + stop grace before a reaper may remove an execution's
+#: resources even though its owner still looks alive.
+DEADLINE_SLACK = 300
+
+EventCallback = Callable[[str, str], None]
+
+
+class ResourceRegistry:
+    """Undo actions for everything an execution created, run in reverse order."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str, Callable[[], None]]] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, name: str, remove: Callable[[], None]) -> None:
+        with self._lock:
+            self._items.append((kind, name, remove))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def release_all(self) -> list[tuple[str, BaseException]]:
+        """Remove everything (reverse order); returns failures, never raises."""
+        failures = []
+        while True:
+            with self._lock:
+                if not self._items:
+                    break
+                kind, name, remove = self._items.pop()
+            try:
+                remove()
+            except Exception as exc:
+                failures.append((f"{kind} {name}", exc))
+        return failures
+
+
+class Cancellation:
+    """Set from a signal handler or another thread to stop an execution."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_set(self, phase: str) -> None:
+        if self._event.is_set():
+            raise Cancelled(f"cancelled during {phase}: {self.reason}")
+
+
+def _clamp(value: float | int | None, default: Any, maximum: float | int) -> Any:
+    chosen = default if value is None else value
+    return min(chosen, maximum)
+
+
+def validate_spec(spec: JobSpec, config: Config) -> JobSpec:
+    """Check a job spec before anything is created; `UsageError` (exit 2) names what is wrong."""
+    if spec.job_type not in JOB_TYPES:
+        raise UsageError(f"unknown job type '{spec.job_type}'", hint="use one of: " + ", ".join(JOB_TYPES))
+    if spec.job_type == "container":
+        if not spec.image:
+            raise UsageError("a container job needs an image", hint="cronium run --image IMAGE -- CMD ARGS…")
+        if not spec.command and spec.script is None:
+            raise UsageError("a container job needs a command", hint="cronium run --image IMAGE -- CMD ARGS…")
+    elif spec.script is None:
+        raise UsageError(f"a {spec.job_type} job needs a script")
+    timeout = spec.timeout if spec.timeout is not None else config["timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise UsageError(f"invalid timeout {timeout!r}: give a positive number of seconds")
+    if timeout > config["limits.max_timeout"]:
+        raise UsageError(f"timeout {timeout}s is above the maximum of {config['limits.max_timeout']}s",
+                         hint="lower --timeout or raise limits.max_timeout in config")
+    profile = spec.profile or config["profile"]
+    config.profile(profile)  # raises a clear ConfigError for an unknown profile
+    namespace = spec.namespace or config["namespace"]
+    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", namespace):
+        raise UsageError(f"invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '.' or '-'")
+    for name in list(spec.env) + list(spec.secret_env):
+        if not ENV_NAME_RE.match(name):
+            raise UsageError(f"invalid environment variable name {name!r}")
+        if name.startswith("CRONIUM_"):
+            raise UsageError(f"environment variable {name} is reserved for cronium")
+    r = spec.resources
+    if r.memory is not None and r.memory < 6 * 1024 * 1024:
+        raise UsageError(f"memory limit {r.memory} bytes is too small: Docker needs at least 6m")
+    if r.cpus is not None and not r.cpus > 0:
+        raise UsageError(f"invalid CPU limit {r.cpus!r}: give a positive number such as 0.5")
+    if r.pids is not None and r.pids < 8:
+        raise UsageError(f"pids limit {r.pids} is too small: give at least 8")
+    if spec.egress and not config["network.egress_allowed"]:
+        raise UsageError("this job asks for network egress, but network.egress_allowed is false",
+                         hint="set network.egress_allowed = true in config to allow jobs egress")
+    try:
+        json.dumps(spec.input)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"job input is not JSON-serialisable: {exc}") from None
+    return spec.with_(timeout=float(timeout), profile=profile, namespace=namespace)
+
+
+def script_file_name(spec: JobSpec) -> str:
+    ext = {"python": ".py", "bash": ".sh", "node": ".js"}.get(spec.job_type, "")
+    name = SCRIPT_NAME_RE.sub("_", spec.script_name or "") or f"script{ext}"
+    return name[:100]
+
+
+def build_execution(spec: JobSpec, runtime: Runtime) -> ExecutionInfo:
+    cfg = runtime.config
+    profile = cfg.profile(spec.profile)
+    limits = cfg.section("limits")
+    resources = Resources(
+        memory=_clamp(spec.resources.memory, parse_size(profile["memory"]), parse_size(limits["max_memory"])),
+        cpus=_clamp(spec.resources.cpus, profile["cpus"], limits["max_cpus"]),
+        pids=_clamp(spec.resources.pids, profile["pids"], limits["max_pids"]),
+    )
+    execution_id = spec.execution_id or new_execution_id()
+    now = time.time()
+    deadline = now + cfg["sidecar.ready_timeout"] + spec.timeout + limits["stop_grace"] + DEADLINE_SLACK
+    image = spec.image or cfg[f"images.{spec.job_type}"]
+    job_id = spec.job_id or "adhoc"
+    labels = {
+        "cronium.managed": "true",
+        "cronium.execution": execution_id,
+        "cronium.owner": runtime.owner,
+        "cronium.deadline": str(int(deadline)),
+        "cronium.job": job_id[:63],
+    }
+    return ExecutionInfo(
+        execution_id=execution_id, job_id=job_id, job_name=spec.job_name or job_id, job_type=spec.job_type,
+        namespace=spec.namespace, owner=runtime.owner, image=image, profile=spec.profile, timeout=spec.timeout,
+        created_at=now, deadline=deadline, labels=labels, resources=resources, egress=spec.egress,
+        attempt=spec.attempt,
+    )
+
+
+@dataclass
+class _Run:
+    """Mutable state of one execution while it runs."""
+
+    execution: ExecutionInfo
+    spec: JobSpec
+    resources: ResourceRegistry
+    timings: dict[str, float]
+    warnings: list[str]
+    token: Any = None
+    current_phase: str = "prepare"
+    handle: JobHandle | None = None
+    pump: LogPump | None = None
+    job_started_at: float | None = None
+
+
+class Orchestrator:
+    """Runs executions through the lifecycle. One per process; `run()` is thread-safe."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="cronium-phase")
+
+    # --- public API ------------------------------------------------------------------------
+    def run(self, spec: JobSpec, *, events: EventCallback | None = None,
+            cancel: Cancellation | None = None,
+            on_result: Callable[[JobResult], None] | None = None) -> JobResult:
+        """Run one execution to its end and clean up. Raises `UsageError` for a bad spec (nothing
+        created), `StoreUnavailable`/`EngineUnavailable` before anything is created; every later
+        failure becomes a result with status `error`. `on_result` is called with the final result
+        before cleanup starts (so a CLI can report it while cleanup runs)."""
+        rt = self.runtime
+        events = events or (lambda phase, state: None)
+        cancel = cancel or Cancellation()
+        t0 = time.time()
+        spec = validate_spec(spec, rt.config)
+        store = rt.store  # Redis must answer before any container is created
+        docker_client = rt.docker
+        rt.start()
+        execution = build_execution(spec, rt)
+        self._check_images(docker_client, execution, spec)
+        run = _Run(execution, spec, ResourceRegistry(), {}, [])
+        record = {
+            "id": execution.execution_id, "job_id": execution.job_id, "job_name": execution.job_name,
+            "job_type": execution.job_type, "namespace": execution.namespace, "owner": rt.owner,
+            "host": rt.owner.split(".")[0], "status": "pending", "created_at": execution.created_at,
+            "deadline": execution.deadline, "spec": spec.describe(), "attempt": spec.attempt,
+            "context": {"executionId": execution.execution_id, "jobId": execution.job_id,
+                        "jobName": execution.job_name, "jobType": execution.job_type,
+                        "namespace": execution.namespace, "startTime": _iso(execution.created_at),
+                        "metadata": dict(spec.metadata)},
+        }
+        if spec.input is not None:
+            record["input"] = spec.input
+        store.create_execution(execution.execution_id, record, created_at=execution.created_at)
+        run.timings["prepare"] = time.time() - t0
+
+        status, exit_code, error, error_phase = "error", None, None, None
+        try:
+            cancel.raise_if_set("setup")
+            status, exit_code = self._execute(run, events, cancel)
+        except Cancelled as exc:
+            status, error, error_phase = "cancelled", exc.message, None
+        except PhaseError as exc:
+            status, error, error_phase = "error", str(exc), exc.phase
+        except CroniumError as exc:
+            status, error, error_phase = "error", str(exc), getattr(exc, "phase", None) or self._phase_of(run)
+        except KeyboardInterrupt:
+            status, error, error_phase = "cancelled", "interrupted", None
+        except Exception as exc:  # a plugin bug must still end in a result and a cleanup
+            status, error, error_phase = "error", f"{type(exc).__name__}: {exc}", self._phase_of(run)
+        finally:
+            result = self._finish(run, status, exit_code, error, error_phase, events, on_result)
+        return result
+
+    # --- phases ----------------------------------------------------------------------------
+    def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[str, int | None]:
+        rt, pm, ex = self.runtime, self.runtime.pm, run.execution
+        store = rt.store
+
+        with self._phase(run, "token", events):
+            run.token = provide(pm, "issue_token", execution=ex, runtime=rt)
+            notify_or_raise(pm, "token_issued", execution=ex, claims=run.token.claims)
+        cancel.raise_if_set("setup")
+
+        with self._phase(run, "network", events):
+            network = provide(pm, "create_network", execution=ex, runtime=rt, resources=run.resources)
+            notify_or_raise(pm, "network_created", execution=ex, network=network)
+        cancel.raise_if_set("setup")
+
+        with self._phase(run, "sidecar", events):
+            sidecar_options = self._options(ex, "sidecar")
+            job_options = self._options(ex, "job")
+            launch = self._launch(run, job_options)
+            # Boot the sidecar and prepare the job container at the same time.
+            sidecar_future = self._pool.submit(
+                provide, pm, "launch_sidecar", execution=ex, network=network, token=run.token,
+                options=sidecar_options, runtime=rt, resources=run.resources)
+            try:
+                run.handle = provide(pm, "start_job", execution=ex, network=network, launch=launch,
+                                     runtime=rt, resources=run.resources)
+            except BaseException:
+                # Let the sidecar launch finish so that what it created is registered for cleanup.
+                sidecar_future.exception()
+                raise
+            sidecar = sidecar_future.result()
+            notify_or_raise(pm, "sidecar_started", execution=ex, sidecar=sidecar)
+        run.timings["sidecar_ready"] = sidecar.ready_seconds
+        cancel.raise_if_set("setup")
+
+        with self._phase(run, "job", events):
+            sinks = [s for _, s in contributions(pm, "log_sinks", execution=ex, runtime=rt)]
+            run.pump = LogPump(run.handle.chunks(), sinks, max_line=rt.config["logs.max_line_bytes"],
+                               on_sink_error=lambda name, exc: run.warnings.append(f"log sink {name} failed: {exc}"))
+            run.pump.start()
+            run.handle.start()
+            run.job_started_at = time.time()
+            store.update_execution(ex.execution_id, {"status": "running", "started_at": run.job_started_at})
+            notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id)
+            outcome = self._wait(run, cancel)
+            exit_status = run.handle.exit_status()
+        if outcome == "timed_out":
+            return "timed_out", exit_status.exit_code
+        if outcome == "cancelled":
+            return "cancelled", exit_status.exit_code
+        return _status_of(exit_status), exit_status.exit_code
+
+    def _wait(self, run: _Run, cancel: Cancellation) -> str:
+        """Wait for the job's output to end, its timeout, or a cancel. Returns the outcome."""
+        pump, grace = run.pump, self.runtime.config["limits.stop_grace"]
+        deadline = run.job_started_at + run.execution.timeout
+        while not pump.done.wait(min(0.05, max(0.0, deadline - time.time()))):
+            if cancel.is_set:
+                run.handle.stop(grace)
+                pump.join(grace + 10)
+                return "cancelled"
+            if time.time() >= deadline:
+                run.handle.stop(grace)
+                pump.join(grace + 10)
+                return "timed_out"
+        pump.join()
+        return "exited"
+
+    def _finish(self, run: _Run, status: str, exit_code: int | None, error: str | None,
+                error_phase: str | None, events: EventCallback, on_result) -> JobResult:
+        rt, ex = self.runtime, run.execution
+        finished = time.time()
+        if run.pump is not None:
+            run.pump.join(5)
+            run.pump.close_sinks(ok=status == "succeeded")
+            if run.pump.error is not None and status == "succeeded":
+                run.warnings.append(f"log stream ended with an error: {run.pump.error}")
+        output = condition = None
+        try:
+            values = rt.store.redis.hmget(rt.store.keys.execution(ex.execution_id), ["output", "condition"])
+            output = json.loads(values[0]) if values[0] else None
+            condition = json.loads(values[1]) if values[1] else None
+        except Exception as exc:
+            run.warnings.append(f"could not read the job's output value: {exc}")
+        result = JobResult(
+            execution_id=ex.execution_id, job_id=ex.job_id, status=status, exit_code=exit_code,
+            started_at=ex.created_at, finished_at=finished, timings=dict(run.timings), output=output,
+            condition=condition, error=error, error_phase=error_phase,
+            log_lines=run.pump.lines if run.pump else 0,
+        )
+        try:
+            rt.store.update_execution(ex.execution_id, {
+                "status": status, "exit_code": exit_code, "finished_at": finished, "timings": result.timings,
+                "error": error or "", "error_phase": error_phase or "", "log_lines": result.log_lines,
+                "warnings": run.warnings,
+            })
+        except StoreUnavailable as exc:
+            run.warnings.append(str(exc))
+        for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result):
+            run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
+        if on_result is not None:
+            on_result(result)
+        # --- cleanup: always, everything, reverse order ---
+        events("cleanup", "start")
+        t = time.time()
+        for what, exc in run.resources.release_all():
+            run.warnings.append(f"cleanup of {what} failed: {exc}")
+        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result):
+            run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
+        run.token = None  # the token lives only as long as the job
+        run.timings["cleanup"] = time.time() - t
+        events("cleanup", "done")
+        try:
+            rt.store.update_execution(ex.execution_id, {"timings": run.timings, "warnings": run.warnings})
+        except StoreUnavailable:
+            pass
+        return replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
+
+    # --- helpers ---------------------------------------------------------------------------
+    class _PhaseTimer:
+        def __init__(self, orch: "Orchestrator", run: _Run, name: str, events: EventCallback):
+            self.run, self.name, self.events = run, name, events
+
+        def __enter__(self):
+            self.t = time.time()
+            self.run.current_phase = self.name
+            self.events(self.name, "start")
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            self.run.timings[self.name] = time.time() - self.t
+            self.events(self.name, "done" if exc is None else "failed")
+            if exc is None or isinstance(exc, (PhaseError, Cancelled)) or not isinstance(exc, Exception):
+                return False
+            # Anything else raised inside a phase (a plugin's error or bug) names the phase.
+            reason = str(exc) if isinstance(exc, CroniumError) else f"{type(exc).__name__}: {exc}"
+            raise PhaseError(self.name, reason, hint=getattr(exc, "hint", None)) from exc
+
+    def _phase(self, run: _Run, name: str, events: EventCallback) -> "_PhaseTimer":
+        return Orchestrator._PhaseTimer(self, run, name, events)
+
+    @staticmethod
+    def _phase_of(run: _Run) -> str:
+        return run.current_phase
+
+    def _options(self, ex: ExecutionInfo, role: str) -> ContainerOptions:
+        contribs = [c for _, c in contributions(self.runtime.pm, "container_options", execution=ex, role=role,
+                                                 runtime=self.runtime)]
+        merged = merge_options(contribs)
+        require_security(merged, role)
+        return merged
+
+    def _launch(self, run: _Run, options: ContainerOptions) -> JobLaunch:
+        spec, ex = run.spec, run.execution
+        env = dict(options.env)
+        env.update(spec.env)
+        if spec.job_type == "python":
+            env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update({
+            "CRONIUM_JOB_ID": ex.job_id,
+            "CRONIUM_JOB_TYPE": ex.job_type,
+            "CRONIUM_EXECUTION_MODE": "container",
+            "CRONIUM_EXECUTION_ID": ex.execution_id,
+            "CRONIUM_RUNTIME_API": RUNTIME_API_URL,
+        })
+        secret_env = dict(spec.secret_env)
+        secret_env["CRONIUM_EXECUTION_TOKEN"] = run.token.token
+        if spec.job_type == "container":
+            command = tuple(spec.command)
+        else:
+            # The script arrives on stdin and is written to a file on the tmpfs work dir, so that
+            # it is neither in argv nor in `docker inspect`, and tracebacks name the file.
+            command = ("/bin/sh", "-c", 'cat > "$1" && exec "$0" "$1"', INTERPRETERS[spec.job_type],
+                       f"/work/{script_file_name(spec)}")
+        return JobLaunch(image=ex.image, command=command, env=env, secret_env=secret_env, options=options,
+                         script=spec.script, name=f"cronium-job-{ex.execution_id}")
+
+    def _check_images(self, client, ex: ExecutionInfo, spec: JobSpec) -> None:
+        from docker.errors import ImageNotFound
+
+        for image, role in ((self.runtime.config["images.sidecar"], "sidecar"), (ex.image, f"{spec.job_type} job")):
+            try:
+                client.api.inspect_image(image)
+            except ImageNotFound:
+                raise ImageMissing(image, role) from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def _status_of(exit_status: ExitStatus) -> str:
+    if exit_status.oom_killed:
+        return "oom_killed"
+    if exit_status.exit_code == 0:
+        return "succeeded"
+    return "failed"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def run_job(spec: JobSpec, runtime: Runtime | None = None, **kwargs: Any) -> JobResult:
+    """Run one job through the whole lifecycle (the Python API behind `cronium run`)."""
+    rt = runtime or Runtime()
+    orch = Orchestrator(rt)
+    try:
+        return orch.run(spec, **kwargs)
+    finally:
+        orch.close()

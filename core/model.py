@@ -1,0 +1,284 @@
+"""Typed, frozen payloads: what a job is, and what the hooks receive.
+
+Nothing here holds a secret in clear: the execution token and secret env values travel inside
+`Secret`, whose repr and str are masked, so printing or logging a payload never shows them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+JOB_TYPES = ("python", "bash", "node", "container")
+EXTENSION_TYPES = {".py": "python", ".sh": "bash", ".bash": "bash", ".js": "node", ".mjs": "node", ".cjs": "node"}
+INTERPRETERS = {"python": "python3", "bash": "bash", "node": "node"}
+
+#: Final statuses, exactly one per finished execution.
+FINAL_STATUSES = ("succeeded", "failed", "timed_out", "oom_killed", "cancelled", "error")
+#: Exit codes of `cronium run` for outcomes that have no exit code of their own.
+EXIT_CODES = {"timed_out": 124, "error": 125, "oom_killed": 137, "cancelled": 130, "lost": 1}
+
+#: Phase names, in lifecycle order.
+PHASES = ("prepare", "token", "network", "sidecar", "job", "cleanup")
+
+
+class Secret:
+    """A string that never shows itself by accident. Call `reveal()` where the value is needed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(("Secret", len(self._value)))
+
+    def __reduce__(self):  # never pickled into a record by mistake
+        raise TypeError("Secret values cannot be pickled")
+
+
+def new_execution_id() -> str:
+    return "exec_" + secrets.token_hex(8)
+
+
+def new_owner_id() -> str:
+    """Identifies one orchestrating process (a `cronium run` or a worker): host, pid, random."""
+    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requested limits; None means 'the profile's default'."""
+
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run. Built by the CLI, a deployment or the Python API; validated by the core."""
+
+    job_type: str  # python | bash | node | container
+    script: bytes | None = None
+    script_name: str | None = None  # file name inside the container, e.g. hello.py
+    image: str | None = None  # None: the image for job_type from config
+    command: tuple[str, ...] = ()
+    input: Any = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, Secret] = field(default_factory=dict)
+    timeout: float | None = None  # seconds; None: config `timeout`
+    resources: Resources = Resources()
+    profile: str | None = None
+    namespace: str | None = None
+    job_id: str | None = None
+    job_name: str | None = None
+    egress: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    execution_id: str | None = None  # set by a queue for idempotent re-delivery
+    attempt: int = 1
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as stored in the execution record: no script body, no secret values."""
+        return {
+            "job_type": self.job_type,
+            "script_name": self.script_name,
+            "script_bytes": len(self.script) if self.script is not None else None,
+            "image": self.image,
+            "command": list(self.command),
+            "env": sorted(self.env),
+            "secret_env": sorted(self.secret_env),
+            "timeout": self.timeout,
+            "resources": {"memory": self.resources.memory, "cpus": self.resources.cpus, "pids": self.resources.pids},
+            "profile": self.profile,
+            "namespace": self.namespace,
+            "egress": self.egress,
+            "attempt": self.attempt,
+        }
+
+    def with_(self, **changes: Any) -> "JobSpec":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ExecutionInfo:
+    """One execution, as every hook sees it. Never contains the token or secret env values."""
+
+    execution_id: str
+    job_id: str
+    job_name: str
+    job_type: str
+    namespace: str
+    owner: str
+    image: str
+    profile: str
+    timeout: float
+    created_at: float
+    deadline: float  # unix time after which every resource of this execution may be reaped
+    labels: Mapping[str, str]
+    resources: Resources
+    egress: bool = False
+    attempt: int = 1
+
+    @property
+    def short(self) -> str:
+        return self.execution_id
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The claims of the execution token (the token itself never reaches a hook)."""
+
+    execution_id: str
+    job_id: str
+    namespace: str
+    audience: str
+    issuer: str
+    subject: str
+    jti: str
+    issued_at: int
+    not_before: int
+    expires_at: int
+    algorithm: str
+
+    def as_jwt_claims(self) -> dict[str, Any]:
+        return {
+            "sub": self.subject, "aud": self.audience, "iss": self.issuer, "jti": self.jti,
+            "iat": self.issued_at, "nbf": self.not_before, "exp": self.expires_at,
+            "executionId": self.execution_id, "jobId": self.job_id, "namespace": self.namespace,
+        }
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """Returned by the `issue_token` provider: the token (as a Secret), the key the sidecar verifies
+    with, and the claims."""
+
+    token: Secret
+    verify_key: Secret  # PEM public key (EdDSA) or the shared secret (HS256)
+    claims: TokenClaims
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    id: str
+    subnet: str
+    internal: bool
+
+
+@dataclass(frozen=True)
+class SidecarInfo:
+    container_id: str
+    name: str
+    image: str
+    alias: str
+    url: str  # as seen from the job: http://runtime-api:8081
+    probe_url: str | None  # as seen from the orchestrator, when reachable
+    ready_seconds: float  # container start -> ready
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """A contribution to the options of a container (merged by the core, in plugin order).
+
+    `host_config` keys follow the Docker API HostConfig (e.g. "ReadonlyRootfs", "CapDrop",
+    "Memory", "PidsLimit", "SecurityOpt", "Tmpfs"); `env` entries are added to the container env;
+    `labels` to its labels. `applied` names the security settings this contribution guarantees,
+    so the core can refuse to start when one is missing.
+    """
+
+    host_config: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    working_dir: str | None = None
+    applied: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """What the executor needs to start the job container. The token and secret env values are
+    `Secret`s; everything else is plain."""
+
+    image: str
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    secret_env: Mapping[str, Secret]
+    options: ContainerOptions
+    script: bytes | None
+    name: str
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One line (or a fragment of an over-long line) of job output."""
+
+    seq: int
+    stream: str  # "stdout" | "stderr"
+    data: bytes  # includes the trailing b"\n" unless partial or the final unterminated line
+    partial: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The outcome of one execution."""
+
+    execution_id: str
+    job_id: str
+    status: str
+    exit_code: int | None
+    started_at: float
+    finished_at: float
+    timings: Mapping[str, float]
+    output: Any = None
+    condition: bool | None = None
+    error: str | None = None
+    error_phase: str | None = None
+    log_lines: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+    @property
+    def cli_exit_code(self) -> int:
+        if self.status == "succeeded":
+            return 0
+        if self.status == "failed":
+            return self.exit_code if self.exit_code not in (None, 0) else 1
+        return EXIT_CODES.get(self.status, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id, "job_id": self.job_id, "status": self.status,
+            "exit_code": self.exit_code, "duration": round(self.duration, 4),
+            "started_at": self.started_at, "finished_at": self.finished_at,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "output": self.output, "condition": self.condition, "error": self.error,
+            "error_phase": self.error_phase, "log_lines": self.log_lines, "warnings": list(self.warnings),
+        }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

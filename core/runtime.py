@@ -1,0 +1,115 @@
+"""The services one orchestrating process shares between its jobs: config, plugins, the Docker
+client, the Redis store. Created once per process; everything is connected lazily, on first use,
+so that `cronium --help` and friends stay fast."""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from .config import Config, load_config, state_dir
+from .errors import EngineUnavailable
+from .model import new_owner_id
+from .plugins import CroniumPluginManager, create_plugin_manager, notify
+
+if TYPE_CHECKING:
+    import docker
+
+    from .store import Store
+
+
+def connect_docker(config: Config, *, pool_size: int = 64) -> "docker.DockerClient":
+    """A Docker SDK client for the configured engine; `EngineUnavailable` when it doesn't answer."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        if config["docker.url"]:
+            client = docker.DockerClient(base_url=config["docker.url"], timeout=config["docker.timeout"],
+                                         max_pool_size=pool_size)
+        else:
+            client = docker.from_env(timeout=config["docker.timeout"], max_pool_size=pool_size)
+        client.ping()
+    except DockerException as exc:
+        raise EngineUnavailable(_short_docker_error(exc)) from None
+    except Exception as exc:  # requests' connection errors surface raw on some paths
+        raise EngineUnavailable(f"{type(exc).__name__}: {exc}") from None
+    return client
+
+
+def _short_docker_error(exc: Exception) -> str:
+    text = str(exc)
+    if "FileNotFoundError" in text or "No such file" in text:
+        return "no Docker socket at the configured address"
+    if "Connection refused" in text or "ConnectionRefused" in text:
+        return "connection refused"
+    return text.splitlines()[0][:200]
+
+
+class Runtime:
+    """Per-process services handed to hooks as `runtime`."""
+
+    def __init__(self, config: Config | None = None, *, pm: CroniumPluginManager | None = None,
+                 owner: str | None = None, console: bool = False):
+        self.config = config or load_config()
+        self.pm = pm or create_plugin_manager(self.config["plugins.disabled"])
+        self.owner = owner or new_owner_id()
+        #: True when job output should also go to this process's terminal.
+        self.console = console
+        self._lock = threading.Lock()
+        self._started = False
+
+    @cached_property
+    def docker(self) -> "docker.DockerClient":
+        return connect_docker(self.config)
+
+    @cached_property
+    def managed_redis(self):
+        """The managed Redis endpoint (started if needed) — only when redis.url is empty."""
+        from . import services
+
+        cfg = self.config
+        return services.ensure_redis(
+            self.docker, image=cfg["images.redis"], name=cfg["services.redis_container"],
+            network=cfg["services.network"], volume=cfg["services.redis_volume"],
+            port=cfg["services.redis_port"], state_dir=state_dir(),
+        )
+
+    @cached_property
+    def store(self) -> "Store":
+        from .store import Store
+
+        cfg = self.config
+        if cfg.redis_managed:
+            url = self.managed_redis.url
+            hint = "check the managed Redis with `cronium services status`"
+        else:
+            url = cfg["redis.url"]
+            hint = "check that the server in redis.url is running and reachable"
+        store = Store(url, prefix=cfg["redis.key_prefix"], connect_timeout=cfg["redis.connect_timeout"], hint=hint)
+        store.ping()
+        return store
+
+    @property
+    def sidecar_redis_url(self) -> str:
+        """The Redis URL as reachable from the services network (without per-execution credentials)."""
+        cfg = self.config
+        if cfg["redis.sidecar_url"]:
+            return cfg["redis.sidecar_url"]
+        if cfg.redis_managed:
+            return self.managed_redis.sidecar_url
+        return cfg["redis.url"]
+
+    def start(self) -> list[tuple[str, BaseException]]:
+        """Fire the `startup` notification once; returns plugin failures."""
+        with self._lock:
+            if self._started:
+                return []
+            self._started = True
+        return notify(self.pm, "startup", runtime=self)
+
+    def close(self) -> None:
+        if "docker" in self.__dict__:
+            self.docker.close()
+        if "store" in self.__dict__:
+            self.store.redis.close()

@@ -1,0 +1,190 @@
+"""Redis access for the orchestrator: execution records, variables, log streams, heartbeats.
+
+Key layout: see docs/architecture.md. Every method raises `StoreUnavailable` (never a redis-py
+traceback) when Redis does not answer.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+import redis
+
+from .config import mask_url
+from .errors import NotFound, StoreUnavailable, UsageError
+from .model import dumps
+
+VARIABLE_KEY_MAX = 256
+
+
+def validate_variable_key(key: str) -> str:
+    import re
+    if not 1 <= len(key) <= VARIABLE_KEY_MAX or not re.match(r"^[A-Za-z0-9_.:-]+$", key):
+        raise UsageError(f"invalid variable name {key!r}: use 1-{VARIABLE_KEY_MAX} letters, digits, '_', '.', ':' or '-'")
+    return key
+
+
+class Keys:
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def execution(self, execution_id: str) -> str:
+        return f"{self.prefix}exec:{execution_id}"
+
+    def variables(self, namespace: str) -> str:
+        return f"{self.prefix}vars:{namespace}"
+
+    def logs(self, execution_id: str) -> str:
+        return f"{self.prefix}logs:{execution_id}"
+
+    @property
+    def executions(self) -> str:
+        return f"{self.prefix}executions"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}owner:{owner}"
+
+    def acl_user(self, execution_id: str) -> str:
+        return f"cronium-{execution_id}"
+
+
+class Store:
+    """The orchestrator's view of Redis."""
+
+    def __init__(self, url: str, *, prefix: str = "cronium:", connect_timeout: float = 3.0,
+                 hint: str | None = None):
+        self.url = url
+        self.keys = Keys(prefix)
+        self._hint = hint
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout, socket_timeout=10,
+                                          health_check_interval=30, decode_responses=False)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"{mask_url(self.url)}: {exc}", hint=self._hint) from None
+        except redis.AuthenticationError as exc:
+            raise StoreUnavailable(f"{mask_url(self.url)}: authentication failed ({exc})",
+                                   hint="check the password in redis.url") from None
+
+    def ping(self) -> None:
+        with self._guard():
+            self.redis.ping()
+
+    # --- execution records -------------------------------------------------------------------
+    def create_execution(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> None:
+        with self._guard():
+            pipe = self.redis.pipeline()
+            pipe.hset(self.keys.execution(execution_id), mapping=_encode(fields))
+            pipe.zadd(self.keys.executions, {execution_id: created_at})
+            pipe.execute()
+
+    def update_execution(self, execution_id: str, fields: Mapping[str, Any]) -> None:
+        with self._guard():
+            self.redis.hset(self.keys.execution(execution_id), mapping=_encode(fields))
+
+    def claim_execution(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> bool:
+        """Create the record only if it does not exist yet or is not final-successful.
+
+        Returns False when the execution already succeeded (idempotent re-delivery).
+        """
+        key = self.keys.execution(execution_id)
+        with self._guard():
+            status = self.redis.hget(key, "status")
+            if status == b"succeeded":
+                return False
+            self.create_execution(execution_id, fields, created_at=created_at)
+            return True
+
+    def get_execution(self, execution_id: str) -> dict[str, Any]:
+        with self._guard():
+            raw = self.redis.hgetall(self.keys.execution(execution_id))
+        if not raw:
+            raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
+        return decode_record(raw)
+
+    def execution_exists(self, execution_id: str) -> bool:
+        with self._guard():
+            return bool(self.redis.exists(self.keys.execution(execution_id)))
+
+    def list_executions(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._guard():
+            ids = self.redis.zrevrange(self.keys.executions, 0, limit - 1)
+            pipe = self.redis.pipeline()
+            for i in ids:
+                pipe.hgetall(self.keys.execution(i.decode()))
+            rows = pipe.execute()
+        return [decode_record(r) for r in rows if r]
+
+    # --- variables ---------------------------------------------------------------------------
+    def get_variable(self, namespace: str, key: str) -> Any:
+        validate_variable_key(key)
+        with self._guard():
+            raw = self.redis.hget(self.keys.variables(namespace), key)
+        if raw is None:
+            raise NotFound(f"no variable '{key}' in namespace '{namespace}'")
+        return json.loads(raw)
+
+    def set_variable(self, namespace: str, key: str, value: Any) -> None:
+        validate_variable_key(key)
+        with self._guard():
+            self.redis.hset(self.keys.variables(namespace), key, dumps(value))
+
+    def delete_variable(self, namespace: str, key: str) -> bool:
+        validate_variable_key(key)
+        with self._guard():
+            return bool(self.redis.hdel(self.keys.variables(namespace), key))
+
+    def list_variables(self, namespace: str) -> dict[str, Any]:
+        with self._guard():
+            raw = self.redis.hgetall(self.keys.variables(namespace))
+        return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
+
+    # --- heartbeats --------------------------------------------------------------------------
+    def heartbeat(self, owner: str, ttl: float, info: Mapping[str, Any] | None = None) -> None:
+        with self._guard():
+            self.redis.set(self.keys.owner(owner), dumps({"t": time.time(), **(info or {})}), px=int(ttl * 1000))
+
+    def owner_alive(self, owner: str) -> bool:
+        with self._guard():
+            return bool(self.redis.exists(self.keys.owner(owner)))
+
+    def drop_owner(self, owner: str) -> None:
+        with self._guard():
+            self.redis.delete(self.keys.owner(owner))
+
+
+JSON_FIELDS = {"spec", "timings", "input", "output", "condition", "context", "warnings", "metadata"}
+NUMBER_FIELDS = {"created_at", "started_at", "finished_at", "deadline"}
+
+
+def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for k, v in fields.items():
+        if k in JSON_FIELDS:
+            out[k] = dumps(v)
+        elif v is None:
+            out[k] = ""
+        else:
+            out[k] = str(v)
+    return out
+
+
+def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
+    rec: dict[str, Any] = {}
+    for k, v in raw.items():
+        key = k.decode()
+        text = v.decode("utf-8", "replace")
+        if key in JSON_FIELDS:
+            rec[key] = json.loads(text) if text else None
+        elif key in NUMBER_FIELDS:
+            rec[key] = float(text) if text else None
+        elif key == "exit_code":
+            rec[key] = int(text) if text not in ("", "None") else None
+        else:
+            rec[key] = text
+    return rec

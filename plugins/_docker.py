@@ -1,0 +1,107 @@
+"""Docker plumbing shared by the built-in Docker plugins (not a plugin itself).
+
+We attach to a container *before* starting it, with stdin open: the engine then hands us every
+byte the container writes (no log-driver round trip, nothing missed), and we can write to its
+stdin — that is how scripts and secrets are delivered without argv, env or bind mounts.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Iterator
+
+HEADER = struct.Struct(">BxxxL")
+RECV_SIZE = 256 * 1024
+
+
+def attach(client, container_id: str) -> socket.socket:
+    """Attach stdin/stdout/stderr of a created (not yet started) container; returns the raw socket."""
+    sock = client.api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+    raw = getattr(sock, "_sock", sock)
+    raw.settimeout(None)
+    return raw
+
+
+def send_and_close_stdin(raw: socket.socket, data: bytes) -> None:
+    """Write `data` to the container's stdin, then close it (EOF for the reader inside)."""
+    if data:
+        raw.sendall(data)
+    try:
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def read_frames(raw: socket.socket) -> Iterator[tuple[int, bytes | None]]:
+    """Demultiplex the attach stream: yields (stream, payload) with consecutive frames of the same
+    stream joined, and (0, None) after each read to mark 'nothing more right now'. Ends at EOF."""
+    buf = b""
+    unpack = HEADER.unpack_from
+    size = HEADER.size
+    while True:
+        try:
+            data = raw.recv(RECV_SIZE)
+        except OSError:
+            return
+        if not data:
+            return
+        buf = buf + data if buf else data
+        pos, end = 0, len(buf)
+        cur_stream, parts = 0, []
+        while end - pos >= size:
+            stream, length = unpack(buf, pos)
+            if end - pos - size < length:
+                break
+            start = pos + size
+            if stream != cur_stream and parts:
+                yield cur_stream, b"".join(parts)
+                parts = []
+            cur_stream = stream
+            parts.append(buf[start:start + length])
+            pos = start + length
+        if parts:
+            yield cur_stream, b"".join(parts)
+        buf = buf[pos:]
+        yield 0, None
+
+
+def close(raw: socket.socket) -> None:
+    try:
+        raw.close()
+    except OSError:
+        pass
+
+
+def remove_container(client, container_id: str) -> None:
+    """Force-remove (kills if running); a container that is already gone is fine."""
+    from docker.errors import NotFound
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+    except NotFound:
+        pass
+
+
+_HOST_CONFIG_ARGS = {
+    "ReadonlyRootfs": "read_only", "CapDrop": "cap_drop", "CapAdd": "cap_add", "SecurityOpt": "security_opt",
+    "Memory": "mem_limit", "MemorySwap": "memswap_limit", "NanoCpus": "nano_cpus", "PidsLimit": "pids_limit",
+    "Tmpfs": "tmpfs", "Ulimits": "ulimits", "Privileged": "privileged", "Sysctls": "sysctls",
+}
+
+
+def host_config_kwargs(host_config: dict) -> dict:
+    """Docker API HostConfig keys (as plugins contribute them) -> create_host_config() arguments."""
+    from docker.types import Ulimit
+
+    from cronium.core.errors import PhaseError
+
+    out = {}
+    for key, value in host_config.items():
+        arg = _HOST_CONFIG_ARGS.get(key)
+        if arg is None:
+            raise PhaseError("security", f"unsupported HostConfig key {key!r} in container options",
+                             hint="plugins may contribute only: " + ", ".join(sorted(_HOST_CONFIG_ARGS)))
+        if key == "Ulimits":
+            value = [Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"]) for u in value]
+        out[arg] = value
+    return out

@@ -1,0 +1,70 @@
+"""Built-in plugin `network`: one private bridge network per execution.
+
+The network is `internal` (no route out) unless the job was allowed egress, and it takes a small
+subnet (a /28 by default) out of `network.pool`, so thousands of jobs can run at once instead of
+the ~30 networks Docker's default address pools allow. The bridge gets no IPv4 address on the
+host (`inhibit_ipv4`), so a job cannot reach the Docker host through its own network either.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+
+from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
+
+from cronium.core import hookimpl
+from cronium.core.errors import PhaseError
+from cronium.core.model import NetworkInfo
+
+#: Attempts at finding a free subnet before giving up.
+MAX_ATTEMPTS = 64
+
+
+def candidate_subnets(pool: str, prefix: int, rng: random.Random) -> list[ipaddress.IPv4Network]:
+    """`MAX_ATTEMPTS` random distinct subnets of the pool (the engine tells us which are taken)."""
+    net = ipaddress.ip_network(pool)
+    count = 2 ** (prefix - net.prefixlen)
+    picks = rng.sample(range(count), min(MAX_ATTEMPTS, count))
+    size = 2 ** (32 - prefix)
+    base = int(net.network_address)
+    return [ipaddress.ip_network(f"{ipaddress.ip_address(base + i * size)}/{prefix}") for i in picks]
+
+
+def _overlap(exc: APIError) -> bool:
+    text = str(exc).lower()
+    return "overlap" in text or "pool" in text and "available" in text
+
+
+@hookimpl(trylast=True)
+def create_network(execution, runtime, resources):
+    client = runtime.docker
+    cfg = runtime.config
+    internal = not execution.egress
+    name = f"cronium-net-{execution.execution_id}"
+    labels = {**execution.labels, "cronium.role": "network"}
+    options = {"com.docker.network.bridge.enable_icc": "true"}
+    if internal:
+        options["com.docker.network.bridge.inhibit_ipv4"] = "true"
+    for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+        try:
+            created = client.api.create_network(name, driver="bridge", internal=internal, ipam=ipam,
+                                                labels=labels, options=options, check_duplicate=True)
+        except APIError as exc:
+            if _overlap(exc):
+                continue
+            raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
+        network_id = created["Id"]
+        resources.add("network", name, lambda: _remove(client, network_id))
+        return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
+    raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
+                                f"after {MAX_ATTEMPTS} attempts",
+                     hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
+
+
+def _remove(client, network_id: str) -> None:
+    try:
+        client.api.remove_network(network_id)
+    except NotFound:
+        pass

@@ -1,0 +1,178 @@
+"""Built-in plugin `sidecar`: the runtime-API sidecar of each execution.
+
+Starts `cronium-runtime-<execution>` from the sidecar image, on the job network with the alias
+`runtime-api` (port 8081 is not published) and on the services network, from which it reaches
+Redis. Its settings — the token's verify key and a Redis URL with a per-execution ACL user that may
+touch only this execution's record and its namespace's variables — go over the attached stdin, so
+`docker inspect` shows neither. Readiness is event-driven: the sidecar prints one ready line when it
+accepts connections; we read it from the attach stream, then confirm with one `GET /health`.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import select
+import time
+import urllib.request
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from docker.errors import APIError
+
+from cronium.core import hookimpl
+from cronium.core.errors import PhaseError
+from cronium.core.executor import check_engine_warnings
+from cronium.core.model import SidecarInfo
+from cronium.plugins import _docker
+
+ALIAS = "runtime-api"
+PORT = 8081
+#: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py).
+SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "client|setinfo",
+                    "client|setname", "hello", "select")
+
+
+def acl_rules(keys, execution_id: str, namespace: str, password: str) -> list[str]:
+    return ["reset", "on", f">{password}", f"~{keys.execution(execution_id)}", f"~{keys.variables(namespace)}",
+            "resetchannels", "-@all", *[f"+{c}" for c in SIDECAR_COMMANDS]]
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _create_acl_user(runtime, execution, resources) -> str:
+    store = runtime.store
+    user = store.keys.acl_user(execution.execution_id)
+    password = secrets.token_urlsafe(24)
+    try:
+        store.redis.execute_command("ACL", "SETUSER", user, *acl_rules(store.keys, execution.execution_id,
+                                                                         execution.namespace, password))
+    except Exception as exc:
+        raise PhaseError("sidecar", f"could not create the sidecar's Redis ACL user: {exc}",
+                         hint="use Redis >= 6 with ACL rights for cronium, or set redis.sidecar_auth = \"shared\"") from None
+    resources.add("redis-acl-user", user, lambda: _delete_acl_user(store, user))
+    return with_credentials(runtime.sidecar_redis_url, user, password)
+
+
+def _delete_acl_user(store, user: str) -> None:
+    store.redis.execute_command("ACL", "DELUSER", user)
+
+
+def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
+    return {
+        "execution_id": execution.execution_id,
+        "job_id": execution.job_id,
+        "namespace": execution.namespace,
+        "redis_url": redis_url,
+        "key_prefix": cfg["redis.key_prefix"],
+        "auth": {"algorithm": token.claims.algorithm, "key": token.verify_key.reveal()},
+        "audience": token.claims.audience,
+        "host": "0.0.0.0",
+        "port": PORT,
+        "rate_limit": {"per_minute": cfg["sidecar.rate_limit_per_minute"], "burst": cfg["sidecar.rate_limit_burst"]},
+        "auth_failure_limit": {"per_minute": cfg["sidecar.auth_failures_per_minute"],
+                               "burst": cfg["sidecar.auth_failures_burst"]},
+        "max_body_bytes": cfg["sidecar.max_body_bytes"],
+    }
+
+
+def wait_ready(raw, timeout: float) -> tuple[bool, bytes]:
+    """Read the sidecar's output until its ready line; returns (ready, output seen)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    frames = _docker.read_frames(raw)
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([raw], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        for stream, data in frames:
+            if data is None:
+                break
+            seen += data
+            for line in seen.splitlines():
+                if line.startswith(b"{") and b'"ready"' in line:
+                    try:
+                        if json.loads(line).get("event") == "ready":
+                            return True, seen
+                    except ValueError:
+                        pass
+        else:
+            return False, seen  # end of stream: the sidecar exited
+        if len(seen) > 65536:
+            seen = seen[-65536:]
+    return False, seen
+
+
+@hookimpl(trylast=True)
+def launch_sidecar(execution, network, token, options, runtime, resources):
+    client, cfg = runtime.docker, runtime.config
+    name = f"cronium-runtime-{execution.execution_id}"
+    if cfg["redis.sidecar_auth"] == "acl":
+        redis_url = _create_acl_user(runtime, execution, resources)
+    else:
+        redis_url = runtime.sidecar_redis_url
+    services_network = cfg["services.network"] if cfg.redis_managed or cfg["redis.sidecar_url"] else None
+    host_config = client.api.create_host_config(
+        network_mode=network.name,
+        log_config={"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
+        **_docker.host_config_kwargs(options.host_config))
+    networking = client.api.create_networking_config({network.name: client.api.create_endpoint_config(aliases=[ALIAS])})
+    try:
+        created = client.api.create_container(
+            cfg["images.sidecar"], name=name, user=options.user, stdin_open=True, detach=True,
+            labels={**execution.labels, **options.labels, "cronium.role": "sidecar"}, host_config=host_config,
+            networking_config=networking, environment=dict(options.env))
+    except APIError as exc:
+        raise PhaseError("sidecar", f"the engine refused to create {name}: {exc.explanation or exc}") from None
+    container_id = created["Id"]
+    resources.add("container", name, lambda: _docker.remove_container(client, container_id))
+    check_engine_warnings(created.get("Warnings"), "sidecar")
+    if services_network:
+        try:
+            client.api.connect_container_to_network(container_id, services_network)
+        except APIError as exc:
+            raise PhaseError("sidecar", f"could not attach the sidecar to the services network "
+                                        f"'{services_network}': {exc.explanation or exc}",
+                             hint="start the services with `cronium services start`") from None
+    raw = _docker.attach(client, container_id)
+    try:
+        client.api.start(container_id)
+        started = time.monotonic()
+        _docker.send_and_close_stdin(raw, json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode())
+        ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
+    finally:
+        _docker.close(raw)
+    if not ready:
+        tail = output.decode("utf-8", "replace").strip()[-800:] or "(no output)"
+        raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
+                                    f"its output: {tail}",
+                         hint="check `cronium doctor`; rebuild the sidecar image with `cronium images build --force`")
+    ready_seconds = time.monotonic() - started
+    probe_url = _confirm_health(client, container_id, services_network)
+    return SidecarInfo(container_id=container_id, name=name, image=cfg["images.sidecar"], alias=ALIAS,
+                       url=f"http://{ALIAS}:{PORT}", probe_url=probe_url, ready_seconds=ready_seconds)
+
+
+def _confirm_health(client, container_id: str, services_network: str | None) -> str | None:
+    """One GET /health through the services network, when this host can reach it."""
+    if not services_network:
+        return None
+    info = client.api.inspect_container(container_id)
+    ip = (info["NetworkSettings"]["Networks"].get(services_network) or {}).get("IPAddress")
+    if not ip:
+        return None
+    url = f"http://{ip}:{PORT}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            body = json.loads(resp.read())
+    except OSError:
+        return None  # not routable from here (remote engine): the ready line is our signal
+    except ValueError as exc:
+        raise PhaseError("sidecar", f"the sidecar's /health answered something that is not JSON: {exc}") from None
+    if body.get("status") != "healthy":
+        raise PhaseError("sidecar", f"the sidecar reports {body.get('status')!r}: {body}",
+                         hint="check that Redis is up: `cronium services status`")
+    return url
