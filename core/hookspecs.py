@@ -168,14 +168,16 @@ def log_sinks(execution, runtime):
 # --- 6. job --------------------------------------------------------------------------------------
 
 @hookspec(firstresult=True)
-def start_job(execution, network, sidecar, launch, runtime, resources):
+def start_job(execution, network, launch, runtime, resources):
     """Provider (firstresult): the executor. Create the job container, attach to its output,
     deliver the script, start it.
 
-    The built-in `docker_executor` plugin creates `cronium-job-<execution>` on the job network
-    only, attaches to stdin/stdout/stderr before starting it (so no output can be missed), writes
-    the script to its stdin and returns a handle. An executor for another engine (Kubernetes,
-    Nomad) implements this hook (and `create_network`/`launch_sidecar`) in a plugin.
+    Called once the network exists, while the sidecar is still starting (the two run in
+    parallel); the core starts the job (`handle.start()`) only after `sidecar_started`. The
+    built-in `docker_executor` plugin creates `cronium-job-<execution>` on the job network only,
+    attaches to stdin/stdout/stderr before it starts (so no output can be missed), and on start
+    writes the secret env block and the script to its stdin. An executor for another engine
+    (Kubernetes, Nomad) implements this hook (and `create_network`/`launch_sidecar`) in a plugin.
 
     :param launch: `JobLaunch` (image, command, env, secret env incl. the token as `Secret`s,
         merged options, script bytes, container name).

@@ -95,7 +95,7 @@ def start_job(execution, network, launch, runtime, resources):
     try:
         created = client.api.create_container(
             launch.image, command=wrap_command(launch.command), name=launch.name, user=options.user,
-            working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True, detach=True,
+            working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
             labels={**execution.labels, **options.labels, "cronium.role": "job"}, host_config=host_config)
     except APIError as exc:
         raise PhaseError("job", f"the engine refused to create {launch.name}: {exc.explanation or exc}") from None

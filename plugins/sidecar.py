@@ -27,8 +27,7 @@ from cronium.plugins import _docker
 ALIAS = "runtime-api"
 PORT = 8081
 #: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py).
-SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "client|setinfo",
-                    "client|setname", "hello", "select")
+SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "client|setname", "select")
 
 
 def acl_rules(keys, execution_id: str, namespace: str, password: str) -> list[str]:
@@ -122,7 +121,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     networking = client.api.create_networking_config({network.name: client.api.create_endpoint_config(aliases=[ALIAS])})
     try:
         created = client.api.create_container(
-            cfg["images.sidecar"], name=name, user=options.user, stdin_open=True, detach=True,
+            cfg["images.sidecar"], name=name, user=options.user, stdin_open=True,
             labels={**execution.labels, **options.labels, "cronium.role": "sidecar"}, host_config=host_config,
             networking_config=networking, environment=dict(options.env))
     except APIError as exc:
@@ -146,7 +145,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     finally:
         _docker.close(raw)
     if not ready:
-        tail = output.decode("utf-8", "replace").strip()[-800:] or "(no output)"
+        tail = (output or _logs_tail(client, container_id)).decode("utf-8", "replace").strip()[-800:] or "(no output)"
         raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
                                     f"its output: {tail}",
                          hint="check `cronium doctor`; rebuild the sidecar image with `cronium images build --force`")
@@ -154,6 +153,13 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     probe_url = _confirm_health(client, container_id, services_network)
     return SidecarInfo(container_id=container_id, name=name, image=cfg["images.sidecar"], alias=ALIAS,
                        url=f"http://{ALIAS}:{PORT}", probe_url=probe_url, ready_seconds=ready_seconds)
+
+
+def _logs_tail(client, container_id: str) -> bytes:
+    try:
+        return client.api.logs(container_id, tail=20)
+    except APIError:
+        return b""
 
 
 def _confirm_health(client, container_id: str, services_network: str | None) -> str | None:
