@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .config import Config, parse_size
-from .errors import Cancelled, CroniumError, ImageMissing, PhaseError, StoreUnavailable, UsageError
+from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable, UsageError
 from .executor import ExitStatus, JobHandle, merge_options, require_security
 from .logs import LogPump
 from .model import (INTERPRETERS, JOB_TYPES, ContainerOptions, ExecutionInfo, JobLaunch, JobResult, JobSpec,
@@ -206,11 +206,10 @@ class Orchestrator:
         cancel = cancel or Cancellation()
         t0 = time.time()
         spec = validate_spec(spec, rt.config)
-        store = rt.store  # Redis must answer before any container is created
-        docker_client = rt.docker
+        store = rt.store  # Redis and the engine must answer before anything is created
+        rt.docker
         rt.start()
         execution = build_execution(spec, rt)
-        self._check_images(docker_client, execution, spec)
         run = _Run(execution, spec, ResourceRegistry(), {}, [])
         record = {
             "id": execution.execution_id, "job_id": execution.job_id, "job_name": execution.job_name,
@@ -421,15 +420,6 @@ class Orchestrator:
                        f"/work/{script_file_name(spec)}")
         return JobLaunch(image=ex.image, command=command, env=env, secret_env=secret_env, options=options,
                          script=spec.script, name=f"cronium-job-{ex.execution_id}")
-
-    def _check_images(self, client, ex: ExecutionInfo, spec: JobSpec) -> None:
-        from docker.errors import ImageNotFound
-
-        for image, role in ((self.runtime.config["images.sidecar"], "sidecar"), (ex.image, f"{spec.job_type} job")):
-            try:
-                client.api.inspect_image(image)
-            except ImageNotFound:
-                raise ImageMissing(image, role) from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

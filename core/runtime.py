@@ -58,6 +58,7 @@ class Runtime:
         self.console = console
         self._lock = threading.Lock()
         self._started = False
+        self._gates: dict[str, threading.BoundedSemaphore] = {}
 
     @cached_property
     def docker(self) -> "docker.DockerClient":
@@ -99,6 +100,14 @@ class Runtime:
         if cfg.redis_managed:
             return self.managed_redis.sidecar_url
         return cfg["redis.url"]
+
+    def gate(self, name: str, size: int) -> threading.BoundedSemaphore:
+        """A named semaphore shared by this process's jobs (e.g. to bound concurrent sidecar boots)."""
+        with self._lock:
+            gate = self._gates.get(name)
+            if gate is None:
+                gate = self._gates[name] = threading.BoundedSemaphore(max(1, size))
+            return gate
 
     def start(self) -> list[tuple[str, BaseException]]:
         """Fire the `startup` notification once; returns plugin failures."""

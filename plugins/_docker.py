@@ -105,3 +105,15 @@ def host_config_kwargs(host_config: dict) -> dict:
             value = [Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"]) for u in value]
         out[arg] = value
     return out
+
+
+def create_error(exc, *, phase: str, name: str, image: str, role: str):
+    """A PhaseError for a failed container create; a missing image gets the fix to build it."""
+    from docker.errors import ImageNotFound
+
+    from cronium.core.errors import PhaseError
+
+    if isinstance(exc, ImageNotFound) or "no such image" in str(exc).lower():
+        return PhaseError(phase, f"the {role} image '{image}' is not present on the Docker engine",
+                          hint="build the images with `cronium images build` (no registry is used)")
+    return PhaseError(phase, f"the engine refused to create {name}: {getattr(exc, 'explanation', None) or exc}")

@@ -98,7 +98,8 @@ def start_job(execution, network, launch, runtime, resources):
             working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
             labels={**execution.labels, **options.labels, "cronium.role": "job"}, host_config=host_config)
     except APIError as exc:
-        raise PhaseError("job", f"the engine refused to create {launch.name}: {exc.explanation or exc}") from None
+        raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
+                                   role=f"{execution.job_type} job") from None
     container_id = created["Id"]
     resources.add("container", launch.name, lambda: _docker.remove_container(client, container_id))
     check_engine_warnings(created.get("Warnings"), "job")

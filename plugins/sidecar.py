@@ -125,7 +125,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
             labels={**execution.labels, **options.labels, "cronium.role": "sidecar"}, host_config=host_config,
             networking_config=networking, environment=dict(options.env))
     except APIError as exc:
-        raise PhaseError("sidecar", f"the engine refused to create {name}: {exc.explanation or exc}") from None
+        raise _docker.create_error(exc, phase="sidecar", name=name, image=cfg["images.sidecar"], role="sidecar") from None
     container_id = created["Id"]
     resources.add("container", name, lambda: _docker.remove_container(client, container_id))
     check_engine_warnings(created.get("Warnings"), "sidecar")
@@ -137,11 +137,14 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
                                         f"'{services_network}': {exc.explanation or exc}",
                              hint="start the services with `cronium services start`") from None
     raw = _docker.attach(client, container_id)
+    # Booting is CPU-bound: past a few at once, every sidecar on the machine gets slower. Queue the
+    # boots instead (the ready timeout counts from this sidecar's own start).
     try:
-        client.api.start(container_id)
-        started = time.monotonic()
-        _docker.send_and_close_stdin(raw, json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode())
-        ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
+        with runtime.gate("sidecar-boot", cfg["sidecar.max_booting"]):
+            client.api.start(container_id)
+            started = time.monotonic()
+            _docker.send_and_close_stdin(raw, json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode())
+            ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
     if not ready:

@@ -1,45 +1,86 @@
-"""Shared fixtures for cronium's tests.
+"""Fixtures for cronium's own tests.
 
-Interim version: `redis_url` starts a throw-away local redis-server on a free loopback port.
-(The integration suite will switch this to a pytest-docker managed Redis container.)
+Integration tests run against the real Docker engine and a real Redis: pytest-docker starts the
+Redis of `tests/docker-compose.yml` (built locally from cronium's base image) once per session.
+The fixtures plugin authors use (`cronium_config`, `cronium_runtime`, `cronium_run`,
+`docker_leftovers`, …) ship with cronium in `cronium.core.testing`; here we only tell them which
+Redis to use.
 """
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
+from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TESTS = Path(__file__).parent
+ADMIN_PASSWORD = "cronium-test-admin"
 
 
 @pytest.fixture(scope="session")
-def redis_url():
-    """URL of a real Redis server for this test session (loopback only)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make setup` (or apt-get install redis-server)")
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="cronium-test-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(5)
-    shutil.rmtree(workdir, ignore_errors=True)
+def docker_compose_command() -> str:
+    # Debian 12 packages Compose v1 only.
+    return "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(TESTS / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return "cronium-tests"
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    # Compose v1 has no --wait; readiness is checked below.
+    return ["up --build -d"]
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(f"AUTH {ADMIN_PASSWORD}\r\nPING\r\n".encode())
+            seen = b""
+            while b"PONG" not in seen:
+                chunk = s.recv(64)
+                if not chunk:
+                    return False
+                seen += chunk
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def test_redis(docker_services):
+    """The session's Redis: host URL (admin), sidecar URL and the network sidecars join."""
+    port = docker_services.port_for("redis", 6379)
+    docker_services.wait_until_responsive(check=lambda: _redis_answers(port), timeout=30.0, pause=0.1)
+    return {
+        "url": f"redis://:{ADMIN_PASSWORD}@127.0.0.1:{port}/0",
+        "sidecar_url": "redis://redis:6379/0",
+        "network": "cronium-test-services",
+    }
+
+
+@pytest.fixture(scope="session")
+def redis_url(test_redis) -> str:
+    return test_redis["url"]
+
+
+@pytest.fixture(scope="session")
+def cronium_redis(test_redis):
+    """Tells cronium.core.testing's fixtures which Redis to use."""
+    return test_redis
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()

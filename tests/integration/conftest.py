@@ -1,0 +1,62 @@
+"""Helpers for integration tests: the installed `cronium` executable with the test Redis."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+from integration_util import cronium_executable
+
+@pytest.fixture
+def cli_config(test_redis, tmp_path) -> Path:
+    """A cronium.toml pointing at the test Redis, with logs in tmp_path."""
+    path = tmp_path / "cronium.toml"
+    path.write_text(
+        f'[redis]\nurl = "{test_redis["url"]}"\nsidecar_url = "{test_redis["sidecar_url"]}"\n'
+        f'[services]\nnetwork = "{test_redis["network"]}"\n'
+        f'[logs]\ndir = "{tmp_path / "logs"}"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def cli(cli_config, tmp_path):
+    """Run the installed `cronium` executable end to end: cli(*args, **popen_kwargs) -> CompletedProcess."""
+
+    def run(*args: str, env: dict | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "CRONIUM_CONFIG": str(cli_config), **(env or {})}
+        return subprocess.run([cronium_executable(), *args], env=full_env, capture_output=True,
+                              timeout=timeout, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
+
+    run.config = cli_config
+    return run
+
+
+@pytest.fixture
+def popen_cli(cli_config, tmp_path):
+    """Start `cronium` without waiting (for signals)."""
+    procs = []
+
+    def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+        full_env = {**os.environ, "CRONIUM_CONFIG": str(cli_config), **(env or {})}
+        proc = subprocess.Popen([cronium_executable(), *args], env=full_env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers_after_each_test(docker_leftovers, request):
+    """After every integration test, nothing labelled cronium.managed may remain."""
+    yield
+    assert docker_leftovers() == [], f"{request.node.name} left Docker resources behind"
