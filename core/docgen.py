@@ -16,7 +16,6 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import hookspecs as hookspecs_module
 from .plugins import PROJECT
@@ -39,8 +38,15 @@ class HookDoc:
 
     @property
     def kind(self) -> str:
-        first = self.docstring.split(":", 1)[0].split("(", 1)[0].strip().lower()
-        return {"provider": "provider", "notification": "notification"}.get(first, "hook")
+        """"provider" (firstresult), "contribution" (every plugin, merged) or "notification"."""
+        if self.firstresult:
+            return "provider"
+        lead = self.docstring.split(":", 1)[0].strip().lower()
+        if lead.startswith("notification"):
+            return "notification"
+        if lead.startswith("provider"):
+            return "contribution"
+        return "hook"
 
 
 def hook_docs() -> list[HookDoc]:
@@ -90,12 +96,12 @@ def _docstring_markdown(text: str) -> str:
 
 def _kind_text(doc: HookDoc) -> str:
     if doc.firstresult:
-        return "provider, `firstresult`: the first non-None result wins; return None to decline"
+        return "firstresult: yes — the first non-None result wins; return None to decline"
     if doc.kind == "notification":
-        return "notification: every implementation is called, even if one raises; return value ignored"
-    if doc.kind == "provider":
-        return "provider (contribution): every implementation is called and the core merges the results"
-    return "every implementation is called"
+        return "firstresult: no — every implementation is called, even if one raises; return value ignored"
+    if doc.kind == "contribution":
+        return "firstresult: no — every implementation is called; the core merges the results"
+    return "firstresult: no — every implementation is called"
 
 
 def hook_reference() -> str:
@@ -122,7 +128,7 @@ def hook_reference() -> str:
             f"#### {doc.name}",
             "",
             "```python",
-            f"@hookimpl",
+            "@hookimpl",
             f"def {doc.signature}:",
             "```",
             "",
@@ -183,6 +189,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-_: Callable = main  # keep linters from flagging the re-export-free module

@@ -157,7 +157,8 @@ def log_sinks(execution, runtime):
 
     Called once per execution before the job starts. The built-in `logs` plugin returns the
     terminal sink (when the runtime has a console), the Redis stream sink and the file sink.
-    A sink has `name`, `write(records)` (a batch of `LogRecord`s, in order) and `close(ok)`.
+    A sink has `name`, `write(batches)` (a sequence of `cronium.core.logs.LogBatch`es, in order;
+    `batch.raw()` is the exact bytes, `batch.records()` the `LogRecord`s) and `close(ok)`.
     A sink that raises is dropped for the rest of the job and the failure is reported; the other
     sinks keep receiving every record.
 
@@ -179,6 +180,7 @@ def start_job(execution, network, launch, runtime, resources):
     writes the secret env block and the script to its stdin. An executor for another engine
     (Kubernetes, Nomad) implements this hook (and `create_network`/`launch_sidecar`) in a plugin.
 
+    :param network: `NetworkInfo` of the job network (the only network the job joins).
     :param launch: `JobLaunch` (image, command, env, secret env incl. the token as `Secret`s,
         merged options, script bytes, container name).
     :return: a `JobHandle` (see `cronium.core.executor`), or None to decline.
@@ -196,8 +198,10 @@ def job_started(execution, container_id):
 # --- 7. finish and cleanup -----------------------------------------------------------------------
 
 @hookspec
-def job_finished(execution, result):
-    """Notification: the execution has its final status (before cleanup starts).
+def job_finished(execution, result, runtime):
+    """Notification: the execution has its final status (before cleanup starts). The record in
+    Redis is final too; a plugin may add fields to it (e.g. the sidecar's state) through
+    `runtime.store.update_execution`.
 
     :param result: `JobResult` (status, exit code, timings, output value, condition, error).
     """

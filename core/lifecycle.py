@@ -208,9 +208,10 @@ class Orchestrator:
         spec = validate_spec(spec, rt.config)
         store = rt.store  # Redis and the engine must answer before anything is created
         rt.docker
-        rt.start()
+        startup_failures = rt.start()
         execution = build_execution(spec, rt)
-        run = _Run(execution, spec, ResourceRegistry(), {}, [])
+        run = _Run(execution, spec, ResourceRegistry(), {},
+                   [f"plugin {name} failed in startup: {exc}" for name, exc in startup_failures])
         record = {
             "id": execution.execution_id, "job_id": execution.job_id, "job_name": execution.job_name,
             "job_type": execution.job_type, "namespace": execution.namespace, "owner": rt.owner,
@@ -342,7 +343,7 @@ class Orchestrator:
             })
         except StoreUnavailable as exc:
             run.warnings.append(str(exc))
-        for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result):
+        for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
             on_result(result)

@@ -98,7 +98,7 @@ class Runtime:
         if cfg["redis.sidecar_url"]:
             return cfg["redis.sidecar_url"]
         if cfg.redis_managed:
-            return self.managed_redis.sidecar_url
+            return self.managed_redis.network_url
         return cfg["redis.url"]
 
     def gate(self, name: str, size: int) -> threading.BoundedSemaphore:

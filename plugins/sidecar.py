@@ -185,3 +185,18 @@ def _confirm_health(client, container_id: str, services_network: str | None) -> 
         raise PhaseError("sidecar", f"the sidecar reports {body.get('status')!r}: {body}",
                          hint="check that Redis is up: `cronium services status`")
     return url
+
+
+@hookimpl(trylast=True)
+def job_finished(execution, result, runtime):
+    """Record in the execution's record whether the sidecar outlived the job (if it died, the
+    job's helper calls failed: the record says so)."""
+    try:
+        state = runtime.docker.api.inspect_container(f"cronium-runtime-{execution.execution_id}")["State"]
+    except APIError:
+        return  # never started (setup failed earlier)
+    if state.get("Running"):
+        return
+    detail = f"the sidecar exited during the job (exit code {state.get('ExitCode')}" + (
+        ", killed for exceeding its memory limit" if state.get("OOMKilled") else "") + ")"
+    runtime.store.update_execution(execution.execution_id, {"sidecar_state": detail})

@@ -38,7 +38,10 @@ def status(app, as_json):
     if not cfg.redis_managed:
         info = {"redis": "external", "url": mask_url(cfg["redis.url"])}
     else:
-        info = services.redis_status(_client(app), **_args(cfg)).as_dict()
+        from dataclasses import asdict
+
+        status = services.redis_status(_client(app), name=cfg["services.redis_container"], state_dir=_args(cfg)["state_dir"])
+        info = asdict(status)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
     else:
@@ -57,7 +60,7 @@ def start(app):
     if not cfg.redis_managed:
         raise UsageError(f"redis.url is set ({mask_url(cfg['redis.url'])}): cronium does not manage that server")
     redis = services.ensure_redis(_client(app), **_args(cfg))
-    click.echo(f"redis running: {redis.name} on {redis.host_address}")
+    click.echo(f"redis {redis.action}: {redis.name} on {redis.host}:{redis.port} (sidecars: {redis.network_host}:{redis.network_port} on {redis.network})")
 
 
 @services_group.command("stop")
@@ -69,8 +72,8 @@ def stop(app):
     cfg = app.config
     if not cfg.redis_managed:
         raise UsageError("redis.url is set: cronium does not manage that server")
-    services.stop_redis(_client(app), **{k: v for k, v in _args(cfg).items() if k in ("name",)})
-    click.echo("redis stopped")
+    stopped = services.stop_redis(_client(app), name=cfg["services.redis_container"])
+    click.echo("redis stopped" if stopped else "redis was not running")
 
 
 def register(cli: click.Group) -> None:

@@ -11,6 +11,7 @@ namespace_option = click.option("--namespace", "-n", default=None, help="Namespa
 
 
 def _ns(app, namespace):
+    """The namespace to use; must run before anything reads app.config (it is loaded once)."""
     if namespace:
         app.flags["namespace"] = namespace
     return app.config["namespace"]
@@ -27,7 +28,8 @@ def vars_group():
 @click.pass_obj
 def list_(app, namespace, as_json):
     """List the variables of a namespace."""
-    values = app.runtime().store.list_variables(_ns(app, namespace))
+    ns = _ns(app, namespace)
+    values = app.runtime().store.list_variables(ns)
     if as_json:
         click.echo(json.dumps(values, ensure_ascii=False))
         return
@@ -41,7 +43,8 @@ def list_(app, namespace, as_json):
 @click.pass_obj
 def get(app, key, namespace):
     """Print the JSON value of KEY."""
-    click.echo(json.dumps(app.runtime().store.get_variable(_ns(app, namespace), key), ensure_ascii=False))
+    ns = _ns(app, namespace)
+    click.echo(json.dumps(app.runtime().store.get_variable(ns, key), ensure_ascii=False))
 
 
 @vars_group.command("set")
@@ -58,7 +61,8 @@ def set_(app, key, value, as_string, namespace):
         except ValueError:
             raise UsageError(f"VALUE {value!r} is not valid JSON",
                              hint=f"""quote strings as JSON ('"{value}"') or pass --string""") from None
-    app.runtime().store.set_variable(_ns(app, namespace), key, value)
+    ns = _ns(app, namespace)
+    app.runtime().store.set_variable(ns, key, value)
 
 
 @vars_group.command("delete")

@@ -55,8 +55,21 @@ def popen_cli(cli_config, tmp_path):
             proc.wait()
 
 
+@pytest.fixture(scope="session")
+def engine():
+    """A Docker client of the tests' own (independent of any cronium config under test)."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
 @pytest.fixture(autouse=True)
-def _no_leftovers_after_each_test(docker_leftovers, request):
+def _no_leftovers_after_each_test(engine, request):
     """After every integration test, nothing labelled cronium.managed may remain."""
     yield
-    assert docker_leftovers() == [], f"{request.node.name} left Docker resources behind"
+    label = {"label": "cronium.managed=true"}
+    left = [c["Names"][0] for c in engine.api.containers(all=True, filters=label)]
+    left += [n["Name"] for n in engine.api.networks(filters=label)]
+    assert left == [], f"{request.node.name} left Docker resources behind"

@@ -1,0 +1,32 @@
+# cronium — the README's commands.
+VENV ?= .venv
+CRONIUM = $(VENV)/bin/cronium
+PYTEST = $(VENV)/bin/pytest
+
+.PHONY: setup demo test test-unit test-integration bench clean-docker
+
+## Install what is missing (Docker engine, venv, images, managed Redis). Idempotent.
+setup:
+	./scripts/setup.sh
+
+## Set up, then run the example job.
+demo: setup
+	$(CRONIUM) run examples/hello.py --input '{"name": "cronium"}'
+
+## The whole test suite (unit + integration against the real engine and Redis).
+test: setup
+	$(PYTEST) -q
+
+test-unit: setup
+	$(PYTEST) -q -m "not integration"
+
+test-integration: setup
+	$(PYTEST) -q -m integration
+
+## All benchmarks, side by side with bare Docker; prints a table, writes benchmarks/results/*.json.
+bench: setup
+	$(VENV)/bin/python -m benchmarks
+
+## Remove what cronium left in Docker (normally nothing): `cronium gc`.
+clean-docker:
+	$(CRONIUM) gc

@@ -1,0 +1,71 @@
+"""`python -m cronium.sidecar [--settings FILE]`: validate the settings and serve the runtime API.
+
+Without `--settings` the settings JSON is read from stdin until EOF. Once the server accepts
+connections, exactly one line `{"event": "ready", "port": <port>}` is written to stdout; all logging
+goes to stderr. Bad settings: a message on stderr (never a secret) and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from .errors import SettingsError
+from .settings import load_settings
+
+EXIT_BAD_SETTINGS = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cronium.sidecar", description="cronium runtime-API sidecar")
+    parser.add_argument("--settings", metavar="FILE", help="read the settings JSON from FILE instead of stdin")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(_read_settings_text(args.settings))
+    except SettingsError as exc:
+        print(f"cronium-sidecar: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .app import create_app  # after validation: bad settings exit without loading Sanic
+
+    app = create_app(settings)
+    app.after_server_start(_start_ready_announcement(settings.port))
+    app.run(host=settings.host, port=settings.port, single_process=True, access_log=False, motd=False)
+    return 0
+
+
+def _read_settings_text(path: str | None) -> bytes:
+    if path is None:
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file: {exc.strerror}") from None
+
+
+def _start_ready_announcement(port: int):
+    """An `after_server_start` listener that announces readiness once the server loop runs.
+
+    Sanic installs its SIGTERM handler before the `after_server_start` listeners run, but a signal
+    handled while they run is lost. Announcing only once the app is serving guarantees that a
+    SIGTERM sent after the ready line stops the sidecar.
+    """
+
+    async def announce_when_serving(app) -> None:
+        while not app.state.is_running:
+            await asyncio.sleep(0)
+        sys.stdout.write(json.dumps({"event": "ready", "port": port}) + "\n")
+        sys.stdout.flush()
+
+    async def start(app) -> None:
+        app.add_task(announce_when_serving(app))
+
+    return start
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Helpers shared by the route handlers: JSON in and out, and the token check."""
+from __future__ import annotations
+
+import json
+from functools import partial, wraps
+from typing import Any
+
+from sanic import HTTPResponse, Request
+from sanic.response import json as sanic_json
+
+from ..errors import InvalidRequestError
+
+dumps = partial(json.dumps, separators=(",", ":"))
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """A JSON response encoded with the standard library (exact for every JSON value)."""
+    return sanic_json(body, status=status, headers=headers, dumps=dumps)
+
+
+def success(**fields: Any) -> HTTPResponse:
+    """`{"success": true, ...fields}` with status 200."""
+    return json_response({"success": True, **fields})
+
+
+def requires_token(handler):
+    """Run the `AccessGuard` checks before the handler; the path's `execution_id`, if any, is checked."""
+
+    @wraps(handler)
+    async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        request.app.ctx.access.check(request.ip, request.headers.get("authorization"), kwargs.get("execution_id"))
+        return await handler(request, *args, **kwargs)
+
+    return guarded
+
+
+def json_object_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or `InvalidRequestError` saying what is wrong."""
+    if not request.body:
+        raise InvalidRequestError("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(request.body, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # not UTF-8, or NaN/Infinity
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("the request body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    return body
+
+
+def required_field(body: dict[str, Any], name: str) -> Any:
+    """A field of the body that must be present (it may be null)."""
+    if name not in body:
+        raise InvalidRequestError(f"the request body lacks the field '{name}'")
+    return body[name]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")

@@ -1,0 +1,144 @@
+"""`python -m cronium.sidecar` end to end, as a subprocess on a free loopback port."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from sidecar_helpers import free_port
+
+READY_TIMEOUT_SECONDS = 60
+
+
+def sidecar_command(*args: str) -> list[str]:
+    # -W default: any warning raised while starting (deprecations included) reaches stderr.
+    return [sys.executable, "-W", "default", "-m", "cronium.sidecar", *args]
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
+def start_sidecar(settings: dict, *args: str, stdin_text: bytes | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        sidecar_command(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=subprocess_env(),
+    )
+    proc.stdin.write(json.dumps(settings).encode() if stdin_text is None else stdin_text)
+    proc.stdin.close()
+    proc.stdin = None  # so that communicate() does not flush it
+    return proc
+
+
+def read_ready_line(proc: subprocess.Popen) -> bytes:
+    readable, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT_SECONDS)
+    if not readable:
+        proc.kill()
+        pytest.fail(f"no ready line; stderr: {proc.stderr.read().decode(errors='replace')}")
+    return proc.stdout.readline()
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def process_settings(settings_document) -> dict:
+    """Settings for a real process: a free loopback port and a Redis URL on a closed port."""
+    return {**settings_document, "host": "127.0.0.1", "port": free_port(),
+            "redis_url": f"redis://sidecar:s3cret-password@127.0.0.1:{free_port()}/0"}
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, bytes, bytes]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the sidecar did not stop on SIGTERM; stderr: {err.decode(errors='replace')}")
+    return proc.returncode, out, err
+
+
+def test_settings_on_stdin_ready_line_health_and_clean_sigterm_exit(process_settings):
+    port = process_settings["port"]
+    proc = start_sidecar(process_settings)
+    try:
+        ready = read_ready_line(proc)
+        assert ready == f'{{"event": "ready", "port": {port}}}\n'.encode()
+        status, body = get(f"http://127.0.0.1:{port}/health")
+        assert (status, body) == (503, {"status": "degraded", "store": "unavailable"})
+    finally:
+        returncode, rest_of_stdout, stderr = stop(proc)
+    assert returncode == 0
+    assert rest_of_stdout == b"", "stdout must hold exactly the one ready line"
+    log = stderr.decode()
+    assert "Warning" not in log and "DEPRECATION" not in log, log
+    assert "s3cret-password" not in log
+    assert "Sanic" not in log, "no banner / MOTD"
+
+
+def test_settings_file_option(process_settings, tmp_path):
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps(process_settings))
+    proc = start_sidecar({}, "--settings", str(settings_file), stdin_text=b"")
+    try:
+        assert json.loads(read_ready_line(proc)) == {"event": "ready", "port": process_settings["port"]}
+    finally:
+        returncode, _, _ = stop(proc)
+    assert returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("stdin_text", "expected"),
+    [
+        (b"", "the settings document is empty"),
+        (b"{broken", "not a valid JSON document"),
+        (json.dumps({"execution_id": "exec_0123456789abcdef"}).encode(), "settings.job_id: is required"),
+    ],
+)
+def test_bad_settings_exit_2_with_a_clear_message(stdin_text, expected):
+    result = subprocess.run(sidecar_command(), input=stdin_text, capture_output=True, env=subprocess_env(), timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert expected in result.stderr.decode()
+
+
+def test_bad_settings_never_echo_secrets(settings_document):
+    secret = "hs256-secret-too-short"
+    document = {**settings_document, "auth": {"algorithm": "HS256", "key": secret},
+                "redis_url": "redis://user:another-s3cret@127.0.0.1:6379/0"}
+    result = subprocess.run(sidecar_command(), input=json.dumps(document).encode(), capture_output=True,
+                            env=subprocess_env(), timeout=60)
+    assert result.returncode == 2
+    assert "settings.auth.key" in result.stderr.decode()
+    assert secret not in result.stderr.decode()
+    assert "another-s3cret" not in result.stderr.decode()
+
+
+def test_missing_settings_file_exits_2(tmp_path):
+    result = subprocess.run(sidecar_command("--settings", str(tmp_path / "absent.json")), capture_output=True,
+                            env=subprocess_env(), timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "cannot read the settings file" in result.stderr.decode()
+
+
+def test_the_sidecar_imports_nothing_from_the_orchestrator():
+    probe = (
+        "import sys, cronium.sidecar.__main__, cronium.sidecar.app, cronium.sidecar.store, cronium.sidecar.tools\n"
+        "print('\\n'.join(m for m in sys.modules if m == 'docker' or m.startswith(('docker.', 'cronium.core', 'cronium.plugins'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=subprocess_env(), timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == ""
