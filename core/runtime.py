@@ -109,15 +109,37 @@ class Runtime:
                 gate = self._gates[name] = threading.BoundedSemaphore(max(1, size))
             return gate
 
-    def start(self) -> list[tuple[str, BaseException]]:
-        """Fire the `startup` notification once; returns plugin failures."""
+    def start(self, kind: str = "run") -> list[tuple[str, BaseException]]:
+        """Once per process, before its first job: start the owner heartbeat, reap what dead
+        owners left behind (in the background), fire `startup`. Returns plugin failures."""
+        from .reaper import Heartbeat
+
         with self._lock:
             if self._started:
                 return []
             self._started = True
+        self._heartbeat = Heartbeat(self, kind)
+        self._heartbeat.start()
+        if self.config["gc.on_start"]:
+            self._reaper = threading.Thread(target=self._reap_quietly, name="cronium-reaper", daemon=True)
+            self._reaper.start()
         return notify(self.pm, "startup", runtime=self)
 
+    def _reap_quietly(self) -> None:
+        from .reaper import reap
+
+        try:
+            self.last_reap = reap(self)
+        except Exception as exc:  # best effort at start-up; `cronium gc` reports errors loudly
+            self.last_reap_error = exc
+
     def close(self) -> None:
+        reaper = self.__dict__.get("_reaper")
+        if reaper is not None:
+            reaper.join(10)
+        heartbeat = self.__dict__.get("_heartbeat")
+        if heartbeat is not None:
+            heartbeat.stop()
         if "docker" in self.__dict__:
             self.docker.close()
         if "store" in self.__dict__:

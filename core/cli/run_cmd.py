@@ -207,6 +207,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
         result = orchestrator.run(spec, events=status, cancel=cancellation, on_result=report)
     finally:
         orchestrator.close()
+        runtime.close()
     if not as_json:
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)

@@ -1,0 +1,242 @@
+"""The reaper: removes what crashed orchestrators left behind, never a live job's resources.
+
+Every container, network and volume of an execution carries labels `cronium.managed`,
+`cronium.execution`, `cronium.owner` and `cronium.deadline`. Every orchestrating process (a
+`cronium run`, a worker) keeps a heartbeat key `P owner:<owner>` in Redis while it lives. An
+execution's resources are reaped when
+
+- its owner is this very process: never (our own live jobs);
+- its owner runs on this host and that process is gone (checked by pid: immediate);
+- its owner's heartbeat has expired in Redis (any host; after `HEARTBEAT_TTL`);
+- its deadline has passed (timeout + setup + grace: whatever the owner's state).
+
+Records of executions whose owner died while they were pending or running become `lost`.
+`cronium gc` runs this by hand (`--dry-run` only reports); `cronium run`, workers and the scheduler
+run it in the background when they start.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+#: Seconds a heartbeat key lives; refreshed every HEARTBEAT_INTERVAL by a live owner.
+HEARTBEAT_TTL = 15.0
+HEARTBEAT_INTERVAL = 5.0
+#: Non-final statuses: an execution in one of these whose owner is gone is `lost`.
+LIVE_STATUSES = ("pending", "running")
+#: How far back the Redis-side sweep looks for records of dead owners.
+RECORD_SWEEP_SECONDS = 7 * 24 * 3600
+
+
+@dataclass
+class ReapReport:
+    removed: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        return {"removed": self.removed, "lost": self.lost, "kept": self.kept, "errors": self.errors,
+                "dry_run": self.dry_run}
+
+
+def owner_host_and_pid(owner: str) -> tuple[str, int | None]:
+    """Owner ids look like `<host>.<pid>.<random>` (see model.new_owner_id)."""
+    parts = owner.rsplit(".", 2)
+    if len(parts) != 3:
+        return owner, None
+    try:
+        return parts[0], int(parts[1])
+    except ValueError:
+        return parts[0], None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OwnerCheck:
+    """Decides, with caching, whether an owner is alive."""
+
+    def __init__(self, runtime: "Runtime"):
+        self.runtime = runtime
+        self.host = socket.gethostname()
+        self._cache: dict[str, bool] = {}
+        self.redis_ok = True
+
+    def alive(self, owner: str) -> bool:
+        if owner == self.runtime.owner:
+            return True
+        if owner in self._cache:
+            return self._cache[owner]
+        host, pid = owner_host_and_pid(owner)
+        if host == self.host and pid is not None and not pid_alive(pid):
+            alive = False
+        else:
+            try:
+                alive = self.runtime.store.owner_alive(owner)
+            except StoreUnavailable:
+                self.redis_ok = False
+                alive = True  # cannot tell: keep it (the deadline still applies)
+        self._cache[owner] = alive
+        return alive
+
+
+def reap(runtime: "Runtime", *, dry_run: bool = False, now: float | None = None) -> ReapReport:
+    """One sweep over Docker (by label) and over the execution records in Redis."""
+    now = time.time() if now is None else now
+    report = ReapReport(dry_run=dry_run)
+    check = OwnerCheck(runtime)
+    client = runtime.docker
+    label = {"label": "cronium.managed=true"}
+    containers = client.api.containers(all=True, filters=label)
+    networks = client.api.networks(filters=label)
+    volumes = client.api.volumes(filters=label).get("Volumes") or []
+
+    by_execution: dict[str, dict] = {}
+
+    def note(labels: dict, kind: str, ident: str, name: str) -> None:
+        execution = labels.get("cronium.execution", f"?{name}")
+        entry = by_execution.setdefault(execution, {"owner": labels.get("cronium.owner", ""),
+                                                    "deadline": labels.get("cronium.deadline"), "items": []})
+        entry["items"].append((kind, ident, name))
+
+    for c in containers:
+        note(c.get("Labels") or {}, "container", c["Id"], c["Names"][0].lstrip("/"))
+    for n in networks:
+        note(n.get("Labels") or {}, "network", n["Id"], n["Name"])
+    for v in volumes:
+        note(v.get("Labels") or {}, "volume", v["Name"], v["Name"])
+
+    order = {"container": 0, "volume": 1, "network": 2}
+    for execution, entry in sorted(by_execution.items()):
+        owner, deadline = entry["owner"], entry["deadline"]
+        expired = deadline is not None and deadline.isdigit() and float(deadline) < now
+        owner_gone = not owner or not check.alive(owner)
+        if owner == runtime.owner or not (expired or owner_gone):
+            report.kept.extend(f"{kind} {name}" for kind, _, name in entry["items"])
+            continue
+        for kind, ident, name in sorted(entry["items"], key=lambda i: order[i[0]]):
+            if dry_run:
+                report.removed.append(f"{kind} {name}")
+                continue
+            try:
+                _remove(client, kind, ident)
+                report.removed.append(f"{kind} {name}")
+            except Exception as exc:
+                report.errors.append(f"{kind} {name}: {exc}")
+        if not dry_run and execution.startswith("exec_"):
+            _drop_acl_user(runtime, execution, report)
+            _mark_lost(runtime, execution, "its owner died" if owner_gone else "its deadline passed", report)
+    if check.redis_ok:
+        _sweep_records(runtime, check, now, report, dry_run)
+    return report
+
+
+def _remove(client, kind: str, ident: str) -> None:
+    from docker.errors import NotFound
+
+    try:
+        if kind == "container":
+            client.api.remove_container(ident, force=True, v=True)
+        elif kind == "network":
+            client.api.remove_network(ident)
+        else:
+            client.api.remove_volume(ident, force=True)
+    except NotFound:
+        pass
+
+
+def _drop_acl_user(runtime: "Runtime", execution: str, report: ReapReport) -> None:
+    try:
+        store = runtime.store
+        store.redis.execute_command("ACL", "DELUSER", store.keys.acl_user(execution))
+    except Exception as exc:  # an old Redis without ACL, or Redis down: nothing to drop
+        if "unknown" not in str(exc).lower():
+            report.errors.append(f"redis acl user of {execution}: {exc}")
+
+
+def _mark_lost(runtime: "Runtime", execution: str, why: str, report: ReapReport) -> None:
+    try:
+        store = runtime.store
+        key = store.keys.execution(execution)
+        status = store.redis.hget(key, "status")
+        if status is not None and status.decode() in LIVE_STATUSES:
+            store.update_execution(execution, {"status": "lost", "error": f"lost: {why}", "finished_at": time.time()})
+            report.lost.append(execution)
+    except StoreUnavailable as exc:
+        report.errors.append(f"record of {execution}: {exc}")
+
+
+def _sweep_records(runtime: "Runtime", check: OwnerCheck, now: float, report: ReapReport, dry_run: bool) -> None:
+    """Executions still pending/running in Redis whose owner is gone (even with nothing in Docker)."""
+    store = runtime.store
+    try:
+        ids = store.redis.zrangebyscore(store.keys.executions, now - RECORD_SWEEP_SECONDS, now - HEARTBEAT_TTL)
+        if not ids:
+            return
+        pipe = store.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hmget(store.keys.execution(i.decode()), ["status", "owner"])
+        rows = pipe.execute()
+    except StoreUnavailable:
+        return
+    for raw_id, (status, owner) in zip(ids, rows):
+        execution = raw_id.decode()
+        if status is None or status.decode() not in LIVE_STATUSES or execution in report.lost:
+            continue
+        if check.alive((owner or b"").decode()):
+            continue
+        if dry_run:
+            report.lost.append(execution)
+        else:
+            _mark_lost(runtime, execution, "its owner died", report)
+
+
+class Heartbeat:
+    """Keeps `P owner:<owner>` alive while this process may own resources."""
+
+    def __init__(self, runtime: "Runtime", kind: str):
+        self.runtime = runtime
+        self.kind = kind
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.beat()  # synchronously once: before any resource of ours exists
+        self._thread = threading.Thread(target=self._loop, name="cronium-heartbeat", daemon=True)
+        self._thread.start()
+
+    def beat(self) -> None:
+        self.runtime.store.heartbeat(self.runtime.owner, HEARTBEAT_TTL,
+                                     {"kind": self.kind, "pid": os.getpid(), "host": socket.gethostname()})
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                self.beat()
+            except Exception:
+                pass  # Redis briefly down: the next beat retries; the TTL covers short gaps
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.runtime.store.drop_owner(self.runtime.owner)
+        except Exception:
+            pass
