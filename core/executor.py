@@ -16,12 +16,19 @@ class ExitStatus:
 
 
 class JobHandle(Protocol):
-    """A prepared job: created and attached, not yet started."""
+    """A prepared job: created and attached, not yet started.
+
+    Starting happens in two steps so that the container's start-up overlaps the sidecar's boot
+    while no job code runs before the sidecar is ready: `start()` starts the container, which
+    waits for its secrets and script; `release()` delivers them and the job's own code begins."""
 
     container_id: str
 
     def start(self) -> None:
-        """Start the job and deliver its script. Output produced from here on is never missed."""
+        """Start the container; it runs nothing of the job's until `release()`."""
+
+    def release(self) -> None:
+        """Deliver the secret env and the script: the job's code starts now (its timeout too)."""
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
         """Raw output in arrival order: (1 = stdout | 2 = stderr, bytes). A `(0, None)` item means

@@ -52,18 +52,32 @@ class ResourceRegistry:
         return len(self._items)
 
     def release_all(self) -> list[tuple[str, BaseException]]:
-        """Remove everything (reverse order); returns failures, never raises."""
-        failures = []
+        """Remove everything in reverse order; returns failures, never raises. Consecutive
+        resources of the same kind (e.g. the two containers) are removed at the same time."""
+        failures: list[tuple[str, BaseException]] = []
         while True:
             with self._lock:
                 if not self._items:
                     break
-                kind, name, remove = self._items.pop()
-            try:
-                remove()
-            except Exception as exc:
-                failures.append((f"{kind} {name}", exc))
+                kind = self._items[-1][0]
+                group = []
+                while self._items and self._items[-1][0] == kind:
+                    group.append(self._items.pop())
+            threads = [threading.Thread(target=self._remove, args=(item, failures)) for item in group[1:]]
+            for t in threads:
+                t.start()
+            self._remove(group[0], failures)
+            for t in threads:
+                t.join()
         return failures
+
+    @staticmethod
+    def _remove(item: tuple[str, str, Callable[[], None]], failures: list) -> None:
+        kind, name, remove = item
+        try:
+            remove()
+        except Exception as exc:
+            failures.append((f"{kind} {name}", exc))
 
 
 class Cancellation:
@@ -264,13 +278,15 @@ class Orchestrator:
             sidecar_options = self._options(ex, "sidecar")
             job_options = self._options(ex, "job")
             launch = self._launch(run, job_options)
-            # Boot the sidecar and prepare the job container at the same time.
+            # Boot the sidecar and create + start the job container at the same time; the job
+            # container waits for its script until the sidecar is ready (handle.release()).
             sidecar_future = self._pool.submit(
                 provide, pm, "launch_sidecar", execution=ex, network=network, token=run.token,
                 options=sidecar_options, runtime=rt, resources=run.resources)
             try:
                 run.handle = provide(pm, "start_job", execution=ex, network=network, launch=launch,
                                      runtime=rt, resources=run.resources)
+                run.handle.start()
             except BaseException:
                 # Let the sidecar launch finish so that what it created is registered for cleanup.
                 sidecar_future.exception()
@@ -285,7 +301,7 @@ class Orchestrator:
             run.pump = LogPump(run.handle.chunks(), sinks, max_line=rt.config["logs.max_line_bytes"],
                                on_sink_error=lambda name, exc: run.warnings.append(f"log sink {name} failed: {exc}"))
             run.pump.start()
-            run.handle.start()
+            run.handle.release()
             run.job_started_at = time.time()
             store.update_execution(ex.execution_id, {"status": "running", "started_at": run.job_started_at})
             notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id)

@@ -56,6 +56,8 @@ class DockerJobHandle:
             self._client.api.start(self.container_id)
         except APIError as exc:
             raise PhaseError("job", f"the engine could not start the job container: {exc.explanation or exc}") from None
+
+    def release(self) -> None:
         _docker.send_and_close_stdin(self._raw, self._stdin)
         self._stdin = b""
 

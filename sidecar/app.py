@@ -98,12 +98,13 @@ def _error_response(request: Request, exception: Exception, settings: Settings) 
         status = next(s for kind, s in HTTP_STATUS.items() if isinstance(exception, kind))
         headers = {"Retry-After": str(exception.retry_after)} if isinstance(exception, RateLimitedError) else None
         return _error_body(status, exception.code, exception.message, headers)
-    if isinstance(exception, SanicException) and exception.status_code in SANIC_ERRORS:
-        code, message = SANIC_ERRORS[exception.status_code]
+    if isinstance(exception, SanicException):
+        status = exception.status_code
+        code, message = SANIC_ERRORS.get(status, ("http_error", "the request could not be served"))
+        if status >= 500:
+            log.error("%s in %s %s: %s", type(exception).__name__, request.method, request.uri_template, exception)
         message = message.format(method=request.method, max_body_bytes=settings.max_body_bytes)
-        return _error_body(exception.status_code, code, message, dict(exception.headers or {}))
-    if isinstance(exception, SanicException) and exception.status_code < 500:
-        return _error_body(exception.status_code, "invalid_request", "the request was refused")
+        return _error_body(status, code, message, dict(exception.headers or {}))
     log.error("unexpected error in %s %s", request.method, request.uri_template or "(no route)", exc_info=exception)
     return _error_body(500, "internal_error", "the runtime API hit an unexpected error; see the sidecar log")
 

@@ -41,7 +41,8 @@ def json_object_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        position = f"line {exc.lineno} column {exc.colno}"
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc.msg} at {position}") from None
     except ValueError as exc:  # not UTF-8, or NaN/Infinity
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:

@@ -108,7 +108,8 @@ def token_for(signing_key):
 
 
 @pytest.mark.parametrize("value", JSON_VALUES)
-def test_variables_round_trip_every_json_value_exactly(serve, make_settings, token_for, redis_client, key_prefix, value):
+def test_variables_round_trip_every_json_value_exactly(serve, make_settings, token_for, redis_client, key_prefix,
+                                                       value):
     client = serve(create_app(make_settings()))
     path = f"/executions/{EXECUTION_ID}/variables/answer"
     _, put = client.put(path, headers=token_for(), json={"value": value})

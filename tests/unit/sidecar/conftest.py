@@ -15,6 +15,7 @@ from cronium.sidecar.app import create_app
 from cronium.sidecar.settings import parse_settings
 from sidecar_helpers import EXECUTION_ID, MemoryStore, free_port
 
+
 @pytest.fixture(autouse=True)
 def sanic_test_mode():
     Sanic.test_mode = True

@@ -25,7 +25,7 @@ class MemoryStore:
 
     def _check(self) -> None:
         if self.unavailable:
-            raise StoreUnavailableError("the store (Redis) cannot be reached; the request was not carried out, retry later")
+            raise StoreUnavailableError("the store (Redis) cannot be reached")
 
     async def ping(self) -> None:
         self._check()

@@ -84,7 +84,8 @@ def test_token_signed_by_another_key_is_401(client, claims):
 
 
 def test_alg_none_is_401(client, claims):
-    body = assert_error(get_input(client, bearer(handmade_token({"alg": "none", "typ": "JWT"}, claims))), 401, "unauthorized")
+    unsigned = handmade_token({"alg": "none", "typ": "JWT"}, claims)
+    body = assert_error(get_input(client, bearer(unsigned)), 401, "unauthorized")
     assert "algorithm" in body["message"]
 
 
@@ -139,7 +140,8 @@ def test_path_execution_id_mismatch_is_403(client, auth):
 
 def test_tool_actions_need_a_token_for_this_execution(client, make_token):
     payload = {"tool": "echo", "action": "echo", "params": {}}
-    _, response = client.post("/tool-actions/execute", headers=bearer(make_token(executionId=OTHER_EXECUTION_ID)), json=payload)
+    foreign = bearer(make_token(executionId=OTHER_EXECUTION_ID))
+    _, response = client.post("/tool-actions/execute", headers=foreign, json=payload)
     assert_error(response, 403, "forbidden")
     _, response = client.post("/tool-actions/execute", json=payload)
     assert_error(response, 401, "unauthorized")

@@ -137,7 +137,8 @@ def test_missing_settings_file_exits_2(tmp_path):
 def test_the_sidecar_imports_nothing_from_the_orchestrator():
     probe = (
         "import sys, cronium.sidecar.__main__, cronium.sidecar.app, cronium.sidecar.store, cronium.sidecar.tools\n"
-        "print('\\n'.join(m for m in sys.modules if m == 'docker' or m.startswith(('docker.', 'cronium.core', 'cronium.plugins'))))"
+        "print('\\n'.join(m for m in sys.modules\n"
+        "                 if m == 'docker' or m.startswith(('docker.', 'cronium.core', 'cronium.plugins'))))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=subprocess_env(), timeout=60)
     assert result.returncode == 0, result.stderr.decode()

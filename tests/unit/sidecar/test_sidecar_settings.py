@@ -37,7 +37,7 @@ def test_hs256_settings_keep_the_secret_as_bytes(settings_document):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"execution_id": "job-1"}, "settings.execution_id: must be exec_ followed by 16 lowercase hex characters"),
+        ({"execution_id": "job-1"}, "settings.execution_id: must be exec_ followed by 16 lowercase hex"),
         ({"execution_id": None}, "settings.execution_id: must be a string"),
         ({"job_id": ""}, "settings.job_id: must be 1-256 characters long"),
         ({"namespace": "has space"}, "settings.namespace: must be 1-64 characters"),
@@ -53,7 +53,7 @@ def test_hs256_settings_keep_the_secret_as_bytes(settings_document):
         ({"auth": {"algorithm": "RS256", "key": "x"}}, "settings.auth.algorithm: must be one of EdDSA, HS256"),
         ({"auth": {"algorithm": "EdDSA"}}, "settings.auth.key: is required"),
         ({"auth": {"algorithm": "EdDSA", "key": "not a pem"}}, "settings.auth.key: must be an Ed25519 public key"),
-        ({"auth": {"algorithm": "HS256", "key": "short"}}, "settings.auth.key: an HS256 secret needs at least 32 bytes"),
+        ({"auth": {"algorithm": "HS256", "key": "short"}}, "settings.auth.key: an HS256 secret needs at least 32"),
         ({"extra": 1}, "settings: unknown setting(s) 'extra'"),
     ],
 )

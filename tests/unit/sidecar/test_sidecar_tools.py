@@ -13,7 +13,8 @@ EXECUTE = "/tool-actions/execute"
 @pytest.mark.parametrize("arguments_field", ["params", "config"])
 def test_echo_returns_its_arguments(client, auth, arguments_field):
     arguments = {"text": "hi", "n": 0, "flag": False, "nested": {"list": [1, None]}}
-    _, response = client.post(EXECUTE, headers=auth, json={"tool": "echo", "action": "echo", arguments_field: arguments})
+    payload = {"tool": "echo", "action": "echo", arguments_field: arguments}
+    _, response = client.post(EXECUTE, headers=auth, json=payload)
     assert response.status == 200
     assert response.json == {"success": True, "data": arguments}
 
