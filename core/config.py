@@ -120,6 +120,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "token.grace": _positive_number,
     "redis.sidecar_auth": _one_of("acl", "shared"),
     "redis.connect_timeout": _positive_number,
+    "redis.command_timeout": _positive_number,
     "network.pool": _cidr,
     "network.subnet_prefix": _prefix,
     "sidecar.memory": _size,

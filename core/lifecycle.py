@@ -198,6 +198,7 @@ class _Run:
     handle: JobHandle | None = None
     pump: LogPump | None = None
     job_started_at: float | None = None
+    spooled: bool = False
 
 
 class Orchestrator:
@@ -351,14 +352,17 @@ class Orchestrator:
             condition=condition, error=error, error_phase=error_phase,
             log_lines=run.pump.lines if run.pump else 0,
         )
+        final = {"status": status, "exit_code": exit_code, "finished_at": finished, "timings": result.timings,
+                 "error": error or "", "error_phase": error_phase or "", "log_lines": result.log_lines,
+                 "warnings": run.warnings}
         try:
-            rt.store.update_execution(ex.execution_id, {
-                "status": status, "exit_code": exit_code, "finished_at": finished, "timings": result.timings,
-                "error": error or "", "error_phase": error_phase or "", "log_lines": result.log_lines,
-                "warnings": run.warnings,
-            })
+            rt.store.update_execution(ex.execution_id, final)
         except StoreUnavailable as exc:
-            run.warnings.append(str(exc))
+            # Redis is down: keep the final record locally and write it when Redis is back.
+            rt.spool.put(ex.execution_id, final)
+            run.spooled = True
+            run.warnings.append(f"{exc.message}; the final record was spooled to {rt.spool.dir} "
+                                f"and is written when Redis answers again (the output is in the file sink)")
         for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
@@ -373,10 +377,14 @@ class Orchestrator:
         run.token = None  # the token lives only as long as the job
         run.timings["cleanup"] = time.time() - t
         events("cleanup", "done")
+        late = {"timings": run.timings, "warnings": run.warnings}
         try:
-            rt.store.update_execution(ex.execution_id, {"timings": run.timings, "warnings": run.warnings})
+            rt.store.update_execution(ex.execution_id, late)
         except StoreUnavailable:
-            pass
+            rt.spool.put(ex.execution_id, late)
+            run.spooled = True
+        if run.spooled:
+            rt.flush_spool(wait=rt.config["redis.spool_wait"])
         return replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
 
     # --- helpers ---------------------------------------------------------------------------

@@ -87,7 +87,8 @@ class Runtime:
         else:
             url = cfg["redis.url"]
             hint = "check that the server in redis.url is running and reachable"
-        store = Store(url, prefix=cfg["redis.key_prefix"], connect_timeout=cfg["redis.connect_timeout"], hint=hint)
+        store = Store(url, prefix=cfg["redis.key_prefix"], connect_timeout=cfg["redis.connect_timeout"],
+                      command_timeout=cfg["redis.command_timeout"], hint=hint)
         store.ping()
         return store
 
@@ -100,6 +101,28 @@ class Runtime:
         if cfg.redis_managed:
             return self.managed_redis.network_url
         return cfg["redis.url"]
+
+    @cached_property
+    def spool(self):
+        from .store import RecordSpool
+
+        return RecordSpool(state_dir() / "spool")
+
+    def flush_spool(self, wait: float = 0.0) -> bool:
+        """Write spooled records to Redis, retrying for up to `wait` seconds. True when none is left."""
+        import time
+
+        from .errors import StoreUnavailable
+
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.spool.flush(self.store)
+                return True
+            except StoreUnavailable:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.5)
 
     def gate(self, name: str, size: int) -> threading.BoundedSemaphore:
         """A named semaphore shared by this process's jobs (e.g. to bound concurrent sidecar boots)."""
@@ -129,6 +152,7 @@ class Runtime:
         from .reaper import reap
 
         try:
+            self.flush_spool()
             self.last_reap = reap(self)
         except Exception as exc:  # best effort at start-up; `cronium gc` reports errors loudly
             self.last_reap_error = exc

@@ -27,7 +27,7 @@ from cronium.plugins import _docker
 ALIAS = "runtime-api"
 PORT = 8081
 #: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py).
-SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "hexists", "hgetall", "hmget", "client|setname", "select")
+SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "select")
 
 
 def acl_rules(keys, execution_id: str, namespace: str, password: str) -> list[str]:
