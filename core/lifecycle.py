@@ -263,7 +263,6 @@ class Orchestrator:
     # --- phases ----------------------------------------------------------------------------
     def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[str, int | None]:
         rt, pm, ex = self.runtime, self.runtime.pm, run.execution
-        store = rt.store
 
         with self._phase(run, "token", events):
             run.token = provide(pm, "issue_token", execution=ex, runtime=rt)
@@ -304,7 +303,7 @@ class Orchestrator:
             run.pump.start()
             run.handle.release()
             run.job_started_at = time.time()
-            store.update_execution(ex.execution_id, {"status": "running", "started_at": run.job_started_at})
+            self._record(run, {"status": "running", "started_at": run.job_started_at}, only_if="pending")
             notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
@@ -352,17 +351,9 @@ class Orchestrator:
             condition=condition, error=error, error_phase=error_phase,
             log_lines=run.pump.lines if run.pump else 0,
         )
-        final = {"status": status, "exit_code": exit_code, "finished_at": finished, "timings": result.timings,
-                 "error": error or "", "error_phase": error_phase or "", "log_lines": result.log_lines,
-                 "warnings": run.warnings}
-        try:
-            rt.store.update_execution(ex.execution_id, final)
-        except StoreUnavailable as exc:
-            # Redis is down: keep the final record locally and write it when Redis is back.
-            rt.spool.put(ex.execution_id, final)
-            run.spooled = True
-            run.warnings.append(f"{exc.message}; the final record was spooled to {rt.spool.dir} "
-                                f"and is written when Redis answers again (the output is in the file sink)")
+        self._record(run, {"status": status, "exit_code": exit_code, "finished_at": finished,
+                           "timings": result.timings, "error": error or "", "error_phase": error_phase or "",
+                           "log_lines": result.log_lines, "warnings": run.warnings})
         for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
@@ -377,17 +368,30 @@ class Orchestrator:
         run.token = None  # the token lives only as long as the job
         run.timings["cleanup"] = time.time() - t
         events("cleanup", "done")
-        late = {"timings": run.timings, "warnings": run.warnings}
-        try:
-            rt.store.update_execution(ex.execution_id, late)
-        except StoreUnavailable:
-            rt.spool.put(ex.execution_id, late)
-            run.spooled = True
+        self._record(run, {"timings": run.timings, "warnings": run.warnings})
         if run.spooled:
             rt.flush_spool(wait=rt.config["redis.spool_wait"])
         return replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
 
     # --- helpers ---------------------------------------------------------------------------
+    def _record(self, run: _Run, fields: dict[str, Any], only_if: str | None = None) -> None:
+        """Update the execution record; while Redis is down, spool the fields locally instead
+        (written when Redis answers again) — a job never fails because its record could not be
+        written. `only_if`: apply only while the status is still that one."""
+        rt = self.runtime
+        try:
+            if only_if is None:
+                rt.store.update_execution(run.execution.execution_id, fields)
+            else:
+                rt.store.update_if_status(run.execution.execution_id, only_if, fields)
+        except StoreUnavailable as exc:
+            if only_if is None:
+                rt.spool.put(run.execution.execution_id, fields)
+            if not run.spooled:
+                run.warnings.append(f"{exc.message}; the record was spooled to {rt.spool.dir} and is written "
+                                    f"when Redis answers again (the output is in the file sink)")
+            run.spooled = True
+
     class _PhaseTimer:
         def __init__(self, orch: "Orchestrator", run: _Run, name: str, events: EventCallback):
             self.run, self.name, self.events = run, name, events

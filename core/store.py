@@ -88,6 +88,25 @@ class Store:
         with self._guard():
             self.redis.hset(self.keys.execution(execution_id), mapping=_encode(fields))
 
+    _IF_STATUS = """
+    local current = redis.call('HGET', KEYS[1], 'status')
+    if current == ARGV[1] then
+        for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+        return 1
+    end
+    return 0
+    """
+
+    def update_if_status(self, execution_id: str, expected: str, fields: Mapping[str, Any]) -> bool:
+        """Update only while the record's status is `expected` (atomic). Guards against a stale
+        write landing after a newer one, e.g. a 'running' sent before a Redis outage and applied
+        after the final status."""
+        args: list[str] = [expected]
+        for k, v in _encode(fields).items():
+            args += [k, v]
+        with self._guard():
+            return bool(self.redis.eval(self._IF_STATUS, 1, self.keys.execution(execution_id), *args))
+
     def claim_execution(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> bool:
         """Create the record only if it does not exist yet or is not final-successful.
 

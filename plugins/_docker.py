@@ -72,14 +72,60 @@ def close(raw: socket.socket) -> None:
         pass
 
 
-def remove_container(client, container_id: str) -> None:
+def engine_unreachable(exc: BaseException) -> bool:
+    """True when an exception means the engine itself did not answer (down or restarting)."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+        return True
+    text = str(exc).lower()
+    return "connection refused" in text or "connection aborted" in text or "no such file or directory" in text
+
+
+def while_engine_down(action, *, wait: float):
+    """Run `action`; while the engine does not answer, retry for up to `wait` seconds (an engine
+    restart takes a few seconds: cleanup must still happen once it is back)."""
+    import time
+
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not engine_unreachable(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+#: Seconds cleanup keeps retrying while the engine is unreachable.
+CLEANUP_WAIT = 120.0
+
+
+def remove_container(client, container_id: str, wait: float = CLEANUP_WAIT) -> None:
     """Force-remove (kills if running); a container that is already gone is fine."""
     from docker.errors import NotFound
 
-    try:
-        client.api.remove_container(container_id, force=True, v=True)
-    except NotFound:
-        pass
+    def remove():
+        try:
+            client.api.remove_container(container_id, force=True, v=True)
+        except NotFound:
+            pass
+
+    while_engine_down(remove, wait=wait)
+
+
+def remove_network(client, network_id: str, wait: float = CLEANUP_WAIT) -> None:
+    from docker.errors import NotFound
+
+    def remove():
+        try:
+            client.api.remove_network(network_id)
+        except NotFound:
+            pass
+
+    while_engine_down(remove, wait=wait)
 
 
 _HOST_CONFIG_ARGS = {

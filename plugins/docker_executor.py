@@ -69,10 +69,18 @@ class DockerJobHandle:
 
     def exit_status(self) -> ExitStatus:
         api = self._client.api
-        state = api.inspect_container(self.container_id)["State"]
-        if state.get("Running"):
-            api.wait(self.container_id, condition="not-running")
+        try:
             state = api.inspect_container(self.container_id)["State"]
+            if state.get("Running"):
+                api.wait(self.container_id, condition="not-running")
+                state = api.inspect_container(self.container_id)["State"]
+        except Exception as exc:
+            if _docker.engine_unreachable(exc):
+                raise PhaseError("job", "lost contact with the Docker engine during the job (it stopped or "
+                                        "restarted); the job's outcome is unknown",
+                                 hint="check the engine with `cronium doctor`; its resources are removed once "
+                                      "it is back") from None
+            raise
         return ExitStatus(exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
                           error=state.get("Error") or None)
 
@@ -83,7 +91,10 @@ class DockerJobHandle:
         try:
             self._client.api.stop(self.container_id, timeout=int(max(1, grace)))
         except APIError:
-            self._client.api.kill(self.container_id)
+            try:
+                self._client.api.kill(self.container_id)
+            except APIError:
+                pass  # already gone
 
 
 @hookimpl(trylast=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from docker.errors import APIError, NotFound
+from docker.errors import APIError
 from docker.types import IPAMConfig, IPAMPool
 
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.model import NetworkInfo
+from cronium.plugins import _docker
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
@@ -56,15 +57,8 @@ def create_network(execution, runtime, resources):
                 continue
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
-        resources.add("network", name, lambda: _remove(client, network_id))
+        resources.add("network", name, lambda: _docker.remove_network(client, network_id))
         return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
     raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
                                 f"after {MAX_ATTEMPTS} attempts",
                      hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
-
-
-def _remove(client, network_id: str) -> None:
-    try:
-        client.api.remove_network(network_id)
-    except NotFound:
-        pass
