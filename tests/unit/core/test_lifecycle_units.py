@@ -190,7 +190,18 @@ def test_resource_added_during_release_is_released_too():
     reg.add("container", "first", lambda: order.append("first"))
     reg.add("container", "adds", lambda: (order.append("adds"), reg.add("volume", "late", lambda: order.append("late"))))
     reg.release_all()
-    assert order == ["adds", "late", "first"]
+    # The two containers go together (in parallel); what one adds while going is released after it.
+    assert sorted(order) == ["adds", "first", "late"]
+    assert order.index("late") > order.index("adds")
+
+
+def test_release_groups_same_kind_and_keeps_reverse_order_between_kinds():
+    reg, order = ResourceRegistry(), []
+    reg.add("network", "net", lambda: order.append("net"))
+    reg.add("container", "a", lambda: order.append("a"))
+    reg.add("container", "b", lambda: order.append("b"))
+    assert reg.release_all() == []
+    assert set(order[:2]) == {"a", "b"} and order[2] == "net"
 
 
 # --- merge_options / require_security / check_engine_warnings ------------------------------------
