@@ -129,6 +129,14 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "limits.max_timeout": _positive_number,
     "limits.stop_grace": _positive_number,
     "logs.docker_driver": _one_of("none", "json-file", "local"),
+    "heartbeat.ttl": _positive_number,
+    "heartbeat.interval": _positive_number,
+    "queue.claim_interval": _positive_number,
+    "queue.claim_min_idle": _positive_number,
+    "worker.reap_interval": _positive_number,
+    "worker.shutdown_grace": _positive_number,
+    "scheduler.lease_ttl": _positive_number,
+    "scheduler.starting_deadline": _positive_number,
     # per profile (suffix match on profiles.<name>.<key>)
     "profile.memory": _size,
     "profile.swap": _size,
@@ -418,6 +426,17 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("token.algorithm is HS256 but token.secret is shorter than 32 characters",
                           source=cfg.source("token.secret"), key="token.secret",
                           hint="set a long random secret, or use the default EdDSA algorithm")
+    if cfg["heartbeat.interval"] * 2 > cfg["heartbeat.ttl"]:
+        raise ConfigError("bad value", source=cfg.source("heartbeat.interval"), key="heartbeat.interval",
+                          expected=f"at most half of heartbeat.ttl ({cfg['heartbeat.ttl']})",
+                          found=cfg["heartbeat.interval"])
+    for key in ("queue.max_deliveries", "worker.concurrency"):
+        if cfg[key] < 1:
+            raise ConfigError("bad value", source=cfg.source(key), key=key, expected="a whole number >= 1",
+                              found=cfg[key])
+    if not 0 <= cfg["metrics.port"] <= 65535:
+        raise ConfigError("bad value", source=cfg.source("metrics.port"), key="metrics.port",
+                          expected="a TCP port (0 = off)", found=cfg["metrics.port"])
     if cfg["timeout"] > cfg["limits.max_timeout"]:
         raise ConfigError("bad value", source=cfg.source("timeout"), key="timeout",
                           expected=f"at most limits.max_timeout ({cfg['limits.max_timeout']})", found=cfg["timeout"])

@@ -143,3 +143,17 @@ class Cancelled(CroniumError):
     """The run was cancelled (SIGINT/SIGTERM or `cronium cancel`)."""
 
     exit_code = 130
+
+
+class DeploymentInvalid(UsageError):
+    """A deployment file has problems; each names the file and the key. Nothing was registered."""
+
+    def __init__(self, problems: list[str]):
+        count = len(problems)
+        super().__init__(f"deployment rejected, {count} problem{'s' if count != 1 else ''}:\n  " + "\n  ".join(problems),
+                         hint="fix the keys named above and deploy again (nothing was registered)")
+        self.problems = problems
+
+
+class SecretUnavailable(CroniumError):
+    """A secret referenced by a deployment (e.g. `env:MY_TOKEN`) is not available on this worker."""

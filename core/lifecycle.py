@@ -180,7 +180,7 @@ def build_execution(spec: JobSpec, runtime: Runtime) -> ExecutionInfo:
         execution_id=execution_id, job_id=job_id, job_name=spec.job_name or job_id, job_type=spec.job_type,
         namespace=spec.namespace, owner=runtime.owner, image=image, profile=spec.profile, timeout=spec.timeout,
         created_at=now, deadline=deadline, labels=labels, resources=resources, egress=spec.egress,
-        attempt=spec.attempt,
+        attempt=spec.attempt, plugin_settings=spec.plugin_settings,
     )
 
 

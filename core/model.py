@@ -91,6 +91,8 @@ class JobSpec:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     execution_id: str | None = None  # set by a queue for idempotent re-delivery
     attempt: int = 1
+    #: Free-form settings for plugins, by plugin name (from a deployment's `[jobs.X.plugins.NAME]`).
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The spec as stored in the execution record: no script body, no secret values."""
@@ -108,6 +110,7 @@ class JobSpec:
             "namespace": self.namespace,
             "egress": self.egress,
             "attempt": self.attempt,
+            "plugin_settings": dict(self.plugin_settings),
         }
 
     def with_(self, **changes: Any) -> "JobSpec":
@@ -133,6 +136,8 @@ class ExecutionInfo:
     resources: Resources
     egress: bool = False
     attempt: int = 1
+    #: Free-form settings for plugins, by plugin name (see JobSpec.plugin_settings).
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def short(self) -> str:

@@ -143,7 +143,8 @@ def reap(runtime: "Runtime", *, dry_run: bool = False, now: float | None = None)
                 report.errors.append(f"{kind} {name}: {exc}")
         if not dry_run and execution.startswith("exec_"):
             _drop_acl_user(runtime, execution, report)
-            _mark_lost(runtime, execution, "its owner died" if owner_gone else "its deadline passed", report)
+            _mark_lost(runtime, execution, "its owner died" if owner_gone else "its deadline passed", report,
+                       owner=owner)
     if check.redis_ok:
         _sweep_records(runtime, check, now, report, dry_run)
     return report
@@ -172,23 +173,39 @@ def _drop_acl_user(runtime: "Runtime", execution: str, report: ReapReport) -> No
             report.errors.append(f"redis acl user of {execution}: {exc}")
 
 
-def _mark_lost(runtime: "Runtime", execution: str, why: str, report: ReapReport) -> None:
+def _mark_lost(runtime: "Runtime", execution: str, why: str, report: ReapReport, *, owner: str) -> None:
+    """Atomically: only while the record is still live *and* still owned by the dead owner (a
+    worker may have claimed the execution again in the meantime)."""
     try:
-        store = runtime.store
-        key = store.keys.execution(execution)
-        status = store.redis.hget(key, "status")
-        if status is not None and status.decode() in LIVE_STATUSES:
-            store.update_execution(execution, {"status": "lost", "error": f"lost: {why}", "finished_at": time.time()})
+        if runtime.store.mark_lost(execution, owner=owner, error=f"lost: {why}", statuses=LIVE_STATUSES):
             report.lost.append(execution)
     except StoreUnavailable as exc:
         report.errors.append(f"record of {execution}: {exc}")
 
 
+def remove_execution_resources(runtime: "Runtime", execution: str) -> list[str]:
+    """Remove every Docker object and the Redis ACL user of one execution, whoever owned them.
+    Used by a worker before it runs an execution again whose previous owner died."""
+    client = runtime.docker
+    label = {"label": f"cronium.execution={execution}"}
+    items = [("container", c["Id"], c["Names"][0].lstrip("/")) for c in client.api.containers(all=True, filters=label)]
+    items += [("volume", v["Name"], v["Name"]) for v in client.api.volumes(filters=label).get("Volumes") or []]
+    items += [("network", n["Id"], n["Name"]) for n in client.api.networks(filters=label)]
+    removed = []
+    for kind, ident, name in items:
+        _remove(client, kind, ident)
+        removed.append(f"{kind} {name}")
+    report = ReapReport()
+    _drop_acl_user(runtime, execution, report)
+    return removed
+
+
 def _sweep_records(runtime: "Runtime", check: OwnerCheck, now: float, report: ReapReport, dry_run: bool) -> None:
     """Executions still pending/running in Redis whose owner is gone (even with nothing in Docker)."""
     store = runtime.store
+    ttl = runtime.config.get("heartbeat.ttl", HEARTBEAT_TTL)
     try:
-        ids = store.redis.zrangebyscore(store.keys.executions, now - RECORD_SWEEP_SECONDS, now - HEARTBEAT_TTL)
+        ids = store.redis.zrangebyscore(store.keys.executions, now - RECORD_SWEEP_SECONDS, now - ttl)
         if not ids:
             return
         pipe = store.redis.pipeline(transaction=False)
@@ -201,20 +218,28 @@ def _sweep_records(runtime: "Runtime", check: OwnerCheck, now: float, report: Re
         execution = raw_id.decode()
         if status is None or status.decode() not in LIVE_STATUSES or execution in report.lost:
             continue
-        if check.alive((owner or b"").decode()):
+        owner_id = (owner or b"").decode()
+        if check.alive(owner_id):
             continue
         if dry_run:
             report.lost.append(execution)
         else:
-            _mark_lost(runtime, execution, "its owner died", report)
+            _mark_lost(runtime, execution, "its owner died", report, owner=owner_id)
 
 
 class Heartbeat:
-    """Keeps `P owner:<owner>` alive while this process may own resources."""
+    """Keeps `P owner:<owner>` alive while this process may own resources (every
+    `heartbeat.interval` seconds, living `heartbeat.ttl` seconds). `info` is added to each beat's
+    value (a worker puts its load there); `last_beat` is the time of the last successful beat."""
 
     def __init__(self, runtime: "Runtime", kind: str):
         self.runtime = runtime
         self.kind = kind
+        self.ttl = runtime.config.get("heartbeat.ttl", HEARTBEAT_TTL)
+        self.interval = runtime.config.get("heartbeat.interval", HEARTBEAT_INTERVAL)
+        self.info: dict = {}
+        self.started = time.time()
+        self.last_beat = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -224,11 +249,13 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        self.runtime.store.heartbeat(self.runtime.owner, HEARTBEAT_TTL,
-                                     {"kind": self.kind, "pid": os.getpid(), "host": socket.gethostname()})
+        self.runtime.store.heartbeat(self.runtime.owner, self.ttl,
+                                     {"kind": self.kind, "pid": os.getpid(), "host": socket.gethostname(),
+                                      "started": self.started, **self.info})
+        self.last_beat = time.time()
 
     def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL):
+        while not self._stop.wait(self.interval):
             try:
                 self.beat()
             except Exception:

@@ -50,12 +50,15 @@ class Runtime:
     """Per-process services handed to hooks as `runtime`."""
 
     def __init__(self, config: Config | None = None, *, pm: CroniumPluginManager | None = None,
-                 owner: str | None = None, console: bool = False):
+                 owner: str | None = None, console: bool = False, warm_pool: bool = True):
         self.config = config or load_config()
         self.pm = pm or create_plugin_manager(self.config["plugins.disabled"])
         self.owner = owner or new_owner_id()
         #: True when job output should also go to this process's terminal.
         self.console = console
+        #: Whether plugins may keep resources warm between jobs (off for one-shot `cronium run`).
+        self.warm_pool = warm_pool
+        self._extensions: dict[str, object] = {}
         self._lock = threading.Lock()
         self._started = False
         self._gates: dict[str, threading.BoundedSemaphore] = {}
@@ -124,6 +127,14 @@ class Runtime:
                     return False
                 time.sleep(0.5)
 
+    def extension(self, name: str, factory):
+        """A per-process object a plugin keeps between jobs (created once; its `close()` is called
+        when the runtime closes)."""
+        with self._lock:
+            if name not in self._extensions:
+                self._extensions[name] = factory()
+            return self._extensions[name]
+
     def gate(self, name: str, size: int) -> threading.BoundedSemaphore:
         """A named semaphore shared by this process's jobs (e.g. to bound concurrent sidecar boots)."""
         with self._lock:
@@ -158,6 +169,11 @@ class Runtime:
             self.last_reap_error = exc
 
     def close(self) -> None:
+        for ext in list(self._extensions.values()):
+            close = getattr(ext, "close", None)
+            if close is not None:
+                close()
+        self._extensions.clear()
         reaper = self.__dict__.get("_reaper")
         if reaper is not None:
             reaper.join(10)

@@ -49,6 +49,63 @@ class Keys:
     def acl_user(self, execution_id: str) -> str:
         return f"cronium-{execution_id}"
 
+    # --- deployments (core/deploy.py) ---------------------------------------------------------
+    @property
+    def deployments(self) -> str:
+        return f"{self.prefix}deployments"
+
+    def deployment(self, name: str) -> str:
+        return f"{self.prefix}deployment:{name}"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}jobs"
+
+    def job(self, name: str) -> str:
+        return f"{self.prefix}job:{name}"
+
+    def script(self, digest: str) -> str:
+        return f"{self.prefix}script:{digest}"
+
+    @property
+    def deploy_generation(self) -> str:
+        return f"{self.prefix}deploy:generation"
+
+    # --- queue (core/queue.py) ----------------------------------------------------------------
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix}queue"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}queue:dead"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}queue:delayed"
+
+    def active(self, job: str) -> str:
+        return f"{self.prefix}active:{job}"
+
+    def cancel(self, execution_id: str) -> str:
+        return f"{self.prefix}cancel:{execution_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        return f"{self.prefix}cancel"
+
+    @property
+    def owner_pattern(self) -> str:
+        return f"{self.prefix}owner:*"
+
+    # --- scheduler (core/scheduler.py) --------------------------------------------------------
+    @property
+    def scheduler_lease(self) -> str:
+        return f"{self.prefix}scheduler:leader"
+
+    def schedule_state(self, job: str) -> str:
+        return f"{self.prefix}schedule:{job}"
+
 
 class Store:
     """The orchestrator's view of Redis."""
@@ -106,6 +163,26 @@ class Store:
             args += [k, v]
         with self._guard():
             return bool(self.redis.eval(self._IF_STATUS, 1, self.keys.execution(execution_id), *args))
+
+    _MARK_LOST = """
+    local status = redis.call('HGET', KEYS[1], 'status')
+    local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+    if not status or (ARGV[1] ~= '' and owner ~= ARGV[1]) then return 0 end
+    for i = 4, #ARGV do
+        if status == ARGV[i] then
+            redis.call('HSET', KEYS[1], 'status', 'lost', 'error', ARGV[2], 'finished_at', ARGV[3])
+            return 1
+        end
+    end
+    return 0
+    """
+
+    def mark_lost(self, execution_id: str, *, owner: str, error: str, statuses: tuple[str, ...]) -> bool:
+        """Set status `lost` only while the status is one of `statuses` and the record is still
+        owned by `owner` (empty: any owner). Atomic; True when the record was changed."""
+        with self._guard():
+            return bool(self.redis.eval(self._MARK_LOST, 1, self.keys.execution(execution_id), owner, error,
+                                        str(time.time()), *statuses))
 
     def claim_execution(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> bool:
         """Create the record only if it does not exist yet or is not final-successful.
@@ -178,8 +255,10 @@ class Store:
             self.redis.delete(self.keys.owner(owner))
 
 
-JSON_FIELDS = {"spec", "timings", "input", "output", "condition", "context", "warnings", "metadata"}
-NUMBER_FIELDS = {"created_at", "started_at", "finished_at", "deadline"}
+JSON_FIELDS = {"spec", "timings", "input", "output", "condition", "context", "warnings", "metadata", "definition",
+               "history"}
+NUMBER_FIELDS = {"created_at", "started_at", "finished_at", "deadline", "queued_at", "claimed_at", "not_before",
+                 "scheduled_for"}
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, str]:

@@ -11,7 +11,8 @@ environment with cronium installed can use them:
 - `cronium_run` — `cronium_run(script, job_type="python", **spec_fields) -> JobResult`: run one job
   through the whole lifecycle; the job's stdout/stderr are not printed.
 - `docker_leftovers` — `docker_leftovers(execution_id=None) -> list[str]`: containers, networks and
-  volumes still labelled `cronium.managed` (for one execution, or any).
+  volumes still labelled `cronium.managed` (for one execution — by label or by name —, or any),
+  except the idle pooled sidecars the live runtime keeps warm.
 - `hook_recorder` — registers a plugin on `cronium_runtime` that records every notification hook
   as `(hook name, kwargs)` in `hook_recorder.calls`.
 
@@ -97,8 +98,14 @@ def docker_leftovers(cronium_runtime):
     client = cronium_runtime.docker
 
     def leftovers(execution_id: str | None = None) -> list[str]:
+        """Resources still labelled for `execution_id` (or any), plus containers named after it.
+        Idle pooled sidecars (`cronium-pool-*`) of the live runtime are not leftovers."""
         label = "cronium.managed=true" if execution_id is None else f"cronium.execution={execution_id}"
-        found = [f"container {c['Names'][0].lstrip('/')}" for c in client.api.containers(all=True, filters={"label": label})]
+        containers = client.api.containers(all=True, filters={"label": label})
+        if execution_id is not None:
+            containers += client.api.containers(all=True, filters={"name": execution_id})
+        names = sorted({c["Names"][0].lstrip("/") for c in containers})
+        found = [f"container {n}" for n in names if not n.startswith("cronium-pool-")]
         found += [f"network {n['Name']}" for n in client.api.networks(filters={"label": label})]
         found += [f"volume {v['Name']}" for v in (client.api.volumes(filters={"label": label}).get("Volumes") or [])]
         return found

@@ -23,6 +23,7 @@ from cronium.core.errors import PhaseError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
 from cronium.plugins import _docker
+from cronium.plugins._sidecar_pool import SidecarPool, deadline_label, pool_key
 
 ALIAS = "runtime-api"
 PORT = 8081
@@ -113,29 +114,38 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
         redis_url = _create_acl_user(runtime, execution, resources)
     else:
         redis_url = runtime.sidecar_redis_url
+    settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode()
     services_network = cfg["services.network"] if cfg.redis_managed or cfg["redis.sidecar_url"] else None
-    host_config = client.api.create_host_config(
-        network_mode=network.name,
-        log_config={"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
-        **_docker.host_config_kwargs(options.host_config))
-    networking = client.api.create_networking_config({network.name: client.api.create_endpoint_config(aliases=[ALIAS])})
-    try:
-        created = client.api.create_container(
-            cfg["images.sidecar"], name=name, user=options.user, stdin_open=True,
-            labels={**execution.labels, **options.labels, "cronium.role": "sidecar"}, host_config=host_config,
-            networking_config=networking, environment=dict(options.env))
-    except APIError as exc:
-        raise _docker.create_error(exc, phase="sidecar", name=name, image=cfg["images.sidecar"], role="sidecar") from None
-    container_id = created["Id"]
+    image = cfg["images.sidecar"]
+    host_kwargs = _docker.host_config_kwargs(options.host_config)
+
+    pool = None
+    if runtime.warm_pool and services_network and cfg["sidecar.pool_size"] > 0:
+        pool = runtime.extension("sidecar-pool", lambda: SidecarPool(runtime, cfg["sidecar.pool_size"]))
+        key = pool_key(image, options.user, options.host_config)
+
+        def create_pooled(pool_name: str) -> str:
+            labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",
+                      "cronium.execution": pool_name, "cronium.deadline": deadline_label(runtime),
+                      "cronium.pool": key, **options.labels}
+            cid = _create(client, image, pool_name, options, labels, host_kwargs, services_network, None)
+            client.api.start(cid)
+            return cid
+
+        warm = pool.take(key)
+        pool.refill(key, create_pooled)
+        if warm is not None:
+            resources.add("container", name, lambda: _docker.remove_container(client, warm))
+            try:
+                return _claim(client, warm, name, network, settings, services_network, cfg)
+            except PhaseError:
+                pass  # it died while waiting: boot a fresh one below
+
+    container_id = _create(client, image, name, options, {**execution.labels, **options.labels, "cronium.role": "sidecar"},
+                           host_kwargs, network.name, [ALIAS])
     resources.add("container", name, lambda: _docker.remove_container(client, container_id))
-    check_engine_warnings(created.get("Warnings"), "sidecar")
     if services_network:
-        try:
-            client.api.connect_container_to_network(container_id, services_network)
-        except APIError as exc:
-            raise PhaseError("sidecar", f"could not attach the sidecar to the services network "
-                                        f"'{services_network}': {exc.explanation or exc}",
-                             hint="start the services with `cronium services start`") from None
+        _connect(client, container_id, services_network, None)
     raw = _docker.attach(client, container_id)
     # Booting is CPU-bound: past a few at once, every sidecar on the machine gets slower. Queue the
     # boots instead (the ready timeout counts from this sidecar's own start).
@@ -143,10 +153,56 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
         with runtime.gate("sidecar-boot", cfg["sidecar.max_booting"]):
             client.api.start(container_id)
             started = time.monotonic()
-            _docker.send_and_close_stdin(raw, json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode())
+            _docker.send_and_close_stdin(raw, settings)
             ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
+    return _ready_info(client, container_id, name, image, ready, output, started, services_network, cfg)
+
+
+def _create(client, image, name, options, labels, host_kwargs, network_name, aliases) -> str:
+    host_config = client.api.create_host_config(
+        network_mode=network_name, log_config={"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
+        **host_kwargs)
+    networking = client.api.create_networking_config(
+        {network_name: client.api.create_endpoint_config(aliases=aliases)}) if aliases else None
+    try:
+        created = client.api.create_container(image, name=name, user=options.user, stdin_open=True, labels=labels,
+                                              host_config=host_config, networking_config=networking,
+                                              environment=dict(options.env))
+    except APIError as exc:
+        raise _docker.create_error(exc, phase="sidecar", name=name, image=image, role="sidecar") from None
+    check_engine_warnings(created.get("Warnings"), "sidecar")
+    return created["Id"]
+
+
+def _connect(client, container_id: str, network_name: str, aliases) -> None:
+    try:
+        client.api.connect_container_to_network(container_id, network_name, aliases=aliases)
+    except APIError as exc:
+        raise PhaseError("sidecar", f"could not attach the sidecar to the network '{network_name}': "
+                                    f"{exc.explanation or exc}",
+                         hint="start the services with `cronium services start`") from None
+
+
+def _claim(client, container_id, name, network, settings, services_network, cfg) -> SidecarInfo:
+    """Give a pooled, already booted sidecar to this execution."""
+    started = time.monotonic()
+    try:
+        client.api.rename(container_id, name)
+    except APIError as exc:
+        raise PhaseError("sidecar", f"could not claim a pooled sidecar: {exc.explanation or exc}") from None
+    _connect(client, container_id, network.name, [ALIAS])
+    raw = _docker.attach(client, container_id)
+    try:
+        _docker.send_and_close_stdin(raw, settings)
+        ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
+    finally:
+        _docker.close(raw)
+    return _ready_info(client, container_id, name, cfg["images.sidecar"], ready, output, started, services_network, cfg)
+
+
+def _ready_info(client, container_id, name, image, ready, output, started, services_network, cfg) -> SidecarInfo:
     if not ready:
         tail = (output or _logs_tail(client, container_id)).decode("utf-8", "replace").strip()[-800:] or "(no output)"
         raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
@@ -154,7 +210,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
                          hint="check `cronium doctor`; rebuild the sidecar image with `cronium images build --force`")
     ready_seconds = time.monotonic() - started
     probe_url = _confirm_health(client, container_id, services_network)
-    return SidecarInfo(container_id=container_id, name=name, image=cfg["images.sidecar"], alias=ALIAS,
+    return SidecarInfo(container_id=container_id, name=name, image=image, alias=ALIAS,
                        url=f"http://{ALIAS}:{PORT}", probe_url=probe_url, ready_seconds=ready_seconds)
 
 

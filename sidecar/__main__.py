@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cronium.sidecar", description="cronium runtime-API sidecar")
     parser.add_argument("--settings", metavar="FILE", help="read the settings JSON from FILE instead of stdin")
     args = parser.parse_args(argv)
+    # Import the server before waiting for the settings: a sidecar started ahead of time (the warm
+    # pool) then has nothing left to load when its settings arrive.
+    from .app import create_app
+
     try:
         settings = load_settings(_read_settings_text(args.settings))
     except SettingsError as exc:
@@ -29,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .app import create_app  # after validation: bad settings exit without loading Sanic
-
     app = create_app(settings)
     app.after_server_start(_start_ready_announcement(settings.port))
     app.run(host=settings.host, port=settings.port, single_process=True, access_log=False, motd=False)

@@ -26,12 +26,14 @@ class AppContext:
 
         return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags})
 
-    def runtime(self, *, console: bool = False):
+    def runtime(self, *, console: bool = False, warm_pool: bool = False):
+        """The process's Runtime. One-shot commands keep no warm sidecar pool; long-lived ones
+        (worker, serve) ask for it."""
         from cronium.core.runtime import Runtime
 
         rt = self.__dict__.get("_runtime")
         if rt is None:
-            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console)
+            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console, warm_pool=warm_pool)
         return rt
 
 

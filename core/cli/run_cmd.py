@@ -193,7 +193,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
         input=parse_input(input_), env=parse_env(env), secret_env=parse_secret_env(secret_env),
         timeout=cfg["timeout"], profile=cfg["profile"], namespace=cfg["namespace"], egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), **spec_kwargs)
-    runtime = app.runtime(console=not as_json)
+    runtime = app.runtime(console=not as_json, warm_pool=False)
     orchestrator = Orchestrator(runtime)
     cancellation = Cancellation()
     install_signal_handlers(cancellation)

@@ -192,8 +192,8 @@ def test_sidecar_and_job_hold_no_orchestrator_secret(cronium_run, cronium_runtim
 
     def events(phase, state):
         if phase == "job" and state == "start":
-            for role in ("sidecar", "job"):
-                for c in client.api.containers(filters={"label": f"cronium.role={role}"}):
+            for role, prefix in (("sidecar", "cronium-runtime-exec_"), ("job", "cronium-job-exec_")):
+                for c in client.api.containers(filters={"name": prefix}):
                     seen[role] = client.api.inspect_container(c["Id"])
 
     probe = ("import os, json, cronium\n"

@@ -178,7 +178,7 @@ def test_job_reaches_sidecar_and_nothing_else(cronium_run, cronium_runtime, test
     t = threading.Thread(target=other_job)
     t.start()
     assert other_ready.wait(60)
-    other_sidecar = [c for c in client.api.containers(filters={"label": "cronium.role=sidecar"})]
+    other_sidecar = [c for c in client.api.containers(filters={"name": "cronium-runtime-exec_"})]
     other_ips = [ip["IPAddress"] for c in other_sidecar for ip in c["NetworkSettings"]["Networks"].values()]
     # A port open on every address of this host: the job must not reach it through any of them.
     listener = socket.socket()
@@ -226,7 +226,7 @@ def test_sidecar_is_non_root_on_read_only_root(cronium_run, cronium_runtime):
 
     def events(phase, state):
         if phase == "job" and state == "start":
-            for c in client.api.containers(filters={"label": "cronium.role=sidecar"}):
+            for c in client.api.containers(filters={"name": "cronium-runtime-exec_"}):
                 info = client.api.inspect_container(c["Id"])
                 seen[c["Id"]] = (info["Config"]["User"], info["HostConfig"]["ReadonlyRootfs"],
                                  info["HostConfig"]["CapDrop"], info["HostConfig"]["PortBindings"],
@@ -254,6 +254,7 @@ def test_sixty_jobs_at_once(cronium_runtime, docker_leftovers):
     finally:
         orchestrator.close()
     statuses = [r.status for r in results]
-    assert statuses == ["succeeded"] * 60, [r.error for r in results if r.status != "succeeded"][:3]
+    assert statuses == ["succeeded"] * 60, [(r.status, r.exit_code, r.error, r.warnings)
+                                            for r in results if r.status != "succeeded"][:3]
     assert len({r.execution_id for r in results}) == 60
     assert docker_leftovers() == []

@@ -196,8 +196,8 @@ def test_token_of_one_execution_is_refused_by_another_sidecar(token_mode, croniu
     t = threading.Thread(target=run_b)
     t.start()
     assert ready.wait(60)
-    rows = cronium_runtime.docker.api.containers(filters={"label": "cronium.role=sidecar"})
-    b_id = rows[0]["Labels"]["cronium.execution"]
+    rows = cronium_runtime.docker.api.containers(filters={"name": "cronium-runtime-exec_"})
+    b_id = rows[0]["Names"][0].split("cronium-runtime-")[1]
     url = _sidecar_url(cronium_runtime, b_id)
     status, body = _request(f"{url}/executions/{b_id}/input", token_a)
     assert status == expected and body["success"] is False, body
@@ -262,7 +262,7 @@ def test_helper_call_after_sidecar_stopped_fails_clearly(cronium_run, cronium_ru
 
     def events(phase, state):
         if phase == "job" and state == "start":
-            for c in client.api.containers(filters={"label": "cronium.role=sidecar"}):
+            for c in client.api.containers(filters={"name": "cronium-runtime-exec_"}):
                 client.api.kill(c["Id"])
 
     script = ("import time, cronium\ntime.sleep(1.5)\n"

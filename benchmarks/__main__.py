@@ -1,0 +1,105 @@
+"""`python -m benchmarks [NAME …] [--quick]`: run the benchmarks, print one summary table, write
+`benchmarks/results/<name>.json` per benchmark and `benchmarks/results/summary.json`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+
+from .common import (SUMMARY_HEADERS, Context, Row, install_sigterm_as_interrupt, machine_info, print_table, purge_redis,
+                     sweep, write_json)
+
+BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale")
+ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description="cronium side by side with bare Docker, same run, same machine.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions and smaller sizes")
+    args = parser.parse_args(argv)
+    names = []
+    for name in args.names or BENCHMARKS:
+        name = ALIASES.get(name, name).replace("-", "_")
+        if name not in BENCHMARKS:
+            parser.error(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        if name not in names:
+            names.append(name)
+    args.names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_sigterm_as_interrupt()
+    ctx = Context(quick=args.quick)
+    started = time.time()
+    print(f"cronium benchmarks {'(quick) ' if args.quick else ''}— run {ctx.run_id}: {', '.join(args.names)}", flush=True)
+    ctx.machine = machine_info(ctx.docker)
+    m = ctx.machine
+    print(f"machine: {m.get('cpu_model')} × {m.get('cpu_cores')} cores, {m.get('memory_bytes', 0) / 2**30:.1f} GiB, "
+          f"kernel {m.get('kernel')}, Docker {m.get('docker_server_version')} (API {m.get('docker_api_version')}), "
+          f"load {m['loadavg_at_start'][0]:.2f}", flush=True)
+    all_rows: list[Row] = []
+    paths = {}
+    interrupted = False
+    try:
+        for name in args.names:
+            module = importlib.import_module(f".{name}", __package__)
+            print(f"\n### {name}", flush=True)
+            t0 = time.time()
+            doc = {"benchmark": name, "quick": args.quick, "run_id": ctx.run_id, "machine": ctx.machine}
+            try:
+                out = module.run(ctx)
+                doc.update(out)
+                rows = out.get("rows", [])
+            except KeyboardInterrupt:
+                interrupted = True
+                doc["error"] = "interrupted"
+                rows = [Row(name, "interrupted", "", None, None, None, "–", False)]
+            except Exception as exc:  # one broken benchmark must not hide the others' numbers
+                traceback.print_exc()
+                doc["error"] = f"{type(exc).__name__}: {exc}"
+                doc["traceback"] = traceback.format_exc()
+                rows = [Row(name, f"FAILED: {type(exc).__name__}: {str(exc)[:80]}", "", None, None, None, "–", False)]
+            finally:
+                doc["duration_seconds"] = round(time.time() - t0, 1)
+                doc["cleanup"] = sweep(ctx)
+                if doc["cleanup"]["ours_remaining"]:
+                    print(f"  ! left behind after {name}: {doc['cleanup']['ours_remaining']}", flush=True)
+                doc["rows"] = rows
+                paths[name] = write_json(name, doc)
+            all_rows.extend(rows)
+            print(f"  ({name}: {doc['duration_seconds']:.0f} s, results in {paths[name]})", flush=True)
+            if interrupted:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        final = sweep(ctx)
+        try:
+            purged = purge_redis(ctx)
+        except Exception as exc:
+            purged = f"failed: {exc}"
+        total = time.time() - started
+        print_table(SUMMARY_HEADERS, [r.cells() for r in all_rows],
+                    title=f"summary ({'quick, ' if args.quick else ''}{total / 60:.1f} min)")
+        ours_left = final["ours_remaining"]
+        print(f"\ncleanup: {'nothing left' if not ours_left else 'LEFT BEHIND: ' + ', '.join(ours_left)} "
+              f"(cronium.managed objects of any owner now: {len(final['managed_remaining_any_owner'])}); "
+              f"Redis keys of this run removed: {purged}")
+        summary = {"run_id": ctx.run_id, "quick": args.quick, "benchmarks": args.names, "machine": ctx.machine,
+                   "total_seconds": round(total, 1), "interrupted": interrupted, "rows": all_rows,
+                   "results": {k: str(v) for k, v in paths.items()}, "cleanup": final, "redis_keys_removed": purged}
+        path = write_json("summary", summary)
+        print(f"results: {path}" + "".join(f"\n         {p}" for p in paths.values()))
+        ctx.close()
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

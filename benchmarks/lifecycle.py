@@ -1,0 +1,217 @@
+"""1. Lifecycle latency: one trivial Python job (`print('hi')`), sequentially, through cronium's whole
+lifecycle (network, token, sidecar ready, job, logs, cleanup) versus bare `docker run --rm` of the
+same image running the same script.
+
+Two ways, each as interleaved pairs (the order inside a pair alternates):
+
+- whole command: `cronium run hi.py` as a subprocess vs `docker run --rm cronium/python python3 -c …`
+  via the docker CLI — wall time from spawn to exit, and spawn to the first stdout line;
+- in-process: `Orchestrator.run(spec)` vs the Docker SDK doing create → attach → start → read the
+  output → wait → remove (the minimum a library needs to run a script and get its output) —
+  wall time, and submit to the first output line (a log sink for cronium, the attach stream for
+  the SDK).
+
+Also: the sidecar's container start → ready (`JobResult.timings["sidecar_ready"]`) and the median of
+every lifecycle phase, so the dominant phase is visible.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .common import (PYTHON_IMAGE, Context, Row, close_orchestrator, cronium_cli, fmt_spread, log,
+                     make_orchestrator, median, now, paired_ratio, paired_ratios, parse_cli_summary, print_rows,
+                     print_table, python_spec, run_command, summarize)
+
+NAME = "lifecycle"
+SCRIPT = "print('hi')\n"
+TARGET_RATIO = 2.5
+TARGET_SIDECAR = 0.5
+
+
+def _sdk_run(ctx: Context) -> dict[str, float]:
+    """create → attach → start → read output to EOF → wait → remove, with the low-level SDK API."""
+    api = ctx.docker.api
+    t0 = now()
+    cid = api.create_container(PYTHON_IMAGE, ["python3", "-c", SCRIPT], labels=ctx.labels,
+                               host_config=api.create_host_config())["Id"]
+    try:
+        sock = api.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1})
+        raw = getattr(sock, "_sock", sock)
+        raw.settimeout(60)
+        api.start(cid)
+        first = None
+        data = b""
+        while True:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            if first is None:
+                first = now() - t0
+            data += chunk
+        try:
+            raw.close()
+        except OSError:
+            pass
+        status = api.wait(cid)
+    finally:
+        api.remove_container(cid, force=True)
+    wall = now() - t0
+    if b"hi" not in data or status.get("StatusCode") != 0:
+        raise RuntimeError(f"SDK baseline run failed: status {status}, output {data[:200]!r}")
+    return {"wall": wall, "first_line": first}
+
+
+def _cronium_run(ctx: Context, orch, capture) -> dict[str, Any]:
+    phases: dict[str, float] = {}
+    t0 = now()
+    result_at: list[float] = []
+
+    def events(phase: str, state: str) -> None:
+        phases[f"{phase}:{state}"] = now() - t0
+
+    result = orch.run(python_spec(SCRIPT, name="hi.py"), events=events,
+                      on_result=lambda r: result_at.append(now() - t0))
+    wall = now() - t0
+    ctx.note_exec(result.execution_id)
+    sink = capture.pop(result.execution_id)
+    if result.status != "succeeded":
+        raise RuntimeError(f"cronium run failed: {result.status} {result.error}")
+    return {"wall": wall, "first_line": (sink.first_at - t0) if sink and sink.first_at else None,
+            "to_result": result_at[0] if result_at else None, "timings": dict(result.timings),
+            "events": phases, "execution_id": result.execution_id}
+
+
+def _pairs(cronium: Callable[[], dict], baseline: Callable[[], dict], n: int, out_c: list, out_b: list,
+           failures: list[str]) -> None:
+    """One warm-up pair, then `n` pairs, alternating which side goes first. A failed run is
+    recorded (its pair is dropped); more than a third failing aborts the benchmark."""
+    def attempt(fn, side):
+        try:
+            return fn()
+        except Exception as exc:
+            failures.append(f"{side}: {exc}"[:1000])
+            log(f"run failed ({side}): {str(exc).splitlines()[0][:200]}")
+            if len(failures) > max(2, n // 3):
+                raise RuntimeError(f"too many failed runs ({len(failures)}); last: {exc}") from None
+            return None
+
+    attempt(cronium, "cronium warm-up"), attempt(baseline, "baseline warm-up")
+    for i in range(n):
+        if i % 2 == 0:
+            c = attempt(cronium, "cronium")
+            b = attempt(baseline, "baseline")
+        else:
+            b = attempt(baseline, "baseline")
+            c = attempt(cronium, "cronium")
+        if c is not None and b is not None:
+            out_c.append(c)
+            out_b.append(b)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    n = 5 if ctx.quick else 20
+    script = ctx.tmp / "hi.py"
+    script.write_text(SCRIPT)
+    cli = cronium_cli()
+    cronium_argv = [cli, "--set", f"logs.dir={ctx.tmp / 'logs-cli'}", "run", str(script)]
+    docker_argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE,
+                   "python3", "-c", SCRIPT]
+
+    # ---- A: whole commands -------------------------------------------------------------------
+    log(f"whole commands: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
+    cli_c, cli_b = [], []
+
+    def one_cli() -> dict[str, Any]:
+        r = run_command(cronium_argv, timeout=120)
+        s = parse_cli_summary(r.stderr)
+        ctx.note_exec(s.get("execution_id"))
+        if r.returncode != 0 or "hi" not in r.stdout:
+            raise RuntimeError(f"cronium run failed ({r.returncode}): {r.stderr[-800:]}")
+        return {"wall": r.wall, "first_line": r.first_line, "duration": s.get("duration"),
+                "phases": s.get("phases", {}), "maxrss_kb": r.maxrss_kb, "execution_id": s.get("execution_id")}
+
+    def one_docker() -> dict[str, Any]:
+        r = run_command(docker_argv, timeout=120)
+        if r.returncode != 0 or "hi" not in r.stdout:
+            raise RuntimeError(f"docker run failed ({r.returncode}): {r.stderr[-800:]}")
+        return {"wall": r.wall, "first_line": r.first_line}
+
+    failures: list[str] = []
+    _pairs(one_cli, one_docker, n, cli_c, cli_b, failures)
+
+    # ---- B: in-process ---------------------------------------------------------------------------
+    log(f"in-process: {n} pairs of Orchestrator.run / Docker SDK create-attach-start-wait-remove (+1 warm-up)")
+    rt, orch, capture = make_orchestrator(ctx)
+    api_c, api_b = [], []
+    try:
+        _pairs(lambda: _cronium_run(ctx, orch, capture), lambda: _sdk_run(ctx), n, api_c, api_b, failures)
+    finally:
+        close_orchestrator(rt, orch)
+
+    # ---- report ------------------------------------------------------------------------------------
+    def col(items, key):
+        return [x.get(key) for x in items]
+
+    rows: list[Row] = []
+    cw, bw = col(cli_c, "wall"), col(cli_b, "wall")
+    r = paired_ratio(cw, bw)
+    rows.append(Row(NAME, "whole command wall (cronium run vs docker run --rm)", "s", median(bw), median(cw), r,
+                    f"≤ {TARGET_RATIO}×", r <= TARGET_RATIO, fmt_spread(summarize(bw), "s"), fmt_spread(summarize(cw), "s")))
+    cf, bf = col(cli_c, "first_line"), col(cli_b, "first_line")
+    rows.append(Row(NAME, "whole command: spawn → first output line", "s", median(bf), median(cf), paired_ratio(cf, bf),
+                    "–", None, fmt_spread(summarize(bf), "s"), fmt_spread(summarize(cf), "s")))
+    aw, abw = col(api_c, "wall"), col(api_b, "wall")
+    r2 = paired_ratio(aw, abw)
+    rows.append(Row(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", median(abw), median(aw), r2,
+                    f"≤ {TARGET_RATIO}×", r2 <= TARGET_RATIO, fmt_spread(summarize(abw), "s"), fmt_spread(summarize(aw), "s")))
+    af, abf = col(api_c, "first_line"), col(api_b, "first_line")
+    rows.append(Row(NAME, "in-process: submit → first output line", "s", median(abf), median(af), paired_ratio(af, abf),
+                    "–", None, fmt_spread(summarize(abf), "s"), fmt_spread(summarize(af), "s")))
+    tr = col(api_c, "to_result")
+    rows.append(Row(NAME, "in-process: submit → result (before cleanup)", "s", median(abw), median(tr),
+                    paired_ratio(tr, abw), "–", None, fmt_spread(summarize(abw), "s"), fmt_spread(summarize(tr), "s")))
+    ready = [x["timings"].get("sidecar_ready") for x in api_c] + [x["phases"].get("sidecar_ready") for x in cli_c]
+    ready = [v for v in ready if v is not None]
+    rs = summarize(ready)
+    rows.append(Row(NAME, "sidecar container start → ready", "s", None, rs.get("median"), None,
+                    f"≤ {TARGET_SIDECAR} s", (rs.get("median") or 99) <= TARGET_SIDECAR, "–", fmt_spread(rs, "s")))
+    if failures:
+        rows.append(Row(NAME, "failed runs (their pairs dropped)", "", None, len(failures), None, "0", False))
+    print_rows(rows, "lifecycle latency")
+
+    # Phase breakdown (medians) — where the time goes.
+    phase_names: list[str] = []
+    for x in api_c:
+        for k in x["timings"]:
+            if k not in phase_names:
+                phase_names.append(k)
+    breakdown = []
+    for k in phase_names:
+        inproc = summarize([x["timings"].get(k) for x in api_c])
+        clip = summarize([x["phases"].get(k) for x in cli_c])
+        breakdown.append([k, fmt_spread(inproc, "s"), fmt_spread(clip, "s")])
+    overhead = [x["wall"] - x["duration"] for x in cli_c if x.get("duration") is not None]
+    breakdown.append(["CLI: wall − reported duration (interpreter start, imports, connect, exit)", "–",
+                      fmt_spread(summarize(overhead), "s")])
+    inproc_unaccounted = [x["wall"] - sum(v for k, v in x["timings"].items() if k != "sidecar_ready") for x in api_c]
+    breakdown.append(["in-process: wall − sum of phases", fmt_spread(summarize(inproc_unaccounted), "s"), "–"])
+    rss = summarize([x["maxrss_kb"] / 1024 for x in cli_c])
+    breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB")])
+    print_table(("phase (JobResult.timings)", "in-process median (p10–p90)", "cronium run median (p10–p90)"), breakdown,
+                title="lifecycle phases (cronium)")
+
+    return {
+        "rows": rows,
+        "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argv,
+                   "docker_argv": docker_argv, "order": "alternating within pairs; 1 warm-up pair per mode"},
+        "details": {
+            "cli": {"cronium": cli_c, "docker": cli_b, "ratios": paired_ratios(cw, bw)},
+            "in_process": {"cronium": api_c, "sdk": api_b, "ratios": paired_ratios(aw, abw)},
+            "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
+            "phase_medians_cli": {k: median([x["phases"].get(k) for x in cli_c]) for k in phase_names},
+            "cli_overhead_median": median(overhead),
+            "failures": failures,
+        },
+        "notes": ["ratio = median over pairs of (cronium / baseline) for each pair run back to back",
+                  "SDK baseline: create, attach (stdout+stderr), start, read to EOF, wait, remove (default host config)"],
+    }

@@ -1,0 +1,247 @@
+"""3. Runtime API: variable get/set latency (p50, p99) and requests per second from inside a job
+container through its sidecar, against the same operations sent straight to Redis from the same
+kind of container.
+
+- cronium: a Python job (`cronium/python`, default profile: 1 CPU) loops over keep-alive HTTP
+  requests with `http.client` to `runtime-api:8081` using its token: PUT then GET
+  `/executions/<id>/variables/bench_k<i % 100>`, sequentially on one connection; then the same
+  operations mixed (alternating PUT/GET) from 4 threads with one connection each. The job
+  measures every request with `perf_counter` and prints one JSON line with its statistics.
+- baseline: the same harness in the same image with the same limits, on a private network with a
+  Redis the benchmark starts itself from `cronium/redis:latest` (append-only fsync everysec, like
+  the managed one), speaking RESP over a raw socket: HSET / HGET on a hash (the sidecar stores a
+  namespace's variables in one hash), one round trip per operation like the sidecar's.
+
+The sidecar runs with its default limits except the request rate limit, which is raised through
+config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .common import (PYTHON_IMAGE, REDIS_IMAGE, Context, Row, SubnetPicker, close_orchestrator, create_bench_network,
+                     fmt_spread, force_remove_container, job_host_config, log, make_orchestrator, median,
+                     paired_ratio, paired_ratios, print_rows, python_spec, remove_network, summarize)
+
+NAME = "runtime_api"
+RATE_LIMIT = {"sidecar.rate_limit_per_minute": 6_000_000, "sidecar.rate_limit_burst": 1_000_000}
+THREADS = 4
+TARGET_P50_MS = 2.0
+TARGET_RPS = 2000
+MARK = "BENCH_RESULT "
+
+HARNESS = r'''
+import json, os, threading, time
+N, T, PER, WARM = {n}, {threads}, {per_thread}, {warm}
+pc = time.perf_counter
+
+def stats(lat, wall):
+    lat = sorted(lat)
+    q = lambda p: lat[min(len(lat) - 1, int(round((len(lat) - 1) * p)))] * 1000
+    return {{"n": len(lat), "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "max_ms": lat[-1] * 1000,
+            "mean_ms": sum(lat) / len(lat) * 1000, "rps": len(lat) / wall}}
+
+def seq(conn, op, n):
+    fn = do_set if op == "set" else do_get
+    lat = []
+    t0 = pc()
+    for i in range(n):
+        t = pc()
+        fn(conn, i)
+        lat.append(pc() - t)
+    return lat, pc() - t0
+
+conn = connect()
+seq(conn, "set", WARM); seq(conn, "get", WARM)
+set_lat, set_wall = seq(conn, "set", N)
+get_lat, get_wall = seq(conn, "get", N)
+mixed = []
+errors = []
+def worker(k):
+    try:
+        c = connect()
+        lat = []
+        for i in range(PER):
+            t = pc()
+            (do_set if i % 2 else do_get)(c, k * PER + i)
+            lat.append(pc() - t)
+        mixed.extend(lat)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(T)]
+t0 = pc()
+for t in threads: t.start()
+for t in threads: t.join()
+mixed_wall = pc() - t0
+print("{mark}" + json.dumps({{"set": stats(set_lat, set_wall), "get": stats(get_lat, get_wall),
+      "seq_rps": 2 * N / (set_wall + get_wall), "mixed": stats(mixed, mixed_wall) if mixed else None,
+      "mixed_rps": len(mixed) / mixed_wall, "errors": errors}}), flush=True)
+'''
+
+HTTP_CLIENT = r'''
+import http.client
+TOKEN = os.environ["CRONIUM_EXECUTION_TOKEN"]
+BASE = "/executions/%s/variables/bench_k" % os.environ["CRONIUM_EXECUTION_ID"]
+HEADERS = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+
+def connect():
+    return http.client.HTTPConnection("runtime-api", 8081, timeout=30)
+
+def _call(conn, method, path, body=None):
+    conn.request(method, path, body=body, headers=HEADERS)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status != 200:
+        raise SystemExit("HTTP %d %r" % (r.status, data[:300]))
+
+def do_set(conn, i):
+    _call(conn, "PUT", BASE + str(i % 100), b'{"value": %d}' % i)
+
+def do_get(conn, i):
+    _call(conn, "GET", BASE + str(i % 100))
+'''
+
+RESP_CLIENT = r'''
+import socket
+KEY = b"cronium:vars:bench"
+
+class Conn:
+    def __init__(self):
+        self.s = socket.create_connection(("bench-redis", 6379), timeout=30)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+
+    def cmd(self, *args):
+        self.s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        line = self.f.readline()
+        kind = line[:1]
+        if kind == b"$":
+            n = int(line[1:-2])
+            return self.f.read(n + 2)[:-2] if n >= 0 else None
+        if kind == b"-":
+            raise SystemExit(line.decode())
+        return line
+
+def connect():
+    return Conn()
+
+def do_set(conn, i):
+    conn.cmd(b"HSET", KEY, b"bench_k%d" % (i % 100), b"%d" % i)
+
+def do_get(conn, i):
+    conn.cmd(b"HGET", KEY, b"bench_k%d" % (i % 100))
+'''
+
+
+def _script(client: str, n: int, per_thread: int, warm: int) -> str:
+    return "import json, os, threading, time\n" + client + HARNESS.format(n=n, threads=THREADS, per_thread=per_thread, warm=warm, mark=MARK)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise RuntimeError(f"no result line in the job's output: {text[-1000:]}")
+
+
+def _cronium_once(ctx: Context, orch, capture, script: str, namespace: str) -> dict[str, Any]:
+    result = orch.run(python_spec(script, name="api_bench.py", namespace=namespace, timeout=600))
+    ctx.note_exec(result.execution_id)
+    sink = capture.pop(result.execution_id)
+    text = sink.text if sink else ""
+    if result.status != "succeeded":
+        raise RuntimeError(f"cronium job {result.status}: {result.error or ''} {text[-800:]}")
+    return _parse(text)
+
+
+def _baseline_once(ctx: Context, network: str, script: str) -> dict[str, Any]:
+    api = ctx.docker.api
+    cid = api.create_container(PYTHON_IMAGE, ["python3", "-c", script], user="10001:10001", working_dir="/work",
+                               labels=ctx.labels, host_config=job_host_config(api, network=network))["Id"]
+    try:
+        api.start(cid)
+        status = api.wait(cid, timeout=600)
+        out = api.logs(cid).decode("utf-8", "replace")
+    finally:
+        force_remove_container(api, cid)
+    if status.get("StatusCode") != 0:
+        raise RuntimeError(f"baseline job failed: {status}: {out[-800:]}")
+    return _parse(out)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    n, per_thread, warm, pairs = (1000, 500, 100, 1) if ctx.quick else (5000, 1500, 200, 3)
+    http_script = _script(HTTP_CLIENT, n, per_thread, warm)
+    resp_script = _script(RESP_CLIENT, n, per_thread, warm)
+    namespace = f"bench-{ctx.run_id}"
+    ctx.namespaces.add(namespace)
+    api = ctx.docker.api
+    net_name = f"cronium-bench-{ctx.run_id}-redis-net"
+    log("rate limit raised for this benchmark: " + ", ".join(f"{k}={v}" for k, v in RATE_LIMIT.items())
+        + " (all other sidecar limits at their defaults)")
+    rt, orch, capture = make_orchestrator(ctx, RATE_LIMIT, keep_output=True)
+    net_id = redis_id = None
+    cron, base = [], []
+    try:
+        net_id = create_bench_network(ctx, net_name, SubnetPicker())
+        redis_id = api.create_container(
+            REDIS_IMAGE, ["--dir", "/data", "--bind", "0.0.0.0", "--protected-mode", "no", "--appendonly", "yes",
+                          "--appendfsync", "everysec"],
+            name=f"cronium-bench-{ctx.run_id}-redis", labels=ctx.labels,
+            host_config=api.create_host_config(network_mode=net_name),
+            networking_config=api.create_networking_config(
+                {net_name: api.create_endpoint_config(aliases=["bench-redis"])}))["Id"]
+        api.start(redis_id)
+        for p in range(pairs):
+            order = ("cronium", "redis") if p % 2 == 0 else ("redis", "cronium")
+            for side in order:
+                if side == "cronium":
+                    cron.append(_cronium_once(ctx, orch, capture, http_script, namespace))
+                    r = cron[-1]
+                else:
+                    base.append(_baseline_once(ctx, net_name, resp_script))
+                    r = base[-1]
+                log(f"pair {p + 1}/{pairs} {side}: get p50 {r['get']['p50_ms']:.2f} ms p99 {r['get']['p99_ms']:.2f} ms, "
+                    f"set p50 {r['set']['p50_ms']:.2f} ms, 1-conn {r['seq_rps']:.0f} req/s, "
+                    f"{THREADS}-conn {r['mixed_rps']:.0f} req/s" + (f", errors {r['errors']}" if r["errors"] else ""))
+    finally:
+        close_orchestrator(rt, orch)
+        if redis_id:
+            force_remove_container(api, redis_id)
+        if net_id:
+            remove_network(api, net_id)
+
+    def metric(items, *path):
+        out = []
+        for it in items:
+            v = it
+            for p in path:
+                v = v[p]
+            out.append(v)
+        return out
+
+    rows = []
+    for op in ("get", "set"):
+        for q, target in (("p50_ms", TARGET_P50_MS), ("p99_ms", None)):
+            c, b = metric(cron, op, q), metric(base, op, q)
+            rows.append(Row(NAME, f"{op.upper()} variable {q[:3]} (1 connection)", "ms", median(b), median(c),
+                            paired_ratio(c, b), f"≤ {target:g} ms" if target else "–",
+                            (median(c) <= target) if target else None, fmt_spread(summarize(b), "ms"),
+                            fmt_spread(summarize(c), "ms")))
+    c, b = metric(cron, "seq_rps"), metric(base, "seq_rps")
+    rows.append(Row(NAME, "requests/s, 1 connection (sequential)", "", median(b), median(c), paired_ratio(c, b), "–",
+                    None, fmt_spread(summarize(b)), fmt_spread(summarize(c))))
+    c, b = metric(cron, "mixed_rps"), metric(base, "mixed_rps")
+    rows.append(Row(NAME, f"requests/s, {THREADS} connections (mixed get/set)", "", median(b), median(c),
+                    paired_ratio(c, b), f"≥ {TARGET_RPS:,}", median(c) >= TARGET_RPS,
+                    fmt_spread(summarize(b)), fmt_spread(summarize(c))))
+    print_rows(rows, "runtime API (baseline = raw RESP to a private Redis from the same kind of container)")
+    return {"rows": rows,
+            "params": {"sequential_ops_per_kind": n, "threads": THREADS, "ops_per_thread": per_thread,
+                       "warmup_ops_per_kind": warm, "pairs": pairs, "config_overrides": RATE_LIMIT,
+                       "job_limits": "default profile (1 CPU, 256m) for both sides"},
+            "details": {"cronium": cron, "redis": base,
+                        "ratios_get_p50": paired_ratios(metric(cron, "get", "p50_ms"), metric(base, "get", "p50_ms"))},
+            "notes": ["rate limit raised through config for this benchmark: " + json.dumps(RATE_LIMIT),
+                      "ratio = median over pairs of cronium / baseline (latency: >1 is slower; req/s: <1 is slower)"]}

@@ -1,0 +1,142 @@
+"""2. Throughput: N trivial jobs (`print('hi')`) at concurrency 8 — threads over one `Orchestrator` —
+against a bare-Docker equivalent of the same work, also 8 at a time with the Docker SDK.
+
+Bare equivalent, per job: an internal bridge network with a /28 subnet (like cronium's), a
+"sidecar" from the sidecar image running `python3 -m http.server 8081` with the network alias
+`runtime-api`, and the job container (`python3 -c "print('hi')"`), both with a host config
+comparable to cronium's profile (read-only root, cap-drop ALL, no-new-privileges, memory/CPU/pids
+limits, tmpfs); created, started, the job waited and its logs read, then both containers removed
+(at the same time, as cronium does) and the network removed. The bare sidecar's readiness is not
+awaited (nothing in the bare job uses it).
+
+jobs/s = successful jobs / wall time of the batch. Batches are interleaved (cronium, bare, bare,
+cronium, …); the ratio is the median of the per-pair ratios.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .common import (PYTHON_IMAGE, SIDECAR_IMAGE, Context, Row, SubnetPicker, close_orchestrator, create_bench_network,
+                     fmt_spread, force_remove_container, job_host_config, log, make_orchestrator, median, now,
+                     paired_ratio, paired_ratios, print_rows, python_spec, remove_network, run_threads, summarize)
+
+NAME = "throughput"
+SCRIPT = "print('hi')\n"
+CONCURRENCY = 8
+TARGET = 0.8
+
+
+def _bare_job(ctx: Context, picker: SubnetPicker, tag: str) -> float:
+    api = ctx.docker.api
+    t0 = now()
+    base = f"cronium-bench-{ctx.run_id}-{tag}"
+    net_name = f"{base}-net"
+    net_id = create_bench_network(ctx, net_name, picker)
+    created: list[str] = []
+    try:
+        side = api.create_container(
+            SIDECAR_IMAGE, entrypoint=["python3", "-m", "http.server", "8081", "--bind", "0.0.0.0"],
+            name=f"{base}-side", user="10001:10001", labels=ctx.labels,
+            host_config=job_host_config(api, network=net_name, memory="96m", cpus=1.0, pids=64, work_tmpfs=False),
+            networking_config=api.create_networking_config(
+                {net_name: api.create_endpoint_config(aliases=["runtime-api"])}))["Id"]
+        created.append(side)
+        api.start(side)
+        job = api.create_container(PYTHON_IMAGE, ["python3", "-c", SCRIPT], name=f"{base}-job", user="10001:10001",
+                                   working_dir="/work", labels=ctx.labels,
+                                   host_config=job_host_config(api, network=net_name))["Id"]
+        created.append(job)
+        api.start(job)
+        status = api.wait(job)
+        output = api.logs(job)
+        if status.get("StatusCode") != 0 or b"hi" not in output:
+            raise RuntimeError(f"bare job failed: {status} {output[:200]!r}")
+    finally:
+        threads = [threading.Thread(target=force_remove_container, args=(api, c)) for c in created[1:]]
+        for t in threads:
+            t.start()
+        if created:
+            force_remove_container(api, created[0])
+        for t in threads:
+            t.join()
+        remove_network(api, net_id)
+    return now() - t0
+
+
+def _bare_batch(ctx: Context, n: int, pair: int, picker: SubnetPicker) -> dict[str, Any]:
+    t0 = now()
+    results = run_threads(lambda i: _bare_job(ctx, picker, f"{pair}-{i}"), n, CONCURRENCY)
+    wall = now() - t0
+    ok = [r for r in results if isinstance(r, float)]
+    errors = [repr(r)[:300] for r in results if not isinstance(r, float)]
+    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok)}
+
+
+def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
+    def job(i: int) -> dict[str, Any]:
+        t = now()
+        r = orch.run(python_spec(SCRIPT, name="hi.py"))
+        ctx.note_exec(r.execution_id)
+        capture.pop(r.execution_id)
+        return {"status": r.status, "latency": now() - t, "timings": dict(r.timings), "error": r.error}
+
+    t0 = now()
+    results = run_threads(job, n, CONCURRENCY)
+    wall = now() - t0
+    ok = [r for r in results if isinstance(r, dict) and r["status"] == "succeeded"]
+    errors = [(r["error"] if isinstance(r, dict) else repr(r))[:300] for r in results
+              if not (isinstance(r, dict) and r["status"] == "succeeded")]
+    phases: dict[str, float] = {}
+    for k in (ok[0]["timings"] if ok else {}):
+        phases[k] = median([r["timings"].get(k) for r in ok])
+    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall,
+            "job_latency": summarize([r["latency"] for r in ok]), "phase_medians": phases}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    n = 16 if ctx.quick else 100
+    pairs = 1 if ctx.quick else 2
+    picker = SubnetPicker()
+    rt, orch, capture = make_orchestrator(ctx)
+    cron, bare = [], []
+    try:
+        log("warm-up: 1 cronium job, 1 bare job")
+        orch.run(python_spec(SCRIPT, name="hi.py"))
+        _bare_job(ctx, picker, "warmup")
+        for p in range(pairs):
+            order = ("cronium", "bare") if p % 2 == 0 else ("bare", "cronium")
+            for side in order:
+                log(f"pair {p + 1}/{pairs}: {side}, {n} jobs, {CONCURRENCY} at a time")
+                if side == "cronium":
+                    cron.append(_cronium_batch(ctx, orch, capture, n))
+                else:
+                    bare.append(_bare_batch(ctx, n, p, picker))
+                last = (cron if side == "cronium" else bare)[-1]
+                log(f"  {last['ok']}/{n} ok in {last['wall']:.1f} s = {last['jobs_per_s']:.2f} jobs/s"
+                    + (f"; {len(last['errors'])} errors, first: {last['errors'][0]}" if last["errors"] else ""))
+    finally:
+        close_orchestrator(rt, orch)
+
+    c_rate, b_rate = [x["jobs_per_s"] for x in cron], [x["jobs_per_s"] for x in bare]
+    ratio = paired_ratio(c_rate, b_rate)
+    cs, bs = summarize(c_rate), summarize(b_rate)
+    rows = [Row(NAME, f"jobs/s ({n} jobs, {CONCURRENCY} at a time)", "", median(b_rate), median(c_rate), ratio,
+                f"≥ {TARGET}×", ratio >= TARGET, fmt_spread(bs), fmt_spread(cs))]
+    cl = [x["job_latency"].get("median") for x in cron]
+    bl = [x["job_latency"].get("median") for x in bare]
+    rows.append(Row(NAME, "per-job latency under load (median)", "s", median(bl), median(cl), paired_ratio(cl, bl),
+                    "–", None))
+    failed = sum(len(x["errors"]) for x in cron)
+    if failed or any(x["errors"] for x in bare):
+        rows.append(Row(NAME, "failed jobs (cronium / bare)", "", sum(len(x["errors"]) for x in bare), failed, None,
+                        "0", failed == 0))
+    print_rows(rows, "throughput")
+    if cron and cron[-1].get("phase_medians"):
+        log("cronium phase medians under load: " + ", ".join(
+            f"{k} {v:.2f}s" for k, v in cron[-1]["phase_medians"].items()))
+    return {"rows": rows,
+            "params": {"jobs": n, "concurrency": CONCURRENCY, "pairs": pairs, "script": SCRIPT,
+                       "bare_sidecar": "cronium/sidecar image, python3 -m http.server 8081 (readiness not awaited)"},
+            "details": {"cronium": cron, "bare": bare, "ratios": paired_ratios(c_rate, b_rate)},
+            "notes": ["ratio = median over pairs of (cronium jobs/s / bare jobs/s)"]}

@@ -1,0 +1,94 @@
+"""A per-process pool of started sidecars that wait for their settings (not a plugin itself).
+
+Booting a sidecar (container start + importing Sanic) takes most of a second. A long-lived
+orchestrating process (a worker, `cronium serve`, an embedding application) keeps a few sidecars
+started ahead of time on the services network, with everything imported, blocked reading their
+settings from stdin. A job claims one: rename it to `cronium-runtime-<execution>`, connect it to
+the job network with the alias `runtime-api`, send the settings — ready in about 0.1 s — and a
+replacement starts in the background.
+
+Pooled sidecars are this process's resources like any other: labelled `cronium.managed` with this
+process as `cronium.owner` (so the reaper removes them if the process dies), removed when the
+runtime closes, and — once claimed — removed with the job that claimed them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from typing import Callable
+
+from cronium.plugins import _docker
+
+#: Slack added to a pooled sidecar's deadline label (it may wait idle, then serve a long job).
+IDLE_ALLOWANCE = 3600
+
+
+def pool_key(image: str, user: str | None, host_config: dict) -> str:
+    """Sidecars are interchangeable only if they were created with the same image and options."""
+    text = json.dumps({"image": image, "user": user, "host": host_config}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class SidecarPool:
+    def __init__(self, runtime, size: int):
+        self.runtime = runtime
+        self.size = size
+        self._idle: dict[str, list[str]] = {}  # key -> container ids, oldest first
+        self._filling: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop(0) if idle else None
+
+    def refill(self, key: str, create: Callable[[str], str]) -> None:
+        """Start replacements in the background until `size` sidecars of this key are idle or
+        starting. `create(name)` creates and starts one and returns its container id."""
+        with self._lock:
+            missing = self.size - len(self._idle.get(key, [])) - self._filling.get(key, 0)
+            if self._closed or missing <= 0:
+                return
+            self._filling[key] = self._filling.get(key, 0) + missing
+        for _ in range(missing):
+            t = threading.Thread(target=self._fill_one, args=(key, create), name="cronium-pool", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _fill_one(self, key: str, create: Callable[[str], str]) -> None:
+        container_id = None
+        try:
+            container_id = create(f"cronium-pool-{secrets.token_hex(6)}")
+        except Exception:
+            pass  # a failed warm start only means the next job boots its sidecar cold
+        finally:
+            with self._lock:
+                self._filling[key] -= 1
+                if container_id and not self._closed:
+                    self._idle.setdefault(key, []).append(container_id)
+                    container_id = None
+        if container_id:  # closed while we were creating it
+            _docker.remove_container(self.runtime.docker, container_id, wait=5)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle = [cid for ids in self._idle.values() for cid in ids]
+            self._idle.clear()
+        for t in self._threads:
+            t.join(30)
+        for cid in idle:
+            try:
+                _docker.remove_container(self.runtime.docker, cid, wait=5)
+            except Exception:
+                pass  # the reaper removes it: it carries our owner label
+
+
+def deadline_label(runtime) -> str:
+    cfg = runtime.config
+    return str(int(time.time() + IDLE_ALLOWANCE + cfg["limits.max_timeout"] + cfg["sidecar.ready_timeout"] + 600))
