@@ -8,8 +8,8 @@ import sys
 import time
 import traceback
 
-from .common import (SUMMARY_HEADERS, Context, Row, install_sigterm_as_interrupt, machine_info, print_table, purge_redis,
-                     sweep, write_json)
+from .common import (SUMMARY_HEADERS, Context, Row, foreign_activity, install_sigterm_as_interrupt, machine_info,
+                     print_table, purge_redis, sweep, write_json)
 
 BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale")
 ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs"}
@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(f".{name}", __package__)
             print(f"\n### {name}", flush=True)
             t0 = time.time()
-            doc = {"benchmark": name, "quick": args.quick, "run_id": ctx.run_id, "machine": ctx.machine}
+            doc = {"benchmark": name, "quick": args.quick, "run_id": ctx.run_id, "machine": ctx.machine,
+                   "activity_before": foreign_activity(ctx)}
+            if doc["activity_before"]["foreign_cronium_containers"]:
+                print(f"  ! {doc['activity_before']['foreign_cronium_containers']} cronium containers of other "
+                      f"processes are running (a test suite?): numbers will be noisy, and a reaper using another "
+                      f"Redis may remove this run's containers", flush=True)
             try:
                 out = module.run(ctx)
                 doc.update(out)
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows = [Row(name, f"FAILED: {type(exc).__name__}: {str(exc)[:80]}", "", None, None, None, "–", False)]
             finally:
                 doc["duration_seconds"] = round(time.time() - t0, 1)
+                doc["activity_after"] = foreign_activity(ctx)
                 doc["cleanup"] = sweep(ctx)
                 if doc["cleanup"]["ours_remaining"]:
                     print(f"  ! left behind after {name}: {doc['cleanup']['ours_remaining']}", flush=True)

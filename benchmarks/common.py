@@ -685,6 +685,23 @@ def ours(ctx: Context, items: list[dict[str, str]]) -> list[dict[str, str]]:
     return [i for i in items if i["bench"] == ctx.run_id or i["owner"] in ctx.owners or i["execution"] in ctx.exec_ids]
 
 
+def foreign_activity(ctx: Context) -> dict[str, Any]:
+    """What else is using the engine and the CPU right now (these machines are shared and noisy):
+    cronium containers of other owners (e.g. a test suite) and the load average."""
+    try:
+        items = leftovers(ctx.docker)
+    except Exception:
+        items = []
+    mine = {i["id"] for i in ours(ctx, items)}
+    foreign = [i for i in items if i["kind"] == "container" and i["id"] not in mine]
+    try:
+        running = len(ctx.docker.api.containers())
+    except Exception:
+        running = None
+    return {"foreign_cronium_containers": len(foreign), "containers_running": running,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
 def sweep(ctx: Context) -> dict[str, Any]:
     """Remove whatever this run left behind (containers first, then networks), then report what
     still carries `cronium.managed` (ours and, separately, anyone's)."""

@@ -145,9 +145,28 @@ def reap(runtime: "Runtime", *, dry_run: bool = False, now: float | None = None)
             _drop_acl_user(runtime, execution, report)
             _mark_lost(runtime, execution, "its owner died" if owner_gone else "its deadline passed", report,
                        owner=owner)
+    _reap_firewall(by_execution, report, dry_run)
     if check.redis_ok:
         _sweep_records(runtime, check, now, report, dry_run)
     return report
+
+
+def _reap_firewall(live: dict, report: ReapReport, dry_run: bool) -> None:
+    """Egress firewall rules of executions that no longer have a network."""
+    from cronium.plugins import _egress
+
+    if _egress.available() is not None:
+        return
+    executions = set()
+    for chain in ("INPUT", "DOCKER-USER"):
+        for line in _egress.tagged(chain):
+            executions.add(line.split("cronium:")[1].split()[0].strip('"'))
+    for execution in sorted(executions):
+        gone = [f"network cronium-net-{execution}"]
+        if any(item in report.removed for item in gone) or execution not in live:
+            if not dry_run:
+                _egress.remove(execution)
+            report.removed.append(f"firewall rules of {execution}")
 
 
 def _remove(client, kind: str, ident: str) -> None:

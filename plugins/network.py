@@ -1,6 +1,7 @@
 """Built-in plugin `network`: one private bridge network per execution.
 
-The network is `internal` (no route out) unless the job was allowed egress, and it takes a small
+The network is `internal` (no route out) unless the job was allowed egress — then firewall rules
+keep it off this host and private networks (see `_egress`) — and it takes a small
 subnet (a /28 by default) out of `network.pool`, so thousands of jobs can run at once instead of
 the ~30 networks Docker's default address pools allow. The bridge gets no IPv4 address on the
 host (`inhibit_ipv4`), so a job cannot reach the Docker host through its own network either.
@@ -14,9 +15,9 @@ from docker.errors import APIError
 from docker.types import IPAMConfig, IPAMPool
 
 from cronium.core import hookimpl
-from cronium.core.errors import PhaseError
+from cronium.core.errors import PhaseError, SecurityNotApplied
 from cronium.core.model import NetworkInfo
-from cronium.plugins import _docker
+from cronium.plugins import _docker, _egress
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
@@ -47,6 +48,11 @@ def create_network(execution, runtime, resources):
     options = {"com.docker.network.bridge.enable_icc": "true"}
     if internal:
         options["com.docker.network.bridge.inhibit_ipv4"] = "true"
+    else:
+        reason = _egress.available()
+        if reason:
+            raise SecurityNotApplied("egress isolation (only egress, no host or private networks)", reason)
+        options["com.docker.network.bridge.name"] = _egress.bridge_name(execution.execution_id)
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
@@ -58,6 +64,12 @@ def create_network(execution, runtime, resources):
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
         resources.add("network", name, lambda: _docker.remove_network(client, network_id))
+        if not internal:
+            resources.add("firewall", name, lambda: _egress.remove(execution.execution_id))
+            try:
+                _egress.apply(execution.execution_id)
+            except RuntimeError as exc:
+                raise SecurityNotApplied("egress isolation firewall rules", str(exc)) from None
         return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
     raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
                                 f"after {MAX_ATTEMPTS} attempts",

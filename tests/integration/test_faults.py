@@ -289,3 +289,67 @@ def test_bad_input_is_a_clear_error_that_creates_nothing(args, message, cli, eng
     assert "Traceback" not in err
     assert _managed(engine) == []
     assert redis_client.zcard("cronium:executions") == before
+
+
+@pytest.fixture
+def egress_allowed(cronium_overrides):
+    cronium_overrides["network.egress_allowed"] = True
+
+
+def test_egress_job_gets_only_egress(egress_allowed, cronium_run, cronium_runtime, test_redis):
+    import ipaddress
+    import socket as socket_lib
+
+    from cronium.plugins import _egress
+
+    client = cronium_runtime.docker
+    redis_ip = [c for c in client.api.containers(filters={"network": test_redis["network"]})
+                if "redis" in c["Names"][0]][0]["NetworkSettings"]["Networks"][test_redis["network"]]["IPAddress"]
+
+    def gateway(network: str) -> str:
+        config = client.api.inspect_network(network)["IPAM"]["Config"][0]
+        return config.get("Gateway") or str(ipaddress.ip_network(config["Subnet"])[1])
+
+    listener = socket_lib.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    seen = {}
+
+    def events(phase, state):
+        if phase == "job" and state == "start":
+            for n in client.api.networks(filters={"name": "cronium-net-exec_"}):
+                info = client.api.inspect_network(n["Id"])
+                seen["internal"] = info["Internal"]
+
+    targets = {"redis": [redis_ip, 6379], "host_docker0": [gateway("bridge"), port],
+               "host_services": [gateway(test_redis["network"]), port]}
+    probe = (
+        "import json, socket, sys, urllib.request, cronium\n"
+        f"targets = {json.dumps(targets)}\n"
+        "gw = [l.split() for l in open('/proc/net/route') if l.split()[1] == '00000000'][0][2]\n"
+        "targets['host_own_gateway'] = [socket.inet_ntoa(bytes.fromhex(gw)[::-1]), %d]\n"
+        "res = {}\n"
+        "for name, (host, port) in targets.items():\n"
+        "    try:\n        socket.create_connection((host, port), timeout=1.5).close(); res[name] = 'open'\n"
+        "    except OSError:\n        res[name] = 'blocked'\n"
+        "res['runtime_api'] = json.load(urllib.request.urlopen('http://runtime-api:8081/health', timeout=5))['status']\n"
+        "cronium.output(res)\n") % port
+    try:
+        result = cronium_run(probe, egress=True, events=events)
+    finally:
+        listener.close()
+    assert result.status == "succeeded", result
+    assert seen["internal"] is False  # it has a route out...
+    assert result.output.pop("runtime_api") == "healthy"
+    assert result.output == {name: "blocked" for name in result.output}  # ...and nothing else
+    assert set(result.output) == {"redis", "host_docker0", "host_services", "host_own_gateway"}
+    assert _egress.tagged("INPUT", result.execution_id) == []  # rules removed with the job
+    assert _egress.tagged("DOCKER-USER", result.execution_id) == []
+
+
+def test_egress_is_refused_unless_allowed(cronium_run):
+    from cronium.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="egress_allowed"):
+        cronium_run("print('x')", egress=True)

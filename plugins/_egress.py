@@ -1,0 +1,74 @@
+"""Firewall rules for jobs that were allowed egress (not a plugin itself).
+
+An egress job's network is an ordinary bridge with a route out. "Only egress" means it must still
+not reach this host (its services on any address) nor private networks (Redis, other jobs, the LAN,
+cloud metadata). Two sets of iptables rules, tagged with the execution id, do that:
+
+- INPUT: drop everything arriving from the job's bridge (nothing on the host is for it);
+- DOCKER-USER (forwarded traffic): let traffic stay inside the job's own bridge (job <-> sidecar),
+  drop traffic from the bridge to private and link-local ranges; the rest — the internet — passes.
+
+They need a local engine and root; when they cannot be applied the job refuses to start.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
+                  "127.0.0.0/8", "224.0.0.0/4")
+
+
+def bridge_name(execution_id: str) -> str:
+    """Linux interface names have at most 15 characters."""
+    return "crx" + execution_id.removeprefix("exec_")[:12]
+
+
+def rules(execution_id: str) -> list[tuple[str, list[str]]]:
+    """(chain, rule spec) pairs, in the order they are inserted at the top of their chain."""
+    br = bridge_name(execution_id)
+    tag = ["-m", "comment", "--comment", f"cronium:{execution_id}"]
+    out = [("INPUT", ["-i", br, *tag, "-j", "DROP"])]
+    out += [("DOCKER-USER", ["-i", br, "-d", cidr, *tag, "-j", "DROP"]) for cidr in PRIVATE_RANGES]
+    # Inserted last, so it ends up first: traffic within the job's own bridge is allowed.
+    out.append(("DOCKER-USER", ["-i", br, "-o", br, *tag, "-j", "RETURN"]))
+    return out
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+
+
+def available() -> str | None:
+    """None when rules can be applied here, else why not."""
+    if shutil.which("iptables") is None:
+        return "iptables is not installed on this host"
+    probe = _iptables("-S", "DOCKER-USER")
+    if probe.returncode != 0:
+        return f"cannot read the DOCKER-USER chain ({probe.stderr.strip() or 'not root?'})"
+    return None
+
+
+def apply(execution_id: str) -> None:
+    for chain, spec in rules(execution_id):
+        done = _iptables("-I", chain, "1", *spec)
+        if done.returncode != 0:
+            remove(execution_id)
+            raise RuntimeError(done.stderr.strip() or f"iptables -I {chain} failed")
+
+
+def remove(execution_id: str) -> None:
+    """Delete every rule tagged with this execution (idempotent)."""
+    for chain in ("INPUT", "DOCKER-USER"):
+        for line in tagged(chain, execution_id):
+            _iptables("-D", *shlex.split(line)[1:])
+
+
+def tagged(chain: str, execution_id: str | None = None) -> list[str]:
+    """`iptables -S` lines of a chain carrying a cronium tag (of one execution, or any)."""
+    listing = _iptables("-S", chain)
+    if listing.returncode != 0:
+        return []
+    mark = f"cronium:{execution_id}" if execution_id else "cronium:exec_"
+    return [line for line in listing.stdout.splitlines() if mark in line]
