@@ -73,6 +73,8 @@ def _positive_number(v: Any) -> float:
 
 def _size(v: Any) -> str:
     try:
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise ValueError
         parse_size(v)
     except ValueError:
         raise ValueError("a size such as 256m, 1g or 512k") from None
@@ -81,7 +83,7 @@ def _size(v: Any) -> str:
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
-        if v not in choices:
+        if not isinstance(v, str) or v not in choices:
             raise ValueError("one of " + ", ".join(repr(c) for c in choices))
         return v
     return check
@@ -89,7 +91,9 @@ def _one_of(*choices: str) -> Callable[[Any], str]:
 
 def _cidr(v: Any) -> str:
     try:
-        ipaddress.ip_network(str(v), strict=True)
+        if not isinstance(v, str):
+            raise ValueError
+        ipaddress.ip_network(v, strict=True)
     except ValueError:
         raise ValueError("an IPv4 network such as 10.213.0.0/16") from None
     return str(v)
@@ -97,7 +101,7 @@ def _cidr(v: Any) -> str:
 
 def _prefix(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 29:
-        raise ValueError("a subnet prefix length between 16 and 29")
+        raise ValueError("an integer subnet prefix length between 16 and 29")
     return v
 
 
@@ -296,19 +300,14 @@ def _validate(key: str, value: Any, schema: Mapping[str, Any], source: str) -> A
                           hint=_suggest(key, schema) or "see `cronium config show` for the known keys")
     default = schema[schema_key]
     validator = _validator_for(key)
-    # numbers where a validator decides the exact type (e.g. timeout accepts 2.5)
-    if validator is not None and not isinstance(default, (list, bool)):
-        if isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            pass
-        elif isinstance(default, str) and isinstance(value, (str, int)) and not isinstance(value, bool):
-            pass
-        else:
-            value = _schema_type_check(key, value, default, source)
-        try:
-            return validator(value)
-        except ValueError as exc:
-            raise ConfigError("bad value", source=source, key=key, expected=str(exc), found=value) from None
-    return _schema_type_check(key, value, default, source)
+    if validator is None:
+        return _schema_type_check(key, value, default, source)
+    # A validator decides the accepted types itself (timeout takes 2.5, a size takes 1024 or "1k")
+    # and says what it expects in its own words.
+    try:
+        return validator(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("bad value", source=source, key=key, expected=str(exc), found=value) from None
 
 
 def _suggest(key: str, schema: Mapping[str, Any]) -> str | None:
