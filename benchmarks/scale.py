@@ -136,7 +136,9 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
 
     memory: dict[str, Any] = {}
     try:
-        orch.run(python_spec("print('warm-up')\n", name="warmup.py"))  # the runtime's one-time start-up
+        warm = orch.run(python_spec("print('warm-up')\n", name="warmup.py"))  # the runtime's one-time start-up
+        ctx.note_exec(warm.execution_id)
+        capture.pop(warm.execution_id)
         t0 = now()
         for i in range(n):
             t = threading.Thread(target=job, args=(i,), name=f"scale-{i}", daemon=True)
@@ -182,7 +184,14 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
         statuses[key] = statuses.get(key, 0) + 1
     errors = sorted({(r.error or "")[:200] for r in results.values() if not isinstance(r, BaseException) and r.error
                      and r.status not in ("cancelled",)})
-    return {"jobs": n, "reached_job_phase": len(reached_job), "started": started_count,
+    ok = [r for r in results.values() if not isinstance(r, BaseException)]
+    phase_names = []
+    for r in ok:
+        for k in r.timings:
+            if k not in phase_names:
+                phase_names.append(k)
+    phases = {k: summarize([r.timings.get(k) for r in ok]) for k in phase_names}
+    return {"jobs": n, "reached_job_phase": len(reached_job), "phases": phases, "started": started_count,
             "running_when_measured": still_running, "time_to_all_started": all_started,
             "job_phase_reached_at": summarize(list(reached_job.values())), "cleanup_seconds": cleanup,
             "final_statuses": statuses, "ended_early": early, "errors": errors, "timeline": timeline[::4],
@@ -197,6 +206,8 @@ def run(ctx: Context) -> dict[str, Any]:
         f"{bare['per_job_host_mb']:.1f} MB host memory per container; removed in {bare['removal_seconds']:.1f} s")
     log(f"cronium: {n} concurrent sleeping jobs through one Orchestrator (cap {cap} s to start)")
     cron = _cronium(ctx, n, cap)
+    log("  cronium phases (median / max): " + ", ".join(
+        f"{k} {v['median']:.2f}/{v['max']:.2f}s" for k, v in cron["phases"].items() if v.get("n")))
     log(f"  cleanup of {n} jobs after cancel: {cron['cleanup_seconds']:.1f} s; final statuses {cron['final_statuses']}")
     from .common import leftovers, ours
 

@@ -47,8 +47,13 @@ def parse_size(text: str | int) -> int:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a URL like redis://user:secret@host."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """Hide the password of a URL like redis://user:secret@host (even one with an unencoded '@')."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, hostpart = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
 
 
 def _describe(value: Any) -> str:

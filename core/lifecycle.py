@@ -143,7 +143,7 @@ def validate_spec(spec: JobSpec, config: Config) -> JobSpec:
         raise UsageError("this job asks for network egress, but network.egress_allowed is false",
                          hint="set network.egress_allowed = true in config to allow jobs egress")
     try:
-        json.dumps(spec.input)
+        json.dumps(spec.input, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"job input is not JSON-serialisable: {exc}") from None
     return spec.with_(timeout=float(timeout), profile=profile, namespace=namespace)

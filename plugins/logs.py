@@ -54,6 +54,7 @@ class FileSink:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file already existed with other permissions
         self.path = path
         self.fh = os.fdopen(fd, "wb", buffering=1024 * 1024)
 

@@ -16,6 +16,19 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _when_in(ts: float | None, tz_name: str) -> str:
+    """A fire time in the schedule's own time zone."""
+    from cronium.core.cron import ScheduleError, load_timezone
+
+    if not ts:
+        return "-"
+    try:
+        tz = load_timezone(tz_name)
+    except ScheduleError:
+        return _when(ts)
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def next_fire(job, after: float | None = None) -> float | None:
     """The job's next fire time (unix seconds), or None when it has no schedule."""
     from cronium.core.cron import ScheduleError, parse_schedule
@@ -48,7 +61,7 @@ def job_lines(job) -> list[str]:
     if job.schedule:
         nxt = next_fire(job)
         lines.append(f"  schedule   {job.schedule} ({job.timezone})"
-                     + (" SUSPENDED" if job.suspend else f", next {_when(nxt)}"))
+                     + (" SUSPENDED" if job.suspend else f", next {_when_in(nxt, job.timezone)}"))
     for edge in job.after:
         lines.append(f"  after      {edge.job} {edge.when}")
     if job.input is not None:
@@ -136,7 +149,7 @@ def deploy(app, files, dry_run, as_json):
             for job in r["removed_jobs"]:
                 click.echo(f"  removed job {job} (no longer in the file)")
         for job in d.jobs.values():
-            sched = f"  {job.schedule} ({job.timezone}), next {_when(next_fire(job))}" if job.schedule else ""
+            sched = f"  {job.schedule}, next {_when_in(next_fire(job), job.timezone)}" if job.schedule else ""
             after = "  after " + ", ".join(f"{e.job} {e.when}" for e in job.after) if job.after else ""
             click.echo(f"  {job.name:24} {job.job_type:9}{sched}{after}" + ("  SUSPENDED" if job.suspend else ""))
 
