@@ -33,8 +33,6 @@ HEARTBEAT_TTL = 15.0
 HEARTBEAT_INTERVAL = 5.0
 #: Non-final statuses: an execution in one of these whose owner is gone is `lost`.
 LIVE_STATUSES = ("pending", "running")
-#: How far back the Redis-side sweep looks for records of dead owners.
-RECORD_SWEEP_SECONDS = 7 * 24 * 3600
 
 
 @dataclass
@@ -224,18 +222,25 @@ def _sweep_records(runtime: "Runtime", check: OwnerCheck, now: float, report: Re
     store = runtime.store
     ttl = runtime.config.get("heartbeat.ttl", HEARTBEAT_TTL)
     try:
-        ids = store.redis.zrangebyscore(store.keys.executions, now - RECORD_SWEEP_SECONDS, now - ttl)
-        if not ids:
-            return
-        pipe = store.redis.pipeline(transaction=False)
-        for i in ids:
-            pipe.hmget(store.keys.execution(i.decode()), ["status", "owner"])
-        rows = pipe.execute()
+        with store.guard():
+            ids = store.redis.smembers(store.keys.live)
+            if not ids:
+                return
+            pipe = store.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(store.keys.execution(i.decode()), ["status", "owner", "created_at"])
+            rows = pipe.execute()
     except StoreUnavailable:
         return
-    for raw_id, (status, owner) in zip(ids, rows):
+    fresh = now - ttl
+    for raw_id, (status, owner, created) in zip(ids, rows):
+        if status is None or status.decode() not in LIVE_STATUSES:  # final (or gone): not live any more
+            store.redis.srem(store.keys.live, raw_id)
+            continue
+        if created is not None and float(created) > fresh:
+            continue  # too new to judge: its owner may not have beaten yet
         execution = raw_id.decode()
-        if status is None or status.decode() not in LIVE_STATUSES or execution in report.lost:
+        if execution in report.lost:
             continue
         owner_id = (owner or b"").decode()
         if check.alive(owner_id):

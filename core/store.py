@@ -43,6 +43,11 @@ class Keys:
     def executions(self) -> str:
         return f"{self.prefix}executions"
 
+    @property
+    def live(self) -> str:
+        """Set of executions whose status is not final (what the reaper's record sweep looks at)."""
+        return f"{self.prefix}live"
+
     def owner(self, owner: str) -> str:
         return f"{self.prefix}owner:{owner}"
 
@@ -120,7 +125,7 @@ class Store:
                                           health_check_interval=30, decode_responses=False)
 
     @contextmanager
-    def _guard(self) -> Iterator[None]:
+    def guard(self) -> Iterator[None]:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -129,21 +134,37 @@ class Store:
             raise StoreUnavailable(f"{mask_url(self.url)}: authentication failed ({exc})",
                                    hint="check the password in redis.url") from None
 
+    _guard = guard  # old name, still used by the queue modules
+
     def ping(self) -> None:
-        with self._guard():
+        with self.guard():
             self.redis.ping()
 
     # --- execution records -------------------------------------------------------------------
     def create_execution(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> None:
-        with self._guard():
+        with self.guard():
             pipe = self.redis.pipeline()
             pipe.hset(self.keys.execution(execution_id), mapping=_encode(fields))
             pipe.zadd(self.keys.executions, {execution_id: created_at})
+            self._track_live(pipe, execution_id, fields)
             pipe.execute()
 
     def update_execution(self, execution_id: str, fields: Mapping[str, Any]) -> None:
-        with self._guard():
-            self.redis.hset(self.keys.execution(execution_id), mapping=_encode(fields))
+        with self.guard():
+            if "status" not in fields:
+                self.redis.hset(self.keys.execution(execution_id), mapping=_encode(fields))
+                return
+            pipe = self.redis.pipeline()
+            pipe.hset(self.keys.execution(execution_id), mapping=_encode(fields))
+            self._track_live(pipe, execution_id, fields)
+            pipe.execute()
+
+    def _track_live(self, pipe, execution_id: str, fields: Mapping[str, Any]) -> None:
+        status = fields.get("status")
+        if status in ("pending", "running"):
+            pipe.sadd(self.keys.live, execution_id)
+        elif status is not None:
+            pipe.srem(self.keys.live, execution_id)
 
     _IF_STATUS = """
     local current = redis.call('HGET', KEYS[1], 'status')
@@ -161,7 +182,7 @@ class Store:
         args: list[str] = [expected]
         for k, v in _encode(fields).items():
             args += [k, v]
-        with self._guard():
+        with self.guard():
             return bool(self.redis.eval(self._IF_STATUS, 1, self.keys.execution(execution_id), *args))
 
     _MARK_LOST = """
@@ -180,7 +201,7 @@ class Store:
     def mark_lost(self, execution_id: str, *, owner: str, error: str, statuses: tuple[str, ...]) -> bool:
         """Set status `lost` only while the status is one of `statuses` and the record is still
         owned by `owner` (empty: any owner). Atomic; True when the record was changed."""
-        with self._guard():
+        with self.guard():
             return bool(self.redis.eval(self._MARK_LOST, 1, self.keys.execution(execution_id), owner, error,
                                         str(time.time()), *statuses))
 
@@ -190,7 +211,7 @@ class Store:
         Returns False when the execution already succeeded (idempotent re-delivery).
         """
         key = self.keys.execution(execution_id)
-        with self._guard():
+        with self.guard():
             status = self.redis.hget(key, "status")
             if status == b"succeeded":
                 return False
@@ -198,18 +219,18 @@ class Store:
             return True
 
     def get_execution(self, execution_id: str) -> dict[str, Any]:
-        with self._guard():
+        with self.guard():
             raw = self.redis.hgetall(self.keys.execution(execution_id))
         if not raw:
             raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
         return decode_record(raw)
 
     def execution_exists(self, execution_id: str) -> bool:
-        with self._guard():
+        with self.guard():
             return bool(self.redis.exists(self.keys.execution(execution_id)))
 
     def list_executions(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self._guard():
+        with self.guard():
             ids = self.redis.zrevrange(self.keys.executions, 0, limit - 1)
             pipe = self.redis.pipeline()
             for i in ids:
@@ -220,7 +241,7 @@ class Store:
     # --- variables ---------------------------------------------------------------------------
     def get_variable(self, namespace: str, key: str) -> Any:
         validate_variable_key(key)
-        with self._guard():
+        with self.guard():
             raw = self.redis.hget(self.keys.variables(namespace), key)
         if raw is None:
             raise NotFound(f"no variable '{key}' in namespace '{namespace}'")
@@ -228,30 +249,30 @@ class Store:
 
     def set_variable(self, namespace: str, key: str, value: Any) -> None:
         validate_variable_key(key)
-        with self._guard():
+        with self.guard():
             self.redis.hset(self.keys.variables(namespace), key, dumps(value))
 
     def delete_variable(self, namespace: str, key: str) -> bool:
         validate_variable_key(key)
-        with self._guard():
+        with self.guard():
             return bool(self.redis.hdel(self.keys.variables(namespace), key))
 
     def list_variables(self, namespace: str) -> dict[str, Any]:
-        with self._guard():
+        with self.guard():
             raw = self.redis.hgetall(self.keys.variables(namespace))
         return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
 
     # --- heartbeats --------------------------------------------------------------------------
     def heartbeat(self, owner: str, ttl: float, info: Mapping[str, Any] | None = None) -> None:
-        with self._guard():
+        with self.guard():
             self.redis.set(self.keys.owner(owner), dumps({"t": time.time(), **(info or {})}), px=int(ttl * 1000))
 
     def owner_alive(self, owner: str) -> bool:
-        with self._guard():
+        with self.guard():
             return bool(self.redis.exists(self.keys.owner(owner)))
 
     def drop_owner(self, owner: str) -> None:
-        with self._guard():
+        with self.guard():
             self.redis.delete(self.keys.owner(owner))
 
 
