@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -199,6 +200,7 @@ class _Run:
     pump: LogPump | None = None
     job_started_at: float | None = None
     spooled: bool = False
+    sidecar_future: Any = None
 
 
 class Orchestrator:
@@ -246,6 +248,8 @@ class Orchestrator:
         try:
             cancel.raise_if_set("setup")
             status, exit_code = self._execute(run, events, cancel)
+            if status == "cancelled":
+                error = f"cancelled: {cancel.reason}"
         except Cancelled as exc:
             status, error, error_phase = "cancelled", exc.message, None
         except PhaseError as exc:
@@ -280,7 +284,7 @@ class Orchestrator:
             launch = self._launch(run, job_options)
             # Boot the sidecar and create + start the job container at the same time; the job
             # container waits for its script until the sidecar is ready (handle.release()).
-            sidecar_future = self._pool.submit(
+            sidecar_future = run.sidecar_future = self._pool.submit(
                 provide, pm, "launch_sidecar", execution=ex, network=network, token=run.token,
                 options=sidecar_options, runtime=rt, resources=run.resources)
             try:
@@ -359,6 +363,9 @@ class Orchestrator:
         if on_result is not None:
             on_result(result)
         # --- cleanup: always, everything, reverse order ---
+        if run.sidecar_future is not None and not run.sidecar_future.done():
+            # Interrupted while the sidecar was starting: let it register what it created first.
+            futures_wait([run.sidecar_future], timeout=rt.config["sidecar.ready_timeout"] + 60)
         events("cleanup", "start")
         t = time.time()
         for what, exc in run.resources.release_all():
