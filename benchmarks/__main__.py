@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 
-from .common import (SUMMARY_HEADERS, Context, Row, foreign_activity, install_sigterm_as_interrupt, machine_info,
+from .common import (SUMMARY_HEADERS, ActivityMonitor, Context, Row, config_snapshot, foreign_activity, install_sigterm_as_interrupt, machine_info,
                      print_table, purge_redis, sweep, write_json)
 
 BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale")
@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions and smaller sizes")
+    parser.add_argument("--pairs", type=int, metavar="N",
+                        help="override the number of cronium/baseline pairs of every benchmark")
     args = parser.parse_args(argv)
     names = []
     for name in args.names or BENCHMARKS:
@@ -33,10 +35,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def safe_sweep(ctx: Context) -> dict:
+    try:
+        return sweep(ctx)
+    except Exception as exc:
+        try:
+            return sweep(ctx)  # engine objects change under us (removals in progress): once more
+        except Exception:
+            return {"error": f"{type(exc).__name__}: {exc}", "ours_remaining": [], "managed_remaining_any_owner": []}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_sigterm_as_interrupt()
-    ctx = Context(quick=args.quick)
+    ctx = Context(quick=args.quick, pairs=args.pairs)
     started = time.time()
     print(f"cronium benchmarks {'(quick) ' if args.quick else ''}— run {ctx.run_id}: {', '.join(args.names)}", flush=True)
     ctx.machine = machine_info(ctx.docker)
@@ -44,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {m.get('cpu_model')} × {m.get('cpu_cores')} cores, {m.get('memory_bytes', 0) / 2**30:.1f} GiB, "
           f"kernel {m.get('kernel')}, Docker {m.get('docker_server_version')} (API {m.get('docker_api_version')}), "
           f"load {m['loadavg_at_start'][0]:.2f}", flush=True)
+    try:
+        ctx.machine["cronium_config"] = config_snapshot(ctx)
+    except Exception as exc:
+        ctx.machine["cronium_config"] = f"unreadable: {exc}"
     all_rows: list[Row] = []
+    disturbed: dict[str, dict] = {}
     paths = {}
     interrupted = False
     try:
@@ -58,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  ! {doc['activity_before']['foreign_cronium_containers']} cronium containers of other "
                       f"processes are running (a test suite?): numbers will be noisy, and a reaper using another "
                       f"Redis may remove this run's containers", flush=True)
+            monitor = ActivityMonitor(ctx)
             try:
-                out = module.run(ctx)
+                with monitor:
+                    out = module.run(ctx)
                 doc.update(out)
                 rows = out.get("rows", [])
             except KeyboardInterrupt:
@@ -74,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 doc["duration_seconds"] = round(time.time() - t0, 1)
                 doc["activity_after"] = foreign_activity(ctx)
-                doc["cleanup"] = sweep(ctx)
+                doc["interference"] = monitor.report()
+                if monitor.disturbed:
+                    disturbed[name] = monitor.report()
+                    print(f"  ! other cronium activity during {name}: {monitor.samples_with_foreign}/{monitor.samples} "
+                          f"samples, up to {monitor.max_foreign_containers} foreign cronium containers; processes: "
+                          f"{'; '.join(sorted(monitor.processes)[:3]) or '–'}", flush=True)
+                doc["cleanup"] = safe_sweep(ctx)
                 if doc["cleanup"]["ours_remaining"]:
                     print(f"  ! left behind after {name}: {doc['cleanup']['ours_remaining']}", flush=True)
                 doc["rows"] = rows
@@ -86,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        final = sweep(ctx)
+        final = safe_sweep(ctx)
         try:
             purged = purge_redis(ctx)
         except Exception as exc:
@@ -94,12 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         total = time.time() - started
         print_table(SUMMARY_HEADERS, [r.cells() for r in all_rows],
                     title=f"summary ({'quick, ' if args.quick else ''}{total / 60:.1f} min)")
+        if disturbed:
+            print("\n! DISTURBED by other cronium/pytest activity on this machine (numbers not reliable): "
+                  + ", ".join(f"{k} ({v['samples_with_foreign_activity']}/{v['samples']} samples)"
+                              for k, v in disturbed.items()))
+        else:
+            print("\nno other cronium/pytest activity was seen during the run")
         ours_left = final["ours_remaining"]
         print(f"\ncleanup: {'nothing left' if not ours_left else 'LEFT BEHIND: ' + ', '.join(ours_left)} "
               f"(cronium.managed objects of any owner now: {len(final['managed_remaining_any_owner'])}); "
               f"Redis keys of this run removed: {purged}")
         summary = {"run_id": ctx.run_id, "quick": args.quick, "benchmarks": args.names, "machine": ctx.machine,
                    "total_seconds": round(total, 1), "interrupted": interrupted, "rows": all_rows,
+                   "disturbed": disturbed,
                    "results": {k: str(v) for k, v in paths.items()}, "cleanup": final, "redis_keys_removed": purged}
         path = write_json("summary", summary)
         print(f"results: {path}" + "".join(f"\n         {p}" for p in paths.values()))

@@ -300,6 +300,7 @@ class Context:
     """What one `python -m benchmarks` invocation shares between benchmarks."""
 
     quick: bool
+    pairs: int | None = None  # --pairs: override every benchmark's number of pairs
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     owners: set[str] = field(default_factory=set)
     exec_ids: set[str] = field(default_factory=set)
@@ -327,6 +328,9 @@ class Context:
     @property
     def labels(self) -> dict[str, str]:
         return {BENCH_LABEL: self.run_id}
+
+    def n_pairs(self, quick: int, full: int) -> int:
+        return self.pairs or (quick if self.quick else full)
 
     def note_exec(self, execution_id: str | None) -> None:
         if execution_id:
@@ -410,6 +414,28 @@ def make_orchestrator(ctx: Context, overrides: dict[str, Any] | None = None, *, 
     rt.pm.register(capture, name="bench-capture")
     ctx.owners.add(rt.owner)
     return rt, Orchestrator(rt), capture
+
+
+#: Config keys worth recording with every result (the code under test changes between runs).
+CONFIG_KEYS = ("sidecar.pool_size", "sidecar.max_booting", "sidecar.ready_timeout", "sidecar.memory", "sidecar.cpus",
+               "redis.sidecar_auth", "logs.docker_driver", "logs.file", "logs.redis", "network.subnet_prefix",
+               "limits.stop_grace", "gc.on_start")
+
+
+def config_snapshot(ctx: Context) -> dict[str, Any]:
+    cfg = make_config(ctx)
+    out = {}
+    for key in CONFIG_KEYS:
+        try:
+            out[key] = cfg[key]
+        except Exception:
+            out[key] = None  # not (or no longer) a config key
+    return out
+
+
+def pool_mode(ctx: Context) -> str:
+    size = config_snapshot(ctx).get("sidecar.pool_size")
+    return f"warm pool of {size}" if size else "no warm pool"
 
 
 def close_orchestrator(rt, orch) -> None:
@@ -665,7 +691,8 @@ def leftovers(client, label: str = "cronium.managed=true") -> list[dict[str, str
     api = client.api
     found = []
     for c in api.containers(all=True, filters={"label": label}):
-        found.append({"kind": "container", "name": c["Names"][0].lstrip("/"), "id": c["Id"],
+        names = c.get("Names") or ["/" + c["Id"][:12]]  # a container being removed may have none
+        found.append({"kind": "container", "name": names[0].lstrip("/"), "id": c["Id"],
                       "execution": c["Labels"].get("cronium.execution", ""),
                       "owner": c["Labels"].get("cronium.owner", ""), "bench": c["Labels"].get(BENCH_LABEL, "")})
     for n in api.networks(filters={"label": label}):
@@ -683,6 +710,72 @@ def leftovers(client, label: str = "cronium.managed=true") -> list[dict[str, str
 
 def ours(ctx: Context, items: list[dict[str, str]]) -> list[dict[str, str]]:
     return [i for i in items if i["bench"] == ctx.run_id or i["owner"] in ctx.owners or i["execution"] in ctx.exec_ids]
+
+
+def _foreign_processes(ctx: Context) -> list[str]:
+    """Other cronium / pytest processes on this machine (not this benchmark's own `cronium run`s)."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if not cmd or f"cronium-bench-{ctx.run_id}" in cmd or "-m benchmarks" in cmd:
+            continue
+        if "pytest" in cmd or "bin/cronium " in cmd or cmd.endswith("bin/cronium"):
+            found.append(f"{entry}: {cmd[:120]}")
+    return found
+
+
+class ActivityMonitor:
+    """Samples, every `interval` seconds while a benchmark runs, what else uses the engine: cronium
+    containers of other owners and other cronium/pytest processes. Their presence means the
+    numbers are disturbed (and a reaper of a process using another Redis may remove this run's
+    containers)."""
+
+    def __init__(self, ctx: Context, interval: float = 3.0):
+        self.ctx = ctx
+        self.interval = interval
+        self.samples = 0
+        self.max_foreign_containers = 0
+        self.samples_with_foreign = 0
+        self.processes: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-monitor", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                a = foreign_activity(self.ctx)
+                procs = _foreign_processes(self.ctx)
+            except Exception:
+                continue
+            self.samples += 1
+            n = a["foreign_cronium_containers"]
+            self.max_foreign_containers = max(self.max_foreign_containers, n)
+            if n or procs:
+                self.samples_with_foreign += 1
+            self.processes.update(p.split(": ", 1)[1] for p in procs)
+
+    def __enter__(self) -> "ActivityMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    @property
+    def disturbed(self) -> bool:
+        return self.samples_with_foreign > 0
+
+    def report(self) -> dict[str, Any]:
+        return {"samples": self.samples, "samples_with_foreign_activity": self.samples_with_foreign,
+                "max_foreign_cronium_containers": self.max_foreign_containers,
+                "foreign_processes": sorted(self.processes)[:20], "disturbed": self.disturbed}
 
 
 def foreign_activity(ctx: Context) -> dict[str, Any]:
@@ -714,8 +807,11 @@ def sweep(ctx: Context) -> dict[str, Any]:
             break
         for item in items:
             if item["kind"] == "container":
-                force_remove_container(api, item["id"])
-                removed.append(item["name"])
+                try:
+                    force_remove_container(api, item["id"])
+                    removed.append(item["name"])
+                except Exception:
+                    pass  # e.g. "removal already in progress"
         for item in items:
             if item["kind"] == "network":
                 try:

@@ -59,7 +59,8 @@ def _redis_lines(store, execution_id: str) -> int:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    n, pairs, cap = (100_000, 1, 300) if ctx.quick else (1_000_000, 3, 600)
+    n, cap = (100_000, 300) if ctx.quick else (1_000_000, 600)
+    pairs = ctx.n_pairs(1, 3)
     script = ctx.tmp / "lines.py"
     script.write_text(SCRIPT.format(n=n))
     logs_dir = ctx.tmp / "logs-lines"

@@ -171,7 +171,8 @@ def _baseline_once(ctx: Context, network: str, script: str) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    n, per_thread, warm, pairs = (1000, 500, 100, 1) if ctx.quick else (5000, 1500, 200, 3)
+    n, per_thread, warm = (1000, 500, 100) if ctx.quick else (5000, 1500, 200)
+    pairs = ctx.n_pairs(1, 3)
     http_script = _script(HTTP_CLIENT, n, per_thread, warm)
     resp_script = _script(RESP_CLIENT, n, per_thread, warm)
     namespace = f"bench-{ctx.run_id}"

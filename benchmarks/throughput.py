@@ -96,7 +96,7 @@ def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
 
 def run(ctx: Context) -> dict[str, Any]:
     n = 16 if ctx.quick else 100
-    pairs = 1 if ctx.quick else 2
+    pairs = ctx.n_pairs(1, 1)
     picker = SubnetPicker()
     rt, orch, capture = make_orchestrator(ctx)
     cron, bare = [], []

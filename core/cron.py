@@ -179,6 +179,7 @@ class CronSchedule(Schedule):
                                 f"got {len(parts)} in {expression!r}")
         self.minutes, self.hours, self.days, self.months, self.weekdays = (
             parse_field(p, f) for p, f in zip(parts, FIELDS))
+        self._sorted_minutes = sorted(self.minutes)
         self.day_restricted = parts[2] != "*"
         self.weekday_restricted = parts[4] != "*"
         self.every_hour = parts[1] == "*"
@@ -210,7 +211,7 @@ class CronSchedule(Schedule):
                 t = datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
                 continue
             if t.minute not in self.minutes:
-                later = [m for m in self.minutes if m > t.minute]
+                later = [m for m in self._sorted_minutes if m > t.minute]
                 t = t.replace(minute=later[0]) if later else \
                     datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
                 continue

@@ -18,7 +18,7 @@ import re
 import shlex
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -119,7 +119,8 @@ class JobDefinition:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "JobDefinition":
-        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in json.loads(text).items() if k in known}  # tolerate newer writers
         data["command"] = tuple(data.get("command") or ())
         data["resources"] = Resources(**(data.get("resources") or {}))
         retries = data.get("retries") or {}
@@ -561,10 +562,13 @@ def _parse_edges(value: Any, key: str, problems: _Problems) -> tuple[Edge, ...]:
 def _check_edges(jobs: dict[str, JobDefinition], tables: Mapping[str, Any], problems: _Problems) -> None:
     """Edges must name jobs of this deployment, and must not form a cycle."""
     names = set(tables)
-    for job in jobs.values():
-        for i, edge in enumerate(job.after):
-            key = f"jobs.{job.name}.after"
-            if edge.job == job.name:
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            continue
+        edges = _parse_edges(table.get("after"), "", _Problems(""))  # its own problems are reported already
+        for edge in edges:
+            key = f"jobs.{name}.after"
+            if edge.job == name:
                 problems.add(key, "a job cannot run after itself")
             elif edge.job not in names:
                 match = difflib.get_close_matches(edge.job, sorted(names), n=1)

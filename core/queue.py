@@ -515,6 +515,51 @@ class Queue:
         return sorted(out, key=lambda i: i["owner"])
 
 
+class CancelWatcher:
+    """Turns `cronium cancel` requests for one execution into `cancellation.cancel()` in a process
+    that is not a worker (e.g. `cronium run`): pub/sub, plus a look at the cancel key every second
+    (a message published before we subscribed is not missed)."""
+
+    def __init__(self, store: "Store", execution_id: str, cancellation):
+        import threading
+
+        self.store, self.execution_id, self.cancellation = store, execution_id, cancellation
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cronium-cancel-watch", daemon=True)
+
+    def start(self) -> "CancelWatcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        keys = self.store.keys
+        pubsub = None
+        while not self._stop.is_set() and not self.cancellation.is_set:
+            try:
+                if pubsub is None:
+                    pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(keys.cancel_channel)
+                reason = self.store.redis.get(keys.cancel(self.execution_id))
+                deadline = time.monotonic() + 1.0
+                while reason is None and time.monotonic() < deadline and not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and _s(message.get("data")) == self.execution_id:
+                        reason = self.store.redis.get(keys.cancel(self.execution_id)) or b"cancelled"
+                if reason is not None:
+                    self.cancellation.cancel(_s(reason))
+            except Exception:  # Redis down: the job goes on; try again
+                pubsub = None
+                self._stop.wait(1.0)
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                pass
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -63,12 +63,12 @@ class LeaderLease:
         started = time.monotonic()
         ttl_ms = int(self.ttl * 1000)
         with self.store._guard():
-            if self.held and self.store.redis.eval(self._RENEW, 1, self.key, self.owner, ttl_ms):
-                ok = True
-            else:
-                ok = bool(self.store.redis.set(self.key, self.owner, nx=True, px=ttl_ms))
-                if not ok:  # a restarted leader with our owner id cannot exist; another one leads
-                    self._valid_until = 0.0
+            # Renew if the key is still ours (even when our own clock already gave it up), else
+            # take it if it is free.
+            ok = bool(self.store.redis.eval(self._RENEW, 1, self.key, self.owner, ttl_ms)) or \
+                bool(self.store.redis.set(self.key, self.owner, nx=True, px=ttl_ms))
+        if not ok:  # another scheduler leads
+            self._valid_until = 0.0
         if ok:
             # Count from before the request was sent, minus a margin for clock drift.
             self._valid_until = started + self.ttl * 0.8

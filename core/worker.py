@@ -304,9 +304,14 @@ class Worker:
         if heartbeat is None:
             return
         heartbeat.info.update({"running": len(self._running), "concurrency": self.concurrency})
-        if heartbeat.last_beat and time.time() - heartbeat.last_beat > heartbeat.ttl and self._running:
-            log.error("no heartbeat for more than %.0fs: cancelling running executions", heartbeat.ttl)
-            self.cancel_all("the worker lost contact with Redis for longer than heartbeat.ttl")
+        if heartbeat.last_beat and time.time() - heartbeat.last_beat > heartbeat.ttl:
+            with self._lock:
+                still_running = [c for c in self._running.values() if not c.is_set]
+            if still_running:
+                log.error("no heartbeat for more than %.0fs: cancelling %d running execution(s)", heartbeat.ttl,
+                          len(still_running))
+                for cancellation in still_running:
+                    cancellation.cancel("the worker lost contact with Redis for longer than heartbeat.ttl")
 
     def _poll_cancels(self) -> None:
         """Pub/sub messages can be missed (e.g. published before we subscribed): look at the

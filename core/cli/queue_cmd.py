@@ -9,7 +9,6 @@ import threading
 import time
 
 import click
-
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import FINAL_STATUSES
 
@@ -53,19 +52,26 @@ def _start_metrics(app, metrics):
 class _Signals:
     """First SIGINT/SIGTERM: stop taking work and drain. Second: cancel what still runs."""
 
+    #: A repeat within this many seconds is the same request (e.g. sent to the process and its group).
+    DEBOUNCE = 1.0
+
     def __init__(self):
         self.stop = threading.Event()
         self.force = threading.Event()
+        self._first = 0.0
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
         if self.stop.is_set():
+            if time.monotonic() - self._first < self.DEBOUNCE:
+                return
             logging.getLogger("cronium").warning("%s again: cancelling running executions", name)
             self.force.set()
         else:
             logging.getLogger("cronium").info("%s: finishing running executions (again to cancel them)", name)
+            self._first = time.monotonic()
             self.stop.set()
 
 
@@ -256,7 +262,8 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
 @click.pass_obj
 def cancel(app, execution_id, wait, wait_timeout):
     """Cancel EXECUTION_ID from any host: a queued execution is marked cancelled and never runs; a
-    running one is stopped by the worker that owns it (cleanup still runs). Exit 1 if it already ended."""
+    running one is stopped by the worker (or `cronium run`) that owns it, and cleaned up. Exit 1 if
+    it already ended."""
     import socket
 
     from cronium.core.errors import NotFound
@@ -271,7 +278,7 @@ def cancel(app, execution_id, wait, wait_timeout):
     if outcome == "cancelled":
         click.echo(f"{execution_id} cancelled (it was still queued)")
         return
-    click.echo(f"{execution_id}: cancel requested; its worker stops it")
+    click.echo(f"{execution_id}: cancel requested; the worker (or `cronium run`) running it stops it")
     if wait:
         rec = _wait_final(store, execution_id, wait_timeout)
         click.echo(f"{execution_id} {rec['status']}")
@@ -334,7 +341,7 @@ def show_job(app, ident, as_json):
             click.echo(json.dumps({"execution": rec, "job": describe_job(definition) if definition else None},
                                   indent=2, ensure_ascii=False))
             return
-        shown = {k: v for k, v in rec.items() if k not in ("definition", "history")}
+        shown = {k: v for k, v in rec.items() if k not in ("definition", "history", "metadata")}
         click.echo(_human_record(shown))
         if rec.get("input") is not None:
             click.echo(f"{'input':12} {json.dumps(rec['input'], ensure_ascii=False)}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from cronium.core.errors import UsageError
+from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
 
 EXIT_CODE_HELP = (
@@ -173,7 +173,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
     its stdout and stderr stream here live. Everything it created is removed when it ends.
     """
     from cronium.core.lifecycle import Cancellation, Orchestrator
-    from cronium.core.model import JobSpec
+    from cronium.core.model import JobSpec, new_execution_id
 
     if image:
         if not script_or_command:
@@ -192,7 +192,8 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
     spec = JobSpec(
         input=parse_input(input_), env=parse_env(env), secret_env=parse_secret_env(secret_env),
         timeout=cfg["timeout"], profile=cfg["profile"], namespace=cfg["namespace"], egress=egress,
-        resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), **spec_kwargs)
+        resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
+        **spec_kwargs)
     runtime = app.runtime(console=not as_json, warm_pool=False)
     orchestrator = Orchestrator(runtime)
     cancellation = Cancellation()
@@ -203,9 +204,19 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
         if not as_json and not quiet:
             click.echo(summary_text(result), err=True)
 
+    watcher = None
+    try:
+        from cronium.core.queue import CancelWatcher
+
+        # `cronium cancel EXECUTION` from any host stops this run too.
+        watcher = CancelWatcher(runtime.store, spec.execution_id, cancellation).start()
+    except CroniumError:
+        pass  # Redis is down: the lifecycle reports that itself
     try:
         result = orchestrator.run(spec, events=status, cancel=cancellation, on_result=report)
     finally:
+        if watcher is not None:
+            watcher.stop()
         orchestrator.close()
         runtime.close()
     if not as_json:

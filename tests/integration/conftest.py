@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 from integration_util import cronium_executable
+from queue_util import container_starts, processes, qcli, qconfig, qruntime  # noqa: F401 - queue test fixtures
 
 @pytest.fixture
 def cli_config(test_redis, tmp_path) -> Path:
@@ -70,6 +71,6 @@ def _no_leftovers_after_each_test(engine, request):
     """After every integration test, nothing labelled cronium.managed may remain."""
     yield
     label = {"label": "cronium.managed=true"}
-    left = [c["Names"][0] for c in engine.api.containers(all=True, filters=label)]
+    left = [(c.get("Names") or [c["Id"][:12]])[0] for c in engine.api.containers(all=True, filters=label)]
     left += [n["Name"] for n in engine.api.networks(filters=label)]
     assert left == [], f"{request.node.name} left Docker resources behind"
