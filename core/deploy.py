@@ -614,7 +614,7 @@ class DeploymentRegistry:
         import redis
 
         keys = self.keys
-        with self.store._guard():
+        with self.store.guard():
             for _ in range(20):
                 with self.redis.pipeline(transaction=True) as pipe:
                     try:
@@ -669,7 +669,7 @@ class DeploymentRegistry:
     def remove(self, name: str) -> dict[str, Any]:
         meta = self.meta(name)
         keys = self.keys
-        with self.store._guard():
+        with self.store.guard():
             pipe = self.redis.pipeline(transaction=True)
             for job in meta["jobs"]:
                 pipe.delete(keys.job(job), keys.schedule_state(job))
@@ -683,11 +683,11 @@ class DeploymentRegistry:
         return meta
 
     def names(self) -> list[str]:
-        with self.store._guard():
+        with self.store.guard():
             return sorted(n.decode() for n in self.redis.smembers(self.keys.deployments))
 
     def meta(self, name: str) -> dict[str, Any]:
-        with self.store._guard():
+        with self.store.guard():
             raw = self.redis.hget(self.keys.deployment(name), "meta")
         if raw is None:
             raise NotFound(f"no deployment '{name}'", hint="list deployments with `cronium deployments list`")
@@ -695,20 +695,20 @@ class DeploymentRegistry:
 
     def source(self, name: str) -> str:
         self.meta(name)
-        with self.store._guard():
+        with self.store.guard():
             return (self.redis.hget(self.keys.deployment(name), "source") or b"").decode()
 
     def generation(self) -> int:
-        with self.store._guard():
+        with self.store.guard():
             return int(self.redis.get(self.keys.deploy_generation) or 0)
 
     def job_names(self) -> dict[str, str]:
         """Every deployed job -> its deployment."""
-        with self.store._guard():
+        with self.store.guard():
             return {k.decode(): v.decode() for k, v in sorted(self.redis.hgetall(self.keys.jobs).items())}
 
     def job(self, name: str) -> JobDefinition:
-        with self.store._guard():
+        with self.store.guard():
             raw = self.redis.hget(self.keys.job(name), "definition")
         if raw is None:
             raise NotFound(f"no deployed job '{name}'", hint="list jobs with `cronium deployments list`, "
@@ -717,7 +717,7 @@ class DeploymentRegistry:
 
     def jobs(self) -> list[JobDefinition]:
         names = list(self.job_names())
-        with self.store._guard():
+        with self.store.guard():
             pipe = self.redis.pipeline(transaction=False)
             for n in names:
                 pipe.hget(self.keys.job(n), "definition")
@@ -726,12 +726,12 @@ class DeploymentRegistry:
 
     def successors(self, name: str) -> list[Edge]:
         """The jobs that run after `name` (as edges: job = the successor, when = the condition)."""
-        with self.store._guard():
+        with self.store.guard():
             raw = self.redis.hget(self.keys.job(name), "successors")
         return [Edge(**e) for e in json.loads(raw)] if raw else []
 
     def script(self, digest: str) -> bytes:
-        with self.store._guard():
+        with self.store.guard():
             body = self.redis.get(self.keys.script(digest))
         if body is None:
             raise NotFound(f"the script {digest[:12]}… is no longer stored",

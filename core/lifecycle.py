@@ -203,6 +203,28 @@ class _Run:
     sidecar_future: Any = None
 
 
+class _PhaseTimer:
+    """Times one phase, reports it to the events callback, and turns anything a plugin raises
+    inside it into a `PhaseError` naming the phase."""
+
+    def __init__(self, run: _Run, name: str, events: EventCallback):
+        self.run, self.name, self.events = run, name, events
+
+    def __enter__(self):
+        self.t = time.time()
+        self.run.current_phase = self.name
+        self.events(self.name, "start")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.run.timings[self.name] = time.time() - self.t
+        self.events(self.name, "done" if exc is None else "failed")
+        if exc is None or isinstance(exc, (PhaseError, Cancelled)) or not isinstance(exc, Exception):
+            return False
+        reason = str(exc) if isinstance(exc, CroniumError) else f"{type(exc).__name__}: {exc}"
+        raise PhaseError(self.name, reason, hint=getattr(exc, "hint", None)) from exc
+
+
 class Orchestrator:
     """Runs executions through the lifecycle. One per process; `run()` is thread-safe."""
 
@@ -381,45 +403,24 @@ class Orchestrator:
         return replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
 
     # --- helpers ---------------------------------------------------------------------------
-    def _record(self, run: _Run, fields: dict[str, Any], only_if: str | None = None) -> None:
-        """Update the execution record; while Redis is down, spool the fields locally instead
-        (written when Redis answers again) — a job never fails because its record could not be
-        written. `only_if`: apply only while the status is still that one."""
+    def _record(self, run: _Run, fields: dict[str, Any], only_if: str = "") -> None:
+        """Update the execution record — only while this process still owns it (a worker that was
+        cut off must not overwrite what the worker that took over wrote), and with `only_if`, only
+        while the status is still that one. While Redis is down, unconditional updates are spooled
+        locally and written when it answers again: a job never fails because of its record."""
         rt = self.runtime
         try:
-            if only_if is None:
-                rt.store.update_execution(run.execution.execution_id, fields)
-            else:
-                rt.store.update_if_status(run.execution.execution_id, only_if, fields)
+            rt.store.update_guarded(run.execution.execution_id, fields, status=only_if, owner=rt.owner)
         except StoreUnavailable as exc:
-            if only_if is None:
+            if not only_if:
                 rt.spool.put(run.execution.execution_id, fields)
             if not run.spooled:
                 run.warnings.append(f"{exc.message}; the record was spooled to {rt.spool.dir} and is written "
                                     f"when Redis answers again (the output is in the file sink)")
             run.spooled = True
 
-    class _PhaseTimer:
-        def __init__(self, orch: "Orchestrator", run: _Run, name: str, events: EventCallback):
-            self.run, self.name, self.events = run, name, events
-
-        def __enter__(self):
-            self.t = time.time()
-            self.run.current_phase = self.name
-            self.events(self.name, "start")
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            self.run.timings[self.name] = time.time() - self.t
-            self.events(self.name, "done" if exc is None else "failed")
-            if exc is None or isinstance(exc, (PhaseError, Cancelled)) or not isinstance(exc, Exception):
-                return False
-            # Anything else raised inside a phase (a plugin's error or bug) names the phase.
-            reason = str(exc) if isinstance(exc, CroniumError) else f"{type(exc).__name__}: {exc}"
-            raise PhaseError(self.name, reason, hint=getattr(exc, "hint", None)) from exc
-
     def _phase(self, run: _Run, name: str, events: EventCallback) -> "_PhaseTimer":
-        return Orchestrator._PhaseTimer(self, run, name, events)
+        return _PhaseTimer(run, name, events)
 
     @staticmethod
     def _phase_of(run: _Run) -> str:

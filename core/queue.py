@@ -203,7 +203,7 @@ class Queue:
             args += [k, v]
         keys = [self.keys.execution(execution_id), self.keys.executions, self.keys.queue, self.keys.delayed,
                 self.keys.active(job.name)]
-        with self.store._guard():
+        with self.store.guard():
             created, detail = self.redis.eval(self._ENQUEUE, len(keys), *keys, *args)
         detail = detail.decode() if isinstance(detail, bytes) else str(detail)
         if not created:
@@ -214,7 +214,7 @@ class Queue:
     def active_executions(self, job: str) -> list[str]:
         """The job's executions still active; members whose record ended (or vanished) are pruned."""
         key = self.keys.active(job)
-        with self.store._guard():
+        with self.store.guard():
             members = sorted(m.decode() for m in self.redis.smembers(key))
             if not members:
                 return []
@@ -229,12 +229,12 @@ class Queue:
 
     def promote_delayed(self) -> int:
         """Move delayed executions whose time has come into the stream (safe from any process)."""
-        with self.store._guard():
+        with self.store.guard():
             return int(self.redis.eval(self._PROMOTE, 2, self.keys.delayed, self.keys.queue, repr(time.time())))
 
     # --- consuming ---------------------------------------------------------------------------
     def ensure_group(self) -> None:
-        with self.store._guard():
+        with self.store.guard():
             try:
                 self.redis.xgroup_create(self.keys.queue, self.group, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -244,7 +244,7 @@ class Queue:
     def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str], int]]:
         """New entries for this consumer: (entry id, fields, deliveries)."""
         try:
-            with self.store._guard():
+            with self.store.guard():
                 reply = self.redis.xreadgroup(self.group, consumer, {self.keys.queue: ">"}, count=count,
                                               block=block_ms)
         except redis.ResponseError as exc:
@@ -267,7 +267,7 @@ class Queue:
         if limit <= 0:
             return []
         min_idle_ms = int(min_idle * 1000)
-        with self.store._guard():
+        with self.store.guard():
             try:
                 pending = self.redis.xpending_range(self.keys.queue, self.group, "-", "+", 100, idle=min_idle_ms)
             except redis.ResponseError as exc:
@@ -308,7 +308,7 @@ class Queue:
           the record becomes `pending`, owned by `consumer`, with `deliveries` and a history line.
         """
         key = self.keys.execution(execution_id)
-        with self.store._guard():
+        with self.store.guard():
             for _ in range(20):
                 with self.redis.pipeline(transaction=True) as pipe:
                     try:
@@ -347,7 +347,7 @@ class Queue:
 
     def ack(self, entry_id: str) -> None:
         """Done with an entry: acknowledge and delete it (the stream holds unfinished entries only)."""
-        with self.store._guard():
+        with self.store.guard():
             pipe = self.redis.pipeline(transaction=True)
             pipe.xack(self.keys.queue, self.group, entry_id)
             pipe.xdel(self.keys.queue, entry_id)
@@ -356,16 +356,16 @@ class Queue:
     def hand_over(self, entry_id: str, consumer: str) -> None:
         """Give a pending entry to another consumer (its live owner, or RELEASED_CONSUMER so any
         worker may take it) without counting a delivery."""
-        with self.store._guard():
+        with self.store.guard():
             self.redis.xclaim(self.keys.queue, self.group, consumer, 0, [entry_id], justid=True)
 
     def requeue(self, execution_id: str) -> None:
         """Put a claimed-but-not-started execution back to `queued` (this worker cannot run it now)."""
-        self.store.update_if_status(execution_id, "pending", {"status": "queued", "owner": "", "host": ""})
+        self.store.update_guarded(execution_id, {"status": "queued", "owner": "", "host": ""}, status="pending")
 
     def fail(self, execution_id: str, error: str, phase: str = "prepare") -> bool:
         """Final `error` for an execution that could not start (unless it already ended)."""
-        with self.store._guard():
+        with self.store.guard():
             return bool(self.redis.eval(self._FAIL_IF_UNFINISHED, 1, self.keys.execution(execution_id), error,
                                         repr(time.time()), phase))
 
@@ -373,7 +373,7 @@ class Queue:
         """Move an entry to `P queue:dead` with the reason; its record ends as `error`."""
         execution_id = fields.get("execution", "")
         job = fields.get("job", "")
-        with self.store._guard():
+        with self.store.guard():
             pipe = self.redis.pipeline(transaction=True)
             pipe.xadd(self.keys.dead_letters, {"execution": execution_id, "job": job, "reason": reason,
                                                "deliveries": str(deliveries), "entry": entry_id,
@@ -383,11 +383,11 @@ class Queue:
             pipe.execute()
         if execution_id:
             self.fail(execution_id, f"dead-lettered: {reason}", phase="queue")
-            with self.store._guard():
+            with self.store.guard():
                 self.redis.srem(self.keys.active(job), execution_id)
 
     def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
-        with self.store._guard():
+        with self.store.guard():
             entries = self.redis.xrevrange(self.keys.dead_letters, count=count)
         return [{"entry": _s(eid), **_text(fields)} for eid, fields in entries]
 
@@ -395,7 +395,7 @@ class Queue:
     def cancel(self, execution_id: str, reason: str) -> str:
         """`cancelled` (was queued: now final), `requested` (the owning worker will stop it),
         `missing`, or `final:<status>` (already ended). Works from any host."""
-        with self.store._guard():
+        with self.store.guard():
             job_id = self.redis.hget(self.keys.execution(execution_id), "job_id")
             job = job_id.decode() if job_id else ""
             keys = [self.keys.execution(execution_id), self.keys.cancel(execution_id), self.keys.active(job),
@@ -406,7 +406,7 @@ class Queue:
 
     def cancel_requested(self, execution_id: str) -> str | None:
         """The reason, when someone asked to cancel this execution."""
-        with self.store._guard():
+        with self.store.guard():
             value = self.redis.get(self.keys.cancel(execution_id))
         return value.decode() if value is not None else None
 
@@ -450,14 +450,14 @@ class Queue:
                         metadata={"parent_execution": execution_id, "parent_job": job_name,
                                   "parent_status": status, "edge": edge.when}))
             self.store.update_execution(execution_id, {"followups": "done"})
-        with self.store._guard():
+        with self.store.guard():
             self.redis.srem(self.keys.active(job_name), execution_id)
         return done
 
     # --- inspection --------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Queue depth for `cronium queue status` and the metrics."""
-        with self.store._guard():
+        with self.store.guard():
             pipe = self.redis.pipeline(transaction=False)
             pipe.xlen(self.keys.queue)
             pipe.zcard(self.keys.delayed)
@@ -484,7 +484,7 @@ class Queue:
         """Delete consumers that hold no pending entry and whose heartbeat expired (never one with
         pending entries: deleting a consumer drops them)."""
         removed = []
-        with self.store._guard():
+        with self.store.guard():
             try:
                 consumers = self.redis.xinfo_consumers(self.keys.queue, self.group)
             except redis.ResponseError:
@@ -502,7 +502,7 @@ class Queue:
     def heartbeats(self) -> list[dict[str, Any]]:
         """Every live owner's heartbeat (workers, schedulers, `cronium run`s): owner, kind, last beat."""
         out = []
-        with self.store._guard():
+        with self.store.guard():
             for key in self.redis.scan_iter(match=self.keys.owner_pattern, count=500):
                 value = self.redis.get(key)
                 if value is None:

@@ -116,7 +116,9 @@ def reap(runtime: "Runtime", *, dry_run: bool = False, now: float | None = None)
         entry["items"].append((kind, ident, name))
 
     for c in containers:
-        note(c.get("Labels") or {}, "container", c["Id"], c["Names"][0].lstrip("/"))
+        if c.get("State") == "removing":
+            continue  # the engine is already removing it
+        note(c.get("Labels") or {}, "container", c["Id"], (c.get("Names") or [c["Id"][:12]])[0].lstrip("/"))
     for n in networks:
         note(n.get("Labels") or {}, "network", n["Id"], n["Name"])
     for v in volumes:

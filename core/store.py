@@ -134,8 +134,6 @@ class Store:
             raise StoreUnavailable(f"{mask_url(self.url)}: authentication failed ({exc})",
                                    hint="check the password in redis.url") from None
 
-    _guard = guard  # old name, still used by the queue modules
-
     def ping(self) -> None:
         with self.guard():
             self.redis.ping()
@@ -166,24 +164,36 @@ class Store:
         elif status is not None:
             pipe.srem(self.keys.live, execution_id)
 
-    _IF_STATUS = """
-    local current = redis.call('HGET', KEYS[1], 'status')
-    if current == ARGV[1] then
-        for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-        return 1
+    _GUARDED_UPDATE = """
+    -- KEYS: record, live set. ARGV: expected status ('' = any), expected owner ('' = any),
+    -- execution id, then field/value pairs.
+    if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+    if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+    for i = 4, #ARGV, 2 do
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+        if ARGV[i] == 'status' then
+            if ARGV[i + 1] == 'pending' or ARGV[i + 1] == 'running' then
+                redis.call('SADD', KEYS[2], ARGV[3])
+            else
+                redis.call('SREM', KEYS[2], ARGV[3])
+            end
+        end
     end
-    return 0
+    return 1
     """
 
-    def update_if_status(self, execution_id: str, expected: str, fields: Mapping[str, Any]) -> bool:
-        """Update only while the record's status is `expected` (atomic). Guards against a stale
-        write landing after a newer one, e.g. a 'running' sent before a Redis outage and applied
-        after the final status."""
-        args: list[str] = [expected]
+    def update_guarded(self, execution_id: str, fields: Mapping[str, Any], *, status: str = "",
+                       owner: str = "") -> bool:
+        """Update only while the record's status is `status` and its owner is `owner` (either may
+        be empty: no condition). Atomic. Guards against a stale write landing after a newer one: a
+        'running' sent before a Redis outage and applied after the final status, or the final write
+        of a worker that was cut off after another worker took the execution over."""
+        args: list[str] = [status, owner, execution_id]
         for k, v in _encode(fields).items():
             args += [k, v]
         with self.guard():
-            return bool(self.redis.eval(self._IF_STATUS, 1, self.keys.execution(execution_id), *args))
+            return bool(self.redis.eval(self._GUARDED_UPDATE, 2, self.keys.execution(execution_id),
+                                        self.keys.live, *args))
 
     _MARK_LOST = """
     local status = redis.call('HGET', KEYS[1], 'status')

@@ -243,7 +243,7 @@ class Worker:
         if removed:
             log.info("%s: removed %s", execution_id, ", ".join(removed))
         store = self.runtime.store
-        with store._guard():
+        with store.guard():
             store.redis.hdel(store.keys.execution(execution_id), *ATTEMPT_FIELDS)
             store.redis.delete(store.keys.logs(execution_id))
 
@@ -321,7 +321,7 @@ class Worker:
         if not running:
             return
         store = self.runtime.store
-        with store._guard():
+        with store.guard():
             pipe = store.redis.pipeline(transaction=False)
             for execution_id in running:
                 pipe.get(store.keys.cancel(execution_id))
