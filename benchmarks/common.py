@@ -462,13 +462,13 @@ class CliRun:
     first_line: float | None  # seconds from spawn to the first stdout line (when stdout was piped)
     stdout: str
     stderr: str
-    maxrss_kb: int  # peak RSS of the child (and its waited-for descendants), from wait4
+    maxrss_kb: int  # peak RSS of the child process (its VmHWM, polled every 20 ms until it exits)
 
 
 def run_command(argv: Sequence[str], *, stdout_path: Path | None = None, keep_stdout: bool = True,
                 timeout: float = 600, env: dict[str, str] | None = None) -> CliRun:
-    """Spawn `argv`, time it to exit, note when the first stdout line arrived (pipe mode) and read
-    the child's peak RSS from wait4. stdout goes to `stdout_path` when given (no first-line time)."""
+    """Spawn `argv`, time it to exit, note when the first stdout line arrived (pipe mode) and track
+    the child's peak RSS. stdout goes to `stdout_path` when given (no first-line time)."""
     out_fh = open(stdout_path, "wb") if stdout_path else None
     start = now()
     proc = subprocess.Popen(list(argv), stdout=out_fh or subprocess.PIPE, stderr=subprocess.PIPE,
@@ -488,9 +488,30 @@ def run_command(argv: Sequence[str], *, stdout_path: Path | None = None, keep_st
         for chunk in iter(lambda: proc.stderr.read(65536), b""):
             err_chunks.append(chunk)
 
+    done = threading.Event()
+    peak = [0]
+
+    def watch_rss():
+        # Peak RSS = the child's VmHWM (high-water mark of its own address space), polled until it
+        # exits. wait4's ru_maxrss is useless here: Linux carries the parent's RSS at fork over
+        # into the child's maxrss, so every child of a big benchmark process would look as big.
+        path = f"/proc/{proc.pid}/status"
+        while not done.is_set():
+            try:
+                with open(path, "rb") as fh:
+                    for line in fh:
+                        if line.startswith(b"VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                            break
+            except (OSError, ValueError):
+                break
+            done.wait(0.02)
+
     threads = [threading.Thread(target=read_err, daemon=True)]
     if out_fh is None:
         threads.append(threading.Thread(target=read_out, daemon=True))
+    watcher = threading.Thread(target=watch_rss, daemon=True)
+    watcher.start()
     for t in threads:
         t.start()
     timer = threading.Timer(timeout, lambda: _terminate(proc))
@@ -503,14 +524,16 @@ def run_command(argv: Sequence[str], *, stdout_path: Path | None = None, keep_st
         _terminate(proc)
         raise
     finally:
+        done.set()
         timer.cancel()
         if out_fh:
             out_fh.close()
+    watcher.join(5)
     for t in threads:
         t.join(30)
     return CliRun(list(argv), wall, proc.returncode, first[0] if first else None,
                   b"".join(out_chunks).decode("utf-8", "replace"), b"".join(err_chunks).decode("utf-8", "replace"),
-                  usage.ru_maxrss)
+                  peak[0])
 
 
 def _terminate(proc: subprocess.Popen) -> None:
@@ -692,7 +715,7 @@ def leftovers(client, label: str = "cronium.managed=true") -> list[dict[str, str
     found = []
     for c in api.containers(all=True, filters={"label": label}):
         names = c.get("Names") or ["/" + c["Id"][:12]]  # a container being removed may have none
-        found.append({"kind": "container", "name": names[0].lstrip("/"), "id": c["Id"],
+        found.append({"kind": "container", "name": names[0].lstrip("/"), "id": c["Id"], "state": c.get("State", ""),
                       "execution": c["Labels"].get("cronium.execution", ""),
                       "owner": c["Labels"].get("cronium.owner", ""), "bench": c["Labels"].get(BENCH_LABEL, "")})
     for n in api.networks(filters={"label": label}):
@@ -786,7 +809,8 @@ def foreign_activity(ctx: Context) -> dict[str, Any]:
     except Exception:
         items = []
     mine = {i["id"] for i in ours(ctx, items)}
-    foreign = [i for i in items if i["kind"] == "container" and i["id"] not in mine]
+    foreign = [i for i in items if i["kind"] == "container" and i["id"] not in mine
+               and i.get("state") not in ("removing", "dead", "exited")]
     try:
         running = len(ctx.docker.api.containers())
     except Exception:

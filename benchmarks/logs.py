@@ -11,7 +11,9 @@ What is timed (both sides deliver every line to a file on the host):
 
 lines/s = N / wall time. Every run is checked: the terminal output and the file sink hold N lines,
 the Redis stream holds N lines, `docker logs` printed N lines. Peak memory of the `cronium run`
-process is its max RSS from wait4(2); the baseline column shows the `docker logs` CLI's for context.
+process is its VmHWM (peak RSS of its own address space, polled from /proc until it exits — not
+wait4's ru_maxrss, which on Linux includes the benchmark process's RSS at fork); the baseline
+column shows the `docker logs` CLI's, measured the same way, for context.
 """
 from __future__ import annotations
 

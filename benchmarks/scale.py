@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .common import (MB, PYTHON_IMAGE, Context, Row, cgroup_memory, close_orchestrator, docker_stats_memory, fmt_spread,
-                     force_remove_container, host_memory_used, job_host_config, log, make_orchestrator, median, now,
+                     force_remove_container, host_memory_used, job_host_config, log, make_orchestrator, now,
                      print_rows, python_spec, run_threads, summarize)
 
 NAME = "scale"
@@ -135,6 +135,7 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             return sum(1 for s in capture.sinks.values() if s.first_at is not None)
 
     memory: dict[str, Any] = {}
+    capped, started_count, all_started, still_running = False, 0, float("nan"), 0
     try:
         warm = orch.run(python_spec("print('warm-up')\n", name="warmup.py"))  # the runtime's one-time start-up
         ctx.note_exec(warm.execution_id)
@@ -157,8 +158,10 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             time.sleep(0.5)
         all_started = now() - t0
         started_count = printed()
+        capped = started_count + len(results) < n
         log(f"{all_started:.1f} s: {len(reached_job)}/{n} reached the job phase, {started_count}/{n} printed 'started'"
-            + ("" if started_count >= n else f" — capped at {cap:.0f} s"))
+            + (f", {len(results)} ended early (failed)" if results else "")
+            + (f" — CAPPED at {cap:.0f} s" if capped else ""))
         during = _settle_memory(3)
         mem = _container_memory(rt.docker.api, rt.docker.api.containers(
             filters={"label": f"cronium.owner={rt.owner}"}))
@@ -191,7 +194,7 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             if k not in phase_names:
                 phase_names.append(k)
     phases = {k: summarize([r.timings.get(k) for r in ok]) for k in phase_names}
-    return {"jobs": n, "reached_job_phase": len(reached_job), "phases": phases, "started": started_count,
+    return {"jobs": n, "reached_job_phase": len(reached_job), "phases": phases, "capped": capped, "started": started_count,
             "running_when_measured": still_running, "time_to_all_started": all_started,
             "job_phase_reached_at": summarize(list(reached_job.values())), "cleanup_seconds": cleanup,
             "final_statuses": statuses, "ended_early": early, "errors": errors, "timeline": timeline[::4],
@@ -212,7 +215,12 @@ def run(ctx: Context) -> dict[str, Any]:
     from .common import leftovers, ours
 
     left = ours(ctx, leftovers(ctx.docker))
-    cron["leftovers_after_cleanup"] = [i["name"] for i in left]
+    cron["leftovers_after_cleanup"] = [f"{i['kind']} {i['name']}" for i in left]
+    if left:
+        kinds: dict[str, int] = {}
+        for i in left:
+            kinds[i["kind"]] = kinds.get(i["kind"], 0) + 1
+        log(f"  LEFT BEHIND by cronium after every job ended: {kinds} (the harness sweep removes them)")
 
     rows = [Row(NAME, f"jobs started of {n} (printed their first line)", "", bare["started"], cron["started"], None,
                 f"{n}", cron["started"] >= n),
@@ -237,7 +245,10 @@ def run(ctx: Context) -> dict[str, Any]:
                         side["usage_mb"].get("median"), None, "–", None, "–", fmt_spread(side["usage_mb"], "MB")))
     rows.append(Row(NAME, "cleanup after cancel (all jobs)", "s", bare["removal_seconds"], cron["cleanup_seconds"],
                     cron["cleanup_seconds"] / bare["removal_seconds"] if bare["removal_seconds"] else None, "–", None))
-    rows.append(Row(NAME, "objects left after cleanup", "", 0, len(left), None, "0", not left))
+    rows.append(Row(NAME, "objects cronium left after all jobs ended", "", 0, len(left), None, "0", not left))
+    if cron["errors"]:
+        rows.append(Row(NAME, f"failed jobs: {cron['errors'][0][:60]}", "", len(bare["errors"]),
+                        sum(v for k, v in cron["final_statuses"].items() if k != "cancelled"), None, "0", False))
     print_rows(rows, "scale")
     return {"rows": rows,
             "params": {"jobs": n, "start_cap_seconds": cap, "script": SCRIPT},
