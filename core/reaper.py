@@ -84,8 +84,10 @@ class OwnerCheck:
         if owner in self._cache:
             return self._cache[owner]
         host, pid = owner_host_and_pid(owner)
-        if host == self.host and pid is not None and not pid_alive(pid):
-            alive = False
+        if host == self.host and pid is not None:
+            # On this host the process table is the truth — also for an owner that uses another
+            # Redis than ours (its heartbeat is not in our Redis, but it is alive).
+            alive = pid_alive(pid)
         else:
             try:
                 alive = self.runtime.store.owner_alive(owner)

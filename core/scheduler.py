@@ -62,7 +62,7 @@ class LeaderLease:
         """Renew our lease, or acquire a free one. Returns whether we lead now."""
         started = time.monotonic()
         ttl_ms = int(self.ttl * 1000)
-        with self.store._guard():
+        with self.store.guard():
             # Renew if the key is still ours (even when our own clock already gave it up), else
             # take it if it is free.
             ok = bool(self.store.redis.eval(self._RENEW, 1, self.key, self.owner, ttl_ms)) or \
@@ -75,13 +75,13 @@ class LeaderLease:
         return ok
 
     def holder(self) -> str | None:
-        with self.store._guard():
+        with self.store.guard():
             value = self.store.redis.get(self.key)
         return value.decode() if value is not None else None
 
     def release(self) -> None:
         self._valid_until = 0.0
-        with self.store._guard():
+        with self.store.guard():
             self.store.redis.eval(self._RELEASE, 1, self.key, self.owner)
 
 
@@ -174,7 +174,7 @@ class Scheduler:
             except ScheduleError as exc:
                 log.error("job %s: %s", job.name, exc)
                 continue
-            with store._guard():
+            with store.guard():
                 deployed_at = float(store.redis.hget(store.keys.job(job.name), "deployed_at") or time.time())
             jobs[job.name] = _Scheduled(job, schedule, deployed_at)
         self._jobs = jobs
@@ -185,11 +185,11 @@ class Scheduler:
         """Enqueue every fire time of one job in (cursor, now]; returns its next fire time."""
         job, schedule = entry.job, entry.schedule
         key = self.store.keys.schedule_state(job.name)
-        with self.store._guard():
+        with self.store.guard():
             state = {k.decode(): v.decode() for k, v in self.store.redis.hgetall(key).items()}
         if state.get("schedule") != job.schedule or state.get("timezone") != job.timezone or "cursor" not in state:
             cursor = entry.deployed_at  # new or changed schedule: from the deployment on
-            with self.store._guard():
+            with self.store.guard():
                 self.store.redis.hset(key, mapping={"schedule": job.schedule, "timezone": job.timezone,
                                                     "cursor": repr(cursor)})
         else:
@@ -206,14 +206,14 @@ class Scheduler:
                 log.warning("job %s: %d fire time(s) missed by more than scheduler.starting_deadline (%.0fs)",
                             job.name, missed, self.starting_deadline)
                 self.metrics.skipped.inc(job.name, "missed", amount=missed)
-                with self.store._guard():
+                with self.store.guard():
                     self.store.redis.hincrby(key, "missed", missed)
             cursor = oldest_allowed
         fire = schedule.next_after(at(cursor))
         while fire.timestamp() <= now and self.lease.held:
             self._enqueue(job, fire.timestamp(), key)
             fire = schedule.next_after(fire)
-        with self.store._guard():
+        with self.store.guard():
             self.store.redis.hset(key, "next_fire", repr(fire.timestamp()))
         return fire.timestamp()
 
@@ -231,9 +231,9 @@ class Scheduler:
         elif result.reason == "busy":
             self.metrics.skipped.inc(job.name, "busy")
             fields["last_skip"] = repr(fire_ts)
-            with self.store._guard():
+            with self.store.guard():
                 self.store.redis.hincrby(state_key, "skipped", 1)
             log.info("job %s: run for %s skipped: the previous run is still active (concurrency forbid)",
                      job.name, datetime.fromtimestamp(fire_ts, timezone.utc).isoformat())
-        with self.store._guard():
+        with self.store.guard():
             self.store.redis.hset(state_key, mapping=fields)

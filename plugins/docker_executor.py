@@ -105,6 +105,9 @@ def start_job(execution, network, launch, runtime, resources):
         network_mode=network.name,
         log_config={"type": cfg["logs.docker_driver"], "config": {}},
         **_docker.host_config_kwargs(options.host_config))
+    # Registered before the create call (by name): a create that times out on our side may still
+    # complete in the engine.
+    resources.add("container", launch.name, lambda: _docker.remove_container(client, launch.name))
     try:
         created = client.api.create_container(
             launch.image, command=wrap_command(launch.command), name=launch.name, user=options.user,
@@ -114,7 +117,6 @@ def start_job(execution, network, launch, runtime, resources):
         raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
                                    role=f"{execution.job_type} job") from None
     container_id = created["Id"]
-    resources.add("container", launch.name, lambda: _docker.remove_container(client, container_id))
     check_engine_warnings(created.get("Warnings"), "job")
     raw = _docker.attach(client, container_id)
     stdin = secret_block(launch.secret_env) + (launch.script or b"")

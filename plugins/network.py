@@ -53,17 +53,21 @@ def create_network(execution, runtime, resources):
         if reason:
             raise SecurityNotApplied("egress isolation (only egress, no host or private networks)", reason)
         options["com.docker.network.bridge.name"] = _egress.bridge_name(execution.execution_id)
+    # Registered before the create call: a create that times out on our side may still complete
+    # in the engine, and must be removed all the same (by name).
+    resources.add("network", name, lambda: _docker.remove_network(client, name))
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
-            created = client.api.create_network(name, driver="bridge", internal=internal, ipam=ipam,
-                                                labels=labels, options=options, check_duplicate=True)
+            # The engine serialises network creation; queueing here beats timing out there.
+            with runtime.gate("network-create", cfg["network.max_creating"]):
+                created = client.api.create_network(name, driver="bridge", internal=internal, ipam=ipam,
+                                                    labels=labels, options=options, check_duplicate=True)
         except APIError as exc:
             if _overlap(exc):
                 continue
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
-        resources.add("network", name, lambda: _docker.remove_network(client, network_id))
         if not internal:
             resources.add("firewall", name, lambda: _egress.remove(execution.execution_id))
             try:

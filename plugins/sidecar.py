@@ -139,11 +139,14 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
             try:
                 return _claim(client, warm, name, network, settings, services_network, cfg)
             except PhaseError:
-                pass  # it died while waiting: boot a fresh one below
+                # It died while waiting (or could not be claimed): remove it now — it may already
+                # carry this execution's name — and boot a fresh one below.
+                _docker.remove_container(client, warm, wait=10)
 
+    # Registered before the create call (by name): see the network plugin.
+    resources.add("container", name, lambda: _docker.remove_container(client, name))
     container_id = _create(client, image, name, options, {**execution.labels, **options.labels, "cronium.role": "sidecar"},
                            host_kwargs, network.name, [ALIAS])
-    resources.add("container", name, lambda: _docker.remove_container(client, container_id))
     if services_network:
         _connect(client, container_id, services_network, None)
     raw = _docker.attach(client, container_id)
