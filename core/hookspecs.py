@@ -188,7 +188,7 @@ def start_job(execution, network, launch, runtime, resources):
 
 
 @hookspec
-def job_started(execution, container_id):
+def job_started(execution, container_id, runtime):
     """Notification: the job container is running; its timeout starts now.
 
     :param container_id: the engine's id of the job container.
@@ -208,7 +208,7 @@ def job_finished(execution, result, runtime):
 
 
 @hookspec
-def cleanup(execution, result):
+def cleanup(execution, result, runtime):
     """Notification: every registered resource of the execution has been removed (or its removal
     failed and was reported). Plugins drop per-execution state they kept. Always fires, on every
     path, including setup errors halfway.

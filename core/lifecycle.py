@@ -330,7 +330,7 @@ class Orchestrator:
             run.handle.release()
             run.job_started_at = time.time()
             self._record(run, {"status": "running", "started_at": run.job_started_at}, only_if="pending")
-            notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id)
+            notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id, runtime=rt)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
         if outcome == "timed_out":
@@ -392,7 +392,7 @@ class Orchestrator:
         t = time.time()
         for what, exc in run.resources.release_all():
             run.warnings.append(f"cleanup of {what} failed: {exc}")
-        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result):
+        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
         run.token = None  # the token lives only as long as the job
         run.timings["cleanup"] = time.time() - t

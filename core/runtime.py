@@ -135,6 +135,11 @@ class Runtime:
                 self._extensions[name] = factory()
             return self._extensions[name]
 
+    def extension_if_present(self, name: str):
+        """The extension `name` if some plugin created it in this process, else None."""
+        with self._lock:
+            return self._extensions.get(name)
+
     def gate(self, name: str, size: int) -> threading.BoundedSemaphore:
         """A named semaphore shared by this process's jobs (e.g. to bound concurrent sidecar boots)."""
         with self._lock:

@@ -38,9 +38,21 @@ class SidecarPool:
         self.size = size
         self._idle: dict[str, list[str]] = {}  # key -> container ids, oldest first
         self._filling: dict[str, int] = {}
+        self._deferred: dict[str, tuple[str, Callable[[str], str]]] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
+
+    def refill_later(self, execution_id: str, key: str, create: Callable[[str], str]) -> None:
+        """Remember to top up `key` when `refill_now(execution_id)` is called."""
+        with self._lock:
+            self._deferred[execution_id] = (key, create)
+
+    def refill_now(self, execution_id: str) -> None:
+        with self._lock:
+            deferred = self._deferred.pop(execution_id, None)
+        if deferred is not None:
+            self.refill(*deferred)
 
     def take(self, key: str) -> str | None:
         with self._lock:

@@ -133,7 +133,9 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
             return cid
 
         warm = pool.take(key)
-        pool.refill(key, create_pooled)
+        # Replacements start once this job runs (job_started), so that their boot does not compete
+        # with this job's own start-up for the CPU.
+        pool.refill_later(execution.execution_id, key, create_pooled)
         if warm is not None:
             resources.add("container", name, lambda: _docker.remove_container(client, warm))
             try:
@@ -259,3 +261,19 @@ def job_finished(execution, result, runtime):
     detail = f"the sidecar exited during the job (exit code {state.get('ExitCode')}" + (
         ", killed for exceeding its memory limit" if state.get("OOMKilled") else "") + ")"
     runtime.store.update_execution(execution.execution_id, {"sidecar_state": detail})
+
+
+@hookimpl(trylast=True)
+def job_started(execution, runtime):
+    """Top up the warm pool now that this job's start-up is done."""
+    pool = runtime.extension_if_present("sidecar-pool")
+    if pool is not None:
+        pool.refill_now(execution.execution_id)
+
+
+@hookimpl(trylast=True)
+def cleanup(execution, runtime):
+    """A job that failed before it started still tops up the pool it took from."""
+    pool = runtime.extension_if_present("sidecar-pool")
+    if pool is not None:
+        pool.refill_now(execution.execution_id)
