@@ -79,7 +79,7 @@ def _run_worker_process(app, *, concurrency, with_scheduler: bool, with_worker: 
     from cronium.core.metrics import CroniumMetrics
     from cronium.core.queue import Queue
 
-    runtime = app.runtime()
+    runtime = app.runtime(warm_pool=with_worker)  # a long-lived worker keeps sidecars warm
     metrics = CroniumMetrics(Queue(runtime.store, app.config))
     signals = _Signals()
     worker = scheduler = None
