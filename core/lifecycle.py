@@ -31,6 +31,9 @@ from .runtime import Runtime
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SCRIPT_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 RUNTIME_API_URL = "http://runtime-api:8081"
+#: Set by cronium in every job container (the helper knobs, CRONIUM_HELPER_*, stay the job's own).
+RESERVED_ENV = frozenset({"CRONIUM_JOB_ID", "CRONIUM_JOB_TYPE", "CRONIUM_EXECUTION_MODE", "CRONIUM_EXECUTION_ID",
+                          "CRONIUM_EXECUTION_TOKEN", "CRONIUM_RUNTIME_API"})
 #: Extra seconds beyond setup + timeout + stop grace before a reaper may remove an execution's
 #: resources even though its owner still looks alive.
 DEADLINE_SLACK = 300
@@ -131,8 +134,8 @@ def validate_spec(spec: JobSpec, config: Config) -> JobSpec:
     for name in list(spec.env) + list(spec.secret_env):
         if not ENV_NAME_RE.match(name):
             raise UsageError(f"invalid environment variable name {name!r}")
-        if name.startswith("CRONIUM_"):
-            raise UsageError(f"environment variable {name} is reserved for cronium")
+        if name in RESERVED_ENV:
+            raise UsageError(f"environment variable {name} is reserved: cronium sets it for every job")
     r = spec.resources
     if r.memory is not None and r.memory < 6 * 1024 * 1024:
         raise UsageError(f"memory limit {r.memory} bytes is too small: Docker needs at least 6m")

@@ -278,3 +278,8 @@ def test_check_engine_warnings():
         with pytest.raises(SecurityNotApplied) as info:
             check_engine_warnings([warning], "sidecar")
         assert "sidecar" in str(info.value) and warning in str(info.value)
+
+
+def test_helper_knobs_are_the_jobs_own_env(make_config):
+    spec = validate_spec(JobSpec(job_type="python", script=b"pass", env={"CRONIUM_HELPER_TIMEOUT": "2"}), make_config())
+    assert spec.env["CRONIUM_HELPER_TIMEOUT"] == "2"
