@@ -54,7 +54,7 @@ REQUIRED_SETTINGS = {
     "CPU limit": lambda o: (o.host_config.get("NanoCpus") or 0) > 0,
 }
 
-_LIST_KEYS = {"CapDrop", "CapAdd", "SecurityOpt", "Mounts", "Ulimits"}
+_LIST_KEYS = {"CapDrop", "CapAdd", "SecurityOpt", "Mounts", "Ulimits", "DnsOptions"}
 _DICT_KEYS = {"Tmpfs", "Sysctls"}
 
 

@@ -132,6 +132,7 @@ _HOST_CONFIG_ARGS = {
     "ReadonlyRootfs": "read_only", "CapDrop": "cap_drop", "CapAdd": "cap_add", "SecurityOpt": "security_opt",
     "Memory": "mem_limit", "MemorySwap": "memswap_limit", "NanoCpus": "nano_cpus", "PidsLimit": "pids_limit",
     "Tmpfs": "tmpfs", "Ulimits": "ulimits", "Privileged": "privileged", "Sysctls": "sysctls",
+    "DnsOptions": "dns_opt",
 }
 
 

@@ -16,7 +16,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError, SecurityNotApplied
-from cronium.core.model import NetworkInfo
+from cronium.core.model import ContainerOptions, NetworkInfo
 from cronium.plugins import _docker, _egress
 
 #: Attempts at finding a free subnet before giving up.
@@ -78,3 +78,12 @@ def create_network(execution, runtime, resources):
     raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
                                 f"after {MAX_ATTEMPTS} attempts",
                      hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
+
+
+@hookimpl(trylast=True)
+def container_options(execution, role):
+    """On a network with no way out, a lookup of any name but a container's can only time out:
+    make that take one second, not the resolver's default of several retries of five."""
+    if execution.egress:
+        return None
+    return ContainerOptions(host_config={"DnsOptions": ["timeout:1", "attempts:1"]}, source="network")
