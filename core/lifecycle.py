@@ -485,3 +485,5 @@ def run_job(spec: JobSpec, runtime: Runtime | None = None, **kwargs: Any) -> Job
         return orch.run(spec, **kwargs)
     finally:
         orch.close()
+        if runtime is None:
+            rt.close()

@@ -50,13 +50,14 @@ class Runtime:
     """Per-process services handed to hooks as `runtime`."""
 
     def __init__(self, config: Config | None = None, *, pm: CroniumPluginManager | None = None,
-                 owner: str | None = None, console: bool = False, warm_pool: bool = True):
+                 owner: str | None = None, console: bool = False, warm_pool: bool = False):
         self.config = config or load_config()
         self.pm = pm or create_plugin_manager(self.config["plugins.disabled"])
         self.owner = owner or new_owner_id()
         #: True when job output should also go to this process's terminal.
         self.console = console
-        #: Whether plugins may keep resources warm between jobs (off for one-shot `cronium run`).
+        #: Whether plugins may keep resources warm between jobs: a long-lived process (a worker,
+        #: an embedding application) opts in and must `close()` the runtime when done.
         self.warm_pool = warm_pool
         self._extensions: dict[str, object] = {}
         self._lock = threading.Lock()

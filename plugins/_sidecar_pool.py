@@ -67,17 +67,21 @@ class SidecarPool:
             if self._closed or missing <= 0:
                 return
             self._filling[key] = self._filling.get(key, 0) + missing
-        for _ in range(missing):
-            t = threading.Thread(target=self._fill_one, args=(key, create), name="cronium-pool", daemon=True)
-            self._threads.append(t)
-            t.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            for _ in range(missing):  # started under the lock: close() never joins an unstarted one
+                t = threading.Thread(target=self._fill_one, args=(key, create), name="cronium-pool", daemon=True)
+                t.start()
+                self._threads.append(t)
 
     def _fill_one(self, key: str, create: Callable[[str], str]) -> None:
         container_id = None
+        name = f"cronium-pool-{secrets.token_hex(6)}"
         try:
-            container_id = create(f"cronium-pool-{secrets.token_hex(6)}")
+            container_id = create(name)
         except Exception:
-            pass  # a failed warm start only means the next job boots its sidecar cold
+            # A failed warm start only means the next job boots its sidecar cold — but the
+            # container may exist (created, then the start failed or the engine went away).
+            self._remove(name)
         finally:
             with self._lock:
                 self._filling[key] -= 1
@@ -85,20 +89,34 @@ class SidecarPool:
                     self._idle.setdefault(key, []).append(container_id)
                     container_id = None
         if container_id:  # closed while we were creating it
-            _docker.remove_container(self.runtime.docker, container_id, wait=5)
+            self._remove(container_id)
+
+    def _remove(self, ident: str, wait: float = 30) -> bool:
+        try:
+            _docker.remove_container(self.runtime.docker, ident, wait=wait)
+            return True
+        except Exception:
+            return False  # the reaper removes it once this process is gone (our owner label)
 
     def close(self) -> None:
+        """Remove every idle sidecar of this pool. Also looks them up by label, so that one whose
+        creation failed halfway (its id never reached us) is not left behind either."""
         with self._lock:
             self._closed = True
             idle = [cid for ids in self._idle.values() for cid in ids]
             self._idle.clear()
-        for t in self._threads:
+            threads, self._threads = self._threads, []
+        for t in threads:
             t.join(30)
-        for cid in idle:
-            try:
-                _docker.remove_container(self.runtime.docker, cid, wait=5)
-            except Exception:
-                pass  # the reaper removes it: it carries our owner label
+        try:
+            labelled = self.runtime.docker.api.containers(all=True, filters={
+                "label": [f"cronium.owner={self.runtime.owner}", "cronium.pool"], "name": "cronium-pool-"})
+            idle += [c["Id"] for c in labelled
+                     if any(n.lstrip("/").startswith("cronium-pool-") for n in c.get("Names") or [])]
+        except Exception:
+            pass  # engine unreachable: remove what we know of (retried below while it is down)
+        for cid in dict.fromkeys(idle):
+            self._remove(cid)
 
 
 def deadline_label(runtime) -> str:

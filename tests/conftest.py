@@ -39,6 +39,37 @@ def docker_setup():
     return ["up --build -d"]
 
 
+@pytest.fixture(scope="session")
+def docker_cleanup():
+    # Not `down`: Docker 20.10 sometimes keeps counting an endpoint on a network whose containers
+    # are all gone (docs/faults.md, "Engine quirks"), and `down` then fails the whole session.
+    # The network is removed best-effort in pytest_sessionfinish below.
+    return ["rm --stop --force -v"]
+
+
+def pytest_sessionfinish(session):
+    try:
+        import docker
+
+        client = docker.from_env()
+        found = [n for n in client.api.networks(names=["cronium-test-services"]) if n["Name"] == "cronium-test-services"]
+    except Exception:
+        return  # no engine (unit tests only): nothing was started
+    try:
+        for network in found:
+            client.api.remove_network(network["Id"])
+    except Exception as exc:
+        attached = client.api.inspect_network("cronium-test-services").get("Containers") or {}
+        if attached:  # a real leftover: fail the session
+            print(f"\nerror: containers still attached to cronium-test-services: {sorted(attached)}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            print(f"\nnote: the engine still counts an endpoint on cronium-test-services with nothing attached "
+                  f"(Docker engine quirk, docs/faults.md); the network stays until dockerd restarts: {exc}")
+    finally:
+        client.close()
+
+
 def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

@@ -40,9 +40,9 @@ def test_three_workers_run_sixty_jobs_exactly_once(qcli, qruntime, processes, tm
     owners = {r["owner"] for r in records}
     assert len(owners) >= 2, f"one worker did everything: {owners}"
     assert owners <= {h["owner"] for h in queue.heartbeats() if h["kind"] == "worker"}
-    # Everything acknowledged: the stream holds nothing, nothing is pending.
-    stats = queue.stats()
-    assert (stats["length"], stats["pending"]) == (0, 0)
+    # Everything acknowledged (after each job's cleanup): the stream holds nothing, nothing is pending.
+    wait_for(lambda: (lambda s: (s["length"], s["pending"]) == (0, 0))(queue.stats()), 30,
+             "every entry to be acknowledged", logs=processes.logs)
     for worker in workers:
         assert processes.stop(worker) == 0, processes.logs()
 
@@ -93,16 +93,17 @@ timeout = 120
     records = job_records(qruntime, "slow")
     assert [(r["id"], r["status"]) for r in records] == [(execution, "succeeded")]
     assert [s for s in starts.close() if s == execution] == [execution, execution]
-    # The dead worker's containers and network are gone, nothing of its owner label remains.
+    # The dead worker's containers (its job's, and its idle pooled sidecars: the survivor's reaper
+    # removes those within worker.reap_interval) and network are gone.
     label = {"label": f"cronium.owner={victim}"}
-    assert engine.api.containers(all=True, filters=label) == []
+    wait_for(lambda: engine.api.containers(all=True, filters=label) == [], 30, "the dead worker's containers to go")
     assert engine.api.networks(filters=label) == []
     wait_for(lambda: docker_leftovers(execution) == [], 60, "the survivor's cleanup")
     # Its queue entry moved to the survivor and was acknowledged there.
     from cronium.core.queue import Queue
 
-    stats = Queue(store, qruntime.config).stats()
-    assert (stats["length"], stats["pending"]) == (0, 0)
+    wait_for(lambda: (lambda s: (s["length"], s["pending"]) == (0, 0))(Queue(store, qruntime.config).stats()), 30,
+             "the entry to be acknowledged", logs=processes.logs)
 
 
 def test_cancel_queued_and_running_from_another_process(qcli, qruntime, processes, tmp_path, docker_leftovers,

@@ -1,0 +1,106 @@
+"""The warm sidecar pool of long-lived processes (docs/architecture.md, "Warm sidecar pool")."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cronium.core import JobSpec, hookimpl
+
+pytestmark = pytest.mark.integration
+
+
+class _SidecarLabels:
+    """Records the labels of each execution's sidecar while it runs."""
+
+    def __init__(self, client):
+        self.client = client
+        self.labels: dict[str, dict] = {}
+
+    @hookimpl
+    def sidecar_started(self, execution, sidecar):
+        self.labels[execution.execution_id] = self.client.api.inspect_container(sidecar.container_id)["Config"]["Labels"]
+
+
+def _pooled(engine, owner: str) -> list[dict]:
+    return engine.api.containers(all=True, filters={"label": [f"cronium.owner={owner}", "cronium.pool"]})
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+    return value
+
+
+@pytest.fixture
+def warm_runtime(cronium_config):
+    from cronium.core.runtime import Runtime
+
+    rt = Runtime(cronium_config, warm_pool=True)
+    yield rt
+    rt.close()
+
+
+def test_the_next_job_claims_a_pooled_sidecar_and_close_removes_the_idle_ones(warm_runtime, engine):
+    from cronium.core.lifecycle import Orchestrator
+
+    labels = _SidecarLabels(engine)
+    warm_runtime.pm.register(labels, name="sidecar-labels")
+    orchestrator = Orchestrator(warm_runtime)
+    script = b"import cronium\ncronium.set_variable('n', (cronium.get_variable('n') or 0) + 1)\n" \
+             b"cronium.output({'n': cronium.get_variable('n')})\n"
+    spec = JobSpec(job_type="python", script=script, script_name="job.py")
+    try:
+        first = orchestrator.run(spec)
+        assert first.status == "succeeded", first
+        assert first.output == {"n": 1}
+        assert "cronium.pool" not in labels.labels[first.execution_id]  # nothing was warm yet
+        size = warm_runtime.config["sidecar.pool_size"]
+        _wait(lambda: len([c for c in _pooled(engine, warm_runtime.owner) if c["State"] == "running"]) >= size,
+              60, f"{size} pooled sidecars to start")
+
+        second = orchestrator.run(spec)
+        assert second.status == "succeeded", second
+        assert second.output == {"n": 2}  # the pooled sidecar serves the job's own variables
+        assert "cronium.pool" in labels.labels[second.execution_id]  # a warm one served it
+        # The claimed sidecar went away with its job, like a cold one.
+        assert engine.api.containers(all=True, filters={"name": f"cronium-runtime-{second.execution_id}"}) == []
+    finally:
+        orchestrator.close()
+    _wait(lambda: len(_pooled(engine, warm_runtime.owner)) >= 1, 60, "the pool to top up again")
+    warm_runtime.close()
+    assert _pooled(engine, warm_runtime.owner) == []
+
+
+def test_a_pooled_sidecar_whose_start_fails_is_removed(cronium_runtime, engine):
+    """The container exists but the start (or the engine) failed: the pool removes it by name."""
+    from cronium.plugins._sidecar_pool import SidecarPool
+
+    made: list[str] = []
+
+    def create(name: str) -> str:
+        engine.api.create_container(cronium_runtime.config["images.sidecar"], name=name, labels={
+            "cronium.managed": "true", "cronium.owner": cronium_runtime.owner, "cronium.pool": "test"})
+        made.append(name)
+        raise RuntimeError("the start failed")
+
+    pool = SidecarPool(cronium_runtime, 2)
+    pool.refill("test", create)
+    _wait(lambda: len(made) == 2 and not any(t.is_alive() for t in pool._threads), 60, "both attempts")
+    assert pool.take("test") is None
+    assert [engine.api.containers(all=True, filters={"name": name}) for name in made] == [[], []]
+    pool.close()
+
+
+def test_close_removes_pooled_sidecars_it_lost_track_of(cronium_runtime, engine):
+    """A pooled container of this owner that the pool never learnt the id of is found by label."""
+    from cronium.plugins._sidecar_pool import SidecarPool
+
+    name = "cronium-pool-0123456789ab"
+    engine.api.create_container(cronium_runtime.config["images.sidecar"], name=name, labels={
+        "cronium.managed": "true", "cronium.owner": cronium_runtime.owner, "cronium.pool": "test"})
+    SidecarPool(cronium_runtime, 2).close()
+    assert engine.api.containers(all=True, filters={"name": name}) == []
