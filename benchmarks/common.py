@@ -409,7 +409,8 @@ def make_orchestrator(ctx: Context, overrides: dict[str, Any] | None = None, *, 
     from cronium.core.lifecycle import Orchestrator
     from cronium.core.runtime import Runtime
 
-    rt = Runtime(make_config(ctx, overrides))
+    # A long-lived in-process orchestrator, like a worker: it keeps a warm pool when configured.
+    rt = Runtime(make_config(ctx, overrides), warm_pool=True)
     capture = CapturePlugin(keep_output)
     rt.pm.register(capture, name="bench-capture")
     ctx.owners.add(rt.owner)
