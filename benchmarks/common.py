@@ -733,7 +733,21 @@ def leftovers(client, label: str = "cronium.managed=true") -> list[dict[str, str
 
 
 def ours(ctx: Context, items: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [i for i in items if i["bench"] == ctx.run_id or i["owner"] in ctx.owners or i["execution"] in ctx.exec_ids]
+    return [i for i in items if i["bench"] == ctx.run_id or i["owner"] in ctx.owners or i["execution"] in ctx.exec_ids
+            or _owned_by_our_child(i["owner"])]
+
+
+def _owned_by_our_child(owner: str) -> bool:
+    """Owner ids are `<host>.<pid>.<random>`: a `cronium run` this benchmark spawned is our child
+    (its execution id is only known once it has printed it)."""
+    parts = owner.rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        stat = Path(f"/proc/{parts[1]}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
 
 
 def _foreign_processes(ctx: Context) -> list[str]:
