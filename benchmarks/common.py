@@ -164,6 +164,16 @@ class Row:
     baseline_spread: str = ""
     cronium_spread: str = ""
 
+    @classmethod
+    def paired(cls, benchmark: str, metric: str, unit: str, cronium: Sequence[float], baseline: Sequence[float],
+               max_ratio: float | None = None) -> "Row":
+        """A row of two paired series of timings: medians, the pair-by-pair ratio, both spreads and,
+        with `max_ratio`, the target `≤ max_ratio×`."""
+        ratio = paired_ratio(cronium, baseline)
+        return cls(benchmark, metric, unit, median(baseline), median(cronium), ratio,
+                   "–" if max_ratio is None else f"≤ {max_ratio}×", None if max_ratio is None else ratio <= max_ratio,
+                   fmt_spread(summarize(baseline), unit), fmt_spread(summarize(cronium), unit))
+
     def cells(self) -> list[str]:
         met = "–" if self.met is None else ("yes" if self.met else "NO")
         b = self.baseline_spread or fmt_num(self.baseline, self.unit)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .common import (PYTHON_IMAGE, Context, Row, close_orchestrator, cronium_cli, fmt_spread, log, pool_mode,
-                     make_orchestrator, median, now, paired_ratio, paired_ratios, parse_cli_summary, print_rows,
+                     make_orchestrator, median, now, paired_ratios, parse_cli_summary, print_rows,
                      print_table, python_spec, run_command, summarize)
 
 NAME = "lifecycle"
@@ -153,23 +153,16 @@ def run(ctx: Context) -> dict[str, Any]:
         return [x.get(key) for x in items]
 
     rows: list[Row] = []
-    cw, bw = col(cli_c, "wall"), col(cli_b, "wall")
-    r = paired_ratio(cw, bw)
-    rows.append(Row(NAME, "whole command wall (cronium run vs docker run --rm)", "s", median(bw), median(cw), r,
-                    f"≤ {TARGET_RATIO}×", r <= TARGET_RATIO, fmt_spread(summarize(bw), "s"), fmt_spread(summarize(cw), "s")))
-    cf, bf = col(cli_c, "first_line"), col(cli_b, "first_line")
-    rows.append(Row(NAME, "whole command: spawn → first output line", "s", median(bf), median(cf), paired_ratio(cf, bf),
-                    "–", None, fmt_spread(summarize(bf), "s"), fmt_spread(summarize(cf), "s")))
-    aw, abw = col(api_c, "wall"), col(api_b, "wall")
-    r2 = paired_ratio(aw, abw)
-    rows.append(Row(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", median(abw), median(aw), r2,
-                    f"≤ {TARGET_RATIO}×", r2 <= TARGET_RATIO, fmt_spread(summarize(abw), "s"), fmt_spread(summarize(aw), "s")))
-    af, abf = col(api_c, "first_line"), col(api_b, "first_line")
-    rows.append(Row(NAME, "in-process: submit → first output line", "s", median(abf), median(af), paired_ratio(af, abf),
-                    "–", None, fmt_spread(summarize(abf), "s"), fmt_spread(summarize(af), "s")))
-    tr = col(api_c, "to_result")
-    rows.append(Row(NAME, "in-process: submit → result (before cleanup)", "s", median(abw), median(tr),
-                    paired_ratio(tr, abw), "–", None, fmt_spread(summarize(abw), "s"), fmt_spread(summarize(tr), "s")))
+    rows.append(Row.paired(NAME, "whole command wall (cronium run vs docker run --rm)", "s", col(cli_c, "wall"),
+                           col(cli_b, "wall"), TARGET_RATIO))
+    rows.append(Row.paired(NAME, "whole command: spawn → first output line", "s", col(cli_c, "first_line"),
+                           col(cli_b, "first_line")))
+    rows.append(Row.paired(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", col(api_c, "wall"),
+                           col(api_b, "wall"), TARGET_RATIO))
+    rows.append(Row.paired(NAME, "in-process: submit → first output line", "s", col(api_c, "first_line"),
+                           col(api_b, "first_line")))
+    rows.append(Row.paired(NAME, "in-process: submit → result (before cleanup)", "s", col(api_c, "to_result"),
+                           col(api_b, "wall")))
     # Sidecar start → ready, per mode: `cronium run` boots a sidecar cold; a long-lived process
     # (in-process here) may claim one from its warm pool (sidecar.pool_size) when that is enabled.
     for label, values in (("cronium run (cold boot)", [x["phases"].get("sidecar_ready") for x in cli_c]),
@@ -208,8 +201,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argv,
                    "docker_argv": docker_argv, "order": "alternating within pairs; 1 warm-up pair per mode"},
         "details": {
-            "cli": {"cronium": cli_c, "docker": cli_b, "ratios": paired_ratios(cw, bw)},
-            "in_process": {"cronium": api_c, "sdk": api_b, "ratios": paired_ratios(aw, abw)},
+            "cli": {"cronium": cli_c, "docker": cli_b, "ratios": paired_ratios(col(cli_c, "wall"), col(cli_b, "wall"))},
+            "in_process": {"cronium": api_c, "sdk": api_b, "ratios": paired_ratios(col(api_c, "wall"), col(api_b, "wall"))},
             "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
             "phase_medians_cli": {k: median([x["phases"].get(k) for x in cli_c]) for k in phase_names},
             "cli_overhead_median": median(overhead),

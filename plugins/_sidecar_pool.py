@@ -91,12 +91,11 @@ class SidecarPool:
         if container_id:  # closed while we were creating it
             self._remove(container_id)
 
-    def _remove(self, ident: str, wait: float = 30) -> bool:
+    def _remove(self, ident: str) -> None:
         try:
-            _docker.remove_container(self.runtime.docker, ident, wait=wait)
-            return True
+            _docker.remove_container(self.runtime.docker, ident, wait=30)
         except Exception:
-            return False  # the reaper removes it once this process is gone (our owner label)
+            pass  # the reaper removes it once this process is gone (our owner label)
 
     def close(self) -> None:
         """Remove every idle sidecar of this pool. Also looks them up by label, so that one whose
@@ -109,10 +108,9 @@ class SidecarPool:
         for t in threads:
             t.join(30)
         try:
-            labelled = self.runtime.docker.api.containers(all=True, filters={
-                "label": [f"cronium.owner={self.runtime.owner}", "cronium.pool"], "name": "cronium-pool-"})
-            idle += [c["Id"] for c in labelled
-                     if any(n.lstrip("/").startswith("cronium-pool-") for n in c.get("Names") or [])]
+            # Claimed ones keep the pool label but were renamed (cronium-runtime-<exec>): not these.
+            idle += [c["Id"] for c in self.runtime.docker.api.containers(all=True, filters={
+                "label": [f"cronium.owner={self.runtime.owner}", "cronium.pool"], "name": "cronium-pool-"})]
         except Exception:
             pass  # engine unreachable: remove what we know of (retried below while it is down)
         for cid in dict.fromkeys(idle):

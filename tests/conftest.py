@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 TESTS = Path(__file__).parent
 ADMIN_PASSWORD = "cronium-test-admin"
@@ -37,6 +38,31 @@ def docker_compose_project_name() -> str:
 def docker_setup():
     # Compose v1 has no --wait; readiness is checked below.
     return ["up --build -d"]
+
+
+@pytest.fixture
+def serve():
+    """serve(app) -> a test client for a sidecar app, served on loopback until the test ends.
+
+    `ReusableClient` keeps one server for all of a test's requests (so limits accumulate) and,
+    unlike `app.test_client`, installs no exception handler of its own.
+    """
+    from sanic import Sanic
+    from sanic_testing.reusable import ReusableClient
+
+    Sanic.test_mode = True
+    clients = []
+
+    def start(app):
+        client = ReusableClient(app, port=free_port())
+        client.run()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.stop()
+        client._loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -75,9 +75,14 @@ class _Signals:
             self.stop.set()
 
 
-def _run_worker_process(app, *, concurrency, with_scheduler: bool, with_worker: bool = True) -> None:
+def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags: tuple, log_level: str,
+                        with_worker: bool = True) -> None:
+    """The body of `worker`, `scheduler` and `serve`; `metrics_flags` is (--metrics-port, --metrics-host)."""
     from cronium.core.metrics import CroniumMetrics
     from cronium.core.queue import Queue
+
+    _setup_logging(log_level)
+    _metrics_flags(app, *metrics_flags)
 
     runtime = app.runtime(warm_pool=with_worker)  # a long-lived worker keeps sidecars warm
     metrics = CroniumMetrics(Queue(runtime.store, app.config))
@@ -144,9 +149,8 @@ def worker(app, concurrency, metrics_port, metrics_host, log_level):
     is reaped at start and every worker.reap_interval seconds. The first SIGTERM/SIGINT stops
     taking work and waits up to worker.shutdown_grace for running executions; a second cancels them.
     """
-    _setup_logging(log_level)
-    _metrics_flags(app, metrics_port, metrics_host)
-    _run_worker_process(app, concurrency=concurrency, with_scheduler=False)
+    _run_worker_process(app, concurrency=concurrency, with_scheduler=False,
+                        metrics_flags=(metrics_port, metrics_host), log_level=log_level)
 
 
 @click.command()
@@ -160,9 +164,8 @@ def scheduler(app, metrics_port, metrics_host, log_level):
     Run several for fail-over: one leads (a Redis lease, scheduler.lease_ttl), the others stand
     by and take over when the leader stops renewing. Each fire time is enqueued exactly once.
     """
-    _setup_logging(log_level)
-    _metrics_flags(app, metrics_port, metrics_host)
-    _run_worker_process(app, concurrency=None, with_scheduler=True, with_worker=False)
+    _run_worker_process(app, concurrency=None, with_scheduler=True, with_worker=False,
+                        metrics_flags=(metrics_port, metrics_host), log_level=log_level)
 
 
 @click.command()
@@ -173,9 +176,8 @@ def scheduler(app, metrics_port, metrics_host, log_level):
 @click.pass_obj
 def serve(app, concurrency, metrics_port, metrics_host, log_level):
     """Run a scheduler and a worker in one process (the single-machine setup), until SIGTERM/SIGINT."""
-    _setup_logging(log_level)
-    _metrics_flags(app, metrics_port, metrics_host)
-    _run_worker_process(app, concurrency=concurrency, with_scheduler=True)
+    _run_worker_process(app, concurrency=concurrency, with_scheduler=True,
+                        metrics_flags=(metrics_port, metrics_host), log_level=log_level)
 
 
 def _wait_final(store, execution_id: str, timeout: float | None) -> dict:

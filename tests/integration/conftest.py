@@ -58,10 +58,15 @@ def popen_cli(cli_config, tmp_path):
 
 @pytest.fixture(scope="session")
 def engine():
-    """A Docker client of the tests' own (independent of any cronium config under test)."""
+    """A Docker client of the tests' own (independent of any cronium config under test); its
+    timeout allows for image builds."""
     import docker
 
-    client = docker.from_env()
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"the Docker engine is not reachable ({exc}): start it (`make setup`) before the integration tests")
     yield client
     client.close()
 

@@ -1,7 +1,6 @@
 """Small helpers shared by the integration tests (importable as a top-level module by pytest)."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path

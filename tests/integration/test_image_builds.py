@@ -21,19 +21,6 @@ HARDENED = dict(read_only=True, tmpfs={"/tmp": "", "/work": ""}, cap_drop=["ALL"
 
 
 @pytest.fixture(scope="module")
-def engine():
-    import docker
-
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"the Docker engine is not reachable ({exc}): start it (see docs) before the integration tests")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def built(engine):
     tags = images.default_tags()
     results = images.build_images(engine, tags=tags)

@@ -1,9 +1,8 @@
 """The warm sidecar pool of long-lived processes (docs/architecture.md, "Warm sidecar pool")."""
 from __future__ import annotations
 
-import time
-
 import pytest
+from queue_util import wait_for
 
 from cronium.core import JobSpec, hookimpl
 
@@ -24,15 +23,6 @@ class _SidecarLabels:
 
 def _pooled(engine, owner: str) -> list[dict]:
     return engine.api.containers(all=True, filters={"label": [f"cronium.owner={owner}", "cronium.pool"]})
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def test_the_next_job_claims_a_pooled_sidecar_and_close_removes_the_idle_ones(wa
         assert first.output == {"n": 1}
         assert "cronium.pool" not in labels.labels[first.execution_id]  # nothing was warm yet
         size = warm_runtime.config["sidecar.pool_size"]
-        _wait(lambda: len([c for c in _pooled(engine, warm_runtime.owner) if c["State"] == "running"]) >= size,
+        wait_for(lambda: len([c for c in _pooled(engine, warm_runtime.owner) if c["State"] == "running"]) >= size,
               60, f"{size} pooled sidecars to start")
 
         second = orchestrator.run(spec)
@@ -70,7 +60,7 @@ def test_the_next_job_claims_a_pooled_sidecar_and_close_removes_the_idle_ones(wa
         assert engine.api.containers(all=True, filters={"name": f"cronium-runtime-{second.execution_id}"}) == []
     finally:
         orchestrator.close()
-    _wait(lambda: len(_pooled(engine, warm_runtime.owner)) >= 1, 60, "the pool to top up again")
+    wait_for(lambda: len(_pooled(engine, warm_runtime.owner)) >= 1, 60, "the pool to top up again")
     warm_runtime.close()
     assert _pooled(engine, warm_runtime.owner) == []
 
@@ -89,7 +79,7 @@ def test_a_pooled_sidecar_whose_start_fails_is_removed(cronium_runtime, engine):
 
     pool = SidecarPool(cronium_runtime, 2)
     pool.refill("test", create)
-    _wait(lambda: len(made) == 2 and not any(t.is_alive() for t in pool._threads), 60, "both attempts")
+    wait_for(lambda: len(made) == 2 and not any(t.is_alive() for t in pool._threads), 60, "both attempts")
     assert pool.take("test") is None
     assert [engine.api.containers(all=True, filters={"name": name}) for name in made] == [[], []]
     pool.close()

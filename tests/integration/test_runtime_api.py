@@ -8,8 +8,6 @@ import urllib.request
 
 import pytest
 
-from integration_util import REPO
-
 pytestmark = pytest.mark.integration
 
 ALL_TYPES = {

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 import urllib.request
 
 import pytest
 from integration_util import REPO
+from ports import free_port
 from queue_util import deploy_text, job_records, owner_pid, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_example_schedule_runs_on_time_under_serve(qcli, qruntime, processes, tmp_path):

@@ -8,30 +8,12 @@ import stat
 import uuid
 
 import pytest
+from ports import free_port
 
 from cronium.core import images, services
 from cronium.core.errors import CroniumError, ImageMissing
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    import docker
-
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"the Docker engine is not reachable ({exc}): start it before the integration tests")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +27,7 @@ def redis_image(engine):
 def names(engine, tmp_path):
     suffix = uuid.uuid4().hex[:8]
     kw = dict(name=f"cronium-test-redis-{suffix}", network=f"cronium-test-services-{suffix}",
-              volume=f"cronium-test-redis-data-{suffix}", port=_free_port(), state_dir=tmp_path / "state")
+              volume=f"cronium-test-redis-data-{suffix}", port=free_port(), state_dir=tmp_path / "state")
     yield kw
     services.remove_redis(engine, name=kw["name"], volume=kw["volume"], network=kw["network"])
 

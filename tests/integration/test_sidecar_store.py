@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 import time
 import uuid
 from urllib.parse import urlsplit
 
 import jwt
 import pytest
+from ports import free_port
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sanic import Sanic
-from sanic_testing.reusable import ReusableClient
 
 from cronium.sidecar.app import create_app
 from cronium.sidecar.errors import StoreUnavailableError
@@ -42,12 +40,6 @@ JSON_VALUES = [
     pytest.param({"a": {"b": [1, {"c": None}]}, "d": ""}, id="nested-object"),
     pytest.param([0, False, "", None, [], {}], id="list"),
 ]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,24 +70,6 @@ def make_settings(signing_key, key_prefix, redis_url):
         })
 
     return make
-
-
-@pytest.fixture
-def serve():
-    """serve(app) -> a test client with the app served on loopback until the test ends."""
-    Sanic.test_mode = True
-    clients = []
-
-    def start(app):
-        client = ReusableClient(app, port=closed_port())
-        client.run()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        client.stop()
-        client._loop.close()
 
 
 @pytest.fixture
@@ -197,7 +171,7 @@ def test_wrong_password_is_503_with_a_clear_message(serve, make_settings, token_
 
 
 def test_unreachable_redis_gives_503_and_degraded_health(serve, make_settings, token_for):
-    client = serve(create_app(make_settings(redis_url=f"redis://:pw@127.0.0.1:{closed_port()}/0")))
+    client = serve(create_app(make_settings(redis_url=f"redis://:pw@127.0.0.1:{free_port()}/0")))
     _, health = client.get("/health")
     assert health.status == 503
     assert health.json == {"status": "degraded", "store": "unavailable"}
@@ -210,12 +184,12 @@ def test_unreachable_redis_gives_503_and_degraded_health(serve, make_settings, t
 
 
 def test_redis_store_reports_an_unreachable_server_as_store_unavailable():
-    async def ping_closed_port():
-        store = RedisStore(f"redis://127.0.0.1:{closed_port()}/0", "p:", EXECUTION_ID, "default")
+    async def ping_free_port():
+        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", "p:", EXECUTION_ID, "default")
         try:
             await store.ping()
         finally:
             await store.close()
 
     with pytest.raises(StoreUnavailableError):
-        asyncio.run(ping_closed_port())
+        asyncio.run(ping_free_port())

@@ -1,24 +1,8 @@
-"""Shared fixtures for the core unit tests: no Docker, no Redis.
-
-The process environment and the user's own config must never leak into these tests, so every
-test runs with the `CRONIUM_*` variables removed, `XDG_CONFIG_HOME`/`XDG_STATE_HOME` pointing into
-its temporary directory and the working directory set to it.
-"""
+"""Shared fixtures for the core unit tests: no Docker, no Redis (the environment is isolated by
+tests/unit/conftest.py)."""
 from __future__ import annotations
 
-import os
-
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def isolated_environment(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("CRONIUM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

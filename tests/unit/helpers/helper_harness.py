@@ -16,7 +16,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -40,12 +39,6 @@ EXEC_ID = "exec_3f9c0a1b2c3d4e5f"
 
 # Fast settings for tests: small timeouts, 2 retries (3 attempts), tiny backoff.
 FAST = {"CRONIUM_HELPER_TIMEOUT": "2", "CRONIUM_HELPER_RETRIES": "2", "CRONIUM_HELPER_BACKOFF": "0.01"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from helper_harness import BASH_HELPER, EXEC_ID, TOKEN, Reply, free_port, helper_env, run_bash
+from ports import free_port
+from helper_harness import BASH_HELPER, EXEC_ID, TOKEN, Reply, helper_env, run_bash
 
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None or shutil.which("jq") is None, reason="the bash helper needs curl and jq"

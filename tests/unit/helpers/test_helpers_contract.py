@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from helper_harness import EXEC_ID, TOKEN, Reply, free_port, helper_env
+from ports import free_port
+from helper_harness import EXEC_ID, TOKEN, Reply, helper_env
 
 # Every JSON type, including the falsy values the original helpers turned into null.
 VALUES = [

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from helper_harness import EXEC_ID, PY_HELPER, TOKEN, Reply, free_port, load_python_helper
+from ports import free_port
+from helper_harness import EXEC_ID, PY_HELPER, TOKEN, Reply, load_python_helper
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sanic_testing.reusable import ReusableClient
 
 from cronium.sidecar.app import create_app
 from cronium.sidecar.settings import parse_settings
-from sidecar_helpers import EXECUTION_ID, MemoryStore, free_port
+from sidecar_helpers import EXECUTION_ID, MemoryStore
 
 
 @pytest.fixture(autouse=True)
@@ -94,27 +94,6 @@ def build_app(settings_document, store):
 @pytest.fixture
 def app(build_app) -> Sanic:
     return build_app()
-
-
-@pytest.fixture
-def serve():
-    """serve(app) -> a test client for the app, served on loopback until the test ends.
-
-    `ReusableClient` keeps one server for all of a test's requests (so limits accumulate) and,
-    unlike `app.test_client`, installs no exception handler of its own.
-    """
-    clients: list[ReusableClient] = []
-
-    def start(app: Sanic) -> ReusableClient:
-        client = ReusableClient(app, port=free_port())
-        client.run()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        client.stop()
-        client._loop.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 from typing import Any
 
 from cronium.sidecar.errors import StoreUnavailableError
@@ -84,8 +83,3 @@ def assert_error(response, status: int, code: str) -> dict:
     return body
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from sidecar_helpers import free_port
+from ports import free_port
 
 READY_TIMEOUT_SECONDS = 60
 
