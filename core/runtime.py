@@ -71,7 +71,7 @@ class Runtime:
     @cached_property
     def managed_redis(self):
         """The managed Redis endpoint (started if needed) — only when redis.url is empty."""
-        from . import services
+        from .host import services
 
         cfg = self.config
         return services.ensure_redis(

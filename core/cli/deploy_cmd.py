@@ -18,7 +18,7 @@ def _when(ts: float | None) -> str:
 
 def _when_in(ts: float | None, tz_name: str) -> str:
     """A fire time in the schedule's own time zone."""
-    from cronium.core.cron import ScheduleError, load_timezone
+    from cronium.core.deploy.cron import ScheduleError, load_timezone
 
     if not ts:
         return "-"
@@ -31,7 +31,7 @@ def _when_in(ts: float | None, tz_name: str) -> str:
 
 def next_fire(job, after: float | None = None) -> float | None:
     """The job's next fire time (unix seconds), or None when it has no schedule."""
-    from cronium.core.cron import ScheduleError, parse_schedule
+    from cronium.core.deploy.cron import ScheduleError, parse_schedule
 
     if not job.schedule:
         return None
@@ -103,7 +103,7 @@ def deploy(app, files, dry_run, as_json):
     Secrets are references (secret_env = {TOKEN = "env:MY_TOKEN"}), resolved on the worker when a
     job runs. On any problem — each names the file and the key — nothing is registered (exit 2).
     """
-    from cronium.core.deploy import load_deployment
+    from cronium.core.deploy.files import load_deployment
 
     deployments, problems = [], []
     for path in files:
@@ -128,7 +128,7 @@ def deploy(app, files, dry_run, as_json):
             click.echo(f"warning: {warning}", err=True)
     results = []
     if not dry_run:
-        from cronium.core.deploy import DeploymentRegistry
+        from cronium.core.deploy.registry import DeploymentRegistry
 
         registry = DeploymentRegistry(app.runtime().store)
         for d in deployments:
@@ -164,7 +164,7 @@ def deployments():
 @click.pass_obj
 def list_deployments(app, as_json):
     """Every registered deployment: its jobs, version and when it was deployed."""
-    from cronium.core.deploy import DeploymentRegistry
+    from cronium.core.deploy.registry import DeploymentRegistry
 
     registry = DeploymentRegistry(app.runtime().store)
     metas = [registry.meta(n) for n in registry.names()]
@@ -186,7 +186,7 @@ def list_deployments(app, as_json):
 @click.pass_obj
 def show_deployment(app, name, source, as_json):
     """One deployment: file, version, and each job with its schedule, next fire time and policies."""
-    from cronium.core.deploy import DeploymentRegistry
+    from cronium.core.deploy.registry import DeploymentRegistry
 
     store = app.runtime().store
     registry = DeploymentRegistry(store)
@@ -226,7 +226,7 @@ def show_deployment(app, name, source, as_json):
 @click.pass_obj
 def remove_deployment(app, name):
     """Remove deployment NAME: its jobs and schedules. Executions already queued still run."""
-    from cronium.core.deploy import DeploymentRegistry
+    from cronium.core.deploy.registry import DeploymentRegistry
 
     meta = DeploymentRegistry(app.runtime().store).remove(name)
     click.echo(f"removed {name}: {len(meta['jobs'])} job(s) ({', '.join(meta['jobs'])})")

@@ -8,7 +8,7 @@ import click
 
 
 def image_tags(cfg) -> dict[str, str]:
-    from cronium.core.images import IMAGE_NAMES
+    from cronium.core.host.images import IMAGE_NAMES
 
     return {name: cfg[f"images.{name}"] for name in IMAGE_NAMES}
 
@@ -34,7 +34,7 @@ def build(app, names, base, force, quiet):
 
     Each image carries a hash of its inputs; an image whose inputs did not change is not rebuilt.
     """
-    from cronium.core.images import build_images
+    from cronium.core.host.images import build_images
     from cronium.core.runtime import connect_docker
 
     cfg = app.config
@@ -56,7 +56,7 @@ def build(app, names, base, force, quiet):
 @click.pass_obj
 def list_(app, as_json):
     """Show each image: present, up to date with its inputs, size."""
-    from cronium.core.images import image_status
+    from cronium.core.host.images import image_status
     from cronium.core.runtime import connect_docker
 
     cfg = app.config

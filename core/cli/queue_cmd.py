@@ -38,7 +38,7 @@ def _start_metrics(app, metrics):
     cfg = app.config
     if not cfg["metrics.port"]:
         return None
-    from cronium.core.metrics import MetricsServer
+    from cronium.core.fleet.metrics import MetricsServer
 
     try:
         server = MetricsServer(metrics, cfg["metrics.host"], cfg["metrics.port"]).start()
@@ -78,8 +78,8 @@ class _Signals:
 def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags: tuple, log_level: str,
                         with_worker: bool = True) -> None:
     """The body of `worker`, `scheduler` and `serve`; `metrics_flags` is (--metrics-port, --metrics-host)."""
-    from cronium.core.metrics import CroniumMetrics
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.metrics import CroniumMetrics
+    from cronium.core.fleet.queue import Queue
 
     _setup_logging(log_level)
     _metrics_flags(app, *metrics_flags)
@@ -90,7 +90,7 @@ def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags
     worker = scheduler = None
     threads = []
     if with_worker:
-        from cronium.core.worker import Worker
+        from cronium.core.fleet.worker import Worker
 
         worker = Worker(runtime, concurrency=concurrency, metrics=metrics)
         worker.start()
@@ -98,7 +98,7 @@ def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags
         thread.start()
         threads.append(thread)
     if with_scheduler:
-        from cronium.core.scheduler import Scheduler
+        from cronium.core.fleet.scheduler import Scheduler
 
         scheduler = Scheduler(runtime, metrics=metrics)
         scheduler.start()
@@ -218,9 +218,9 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
     with `forbid`, submitting while a run is active fails (exit 1); with `replace`, the active run
     is cancelled.
     """
-    from cronium.core.deploy import DeploymentRegistry
+    from cronium.core.deploy.registry import DeploymentRegistry
     from cronium.core.model import EXIT_CODES
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.queue import Queue
 
     store = app.runtime().store
     definition = DeploymentRegistry(store).job(job)
@@ -269,7 +269,7 @@ def cancel(app, execution_id, wait, wait_timeout):
     import socket
 
     from cronium.core.errors import NotFound
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.queue import Queue
 
     store = app.runtime().store
     outcome = Queue(store, app.config).cancel(execution_id, f"cancelled with `cronium cancel` on {socket.gethostname()}")
@@ -329,7 +329,8 @@ def list_jobs(app, job_name, status, limit, as_json):
 def show_job(app, ident, as_json):
     """An execution's record with the deployment job it ran (an exec_… id), or a deployed job with
     its recent executions (a job name)."""
-    from cronium.core.deploy import DeploymentRegistry, JobDefinition
+    from cronium.core.deploy.definition import JobDefinition
+    from cronium.core.deploy.registry import DeploymentRegistry
 
     from .deploy_cmd import describe_job, job_lines
     from .records_cmd import _human_record
@@ -386,7 +387,7 @@ def queue():
 @click.pass_obj
 def queue_status(app, as_json):
     """Entries waiting, running (pending), delayed and dead-lettered; consumers and live processes."""
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.queue import Queue
 
     q = Queue(app.runtime().store, app.config)
     stats = q.stats()
@@ -409,7 +410,7 @@ def queue_status(app, as_json):
 @click.pass_obj
 def queue_dead(app, as_json):
     """Entries moved to the dead-letter stream, newest first, with the reason."""
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.queue import Queue
 
     entries = Queue(app.runtime().store, app.config).dead_letters()
     if as_json:

@@ -98,7 +98,7 @@ def test_one_bad_file_blocks_the_good_ones(qcli, qruntime, tmp_path):
 
 
 def test_deploy_list_show_redeploy_remove(qcli, qruntime, tmp_path):
-    from cronium.core.deploy import DeploymentRegistry
+    from cronium.core.deploy.registry import DeploymentRegistry
 
     (tmp_path / "alpha.py").write_text("print('alpha')\n")
     path = tmp_path / "good.toml"

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_three_workers_run_sixty_jobs_exactly_once(qcli, qruntime, processes, tmp_path, container_starts):
-    from cronium.core.deploy import DeploymentRegistry
-    from cronium.core.queue import Queue
+    from cronium.core.deploy.registry import DeploymentRegistry
+    from cronium.core.fleet.queue import Queue
 
     deploy_text(qcli, tmp_path, '[jobs.quick]\ntype = "bash"\ninline = "echo run $CRONIUM_EXECUTION_ID"\n')
     starts = container_starts()
@@ -100,7 +100,7 @@ timeout = 120
     assert engine.api.networks(filters=label) == []
     wait_for(lambda: docker_leftovers(execution) == [], 60, "the survivor's cleanup")
     # Its queue entry moved to the survivor and was acknowledged there.
-    from cronium.core.queue import Queue
+    from cronium.core.fleet.queue import Queue
 
     wait_for(lambda: (lambda s: (s["length"], s["pending"]) == (0, 0))(Queue(store, qruntime.config).stats()), 30,
              "the entry to be acknowledged", logs=processes.logs)
@@ -142,8 +142,8 @@ def test_cancel_queued_and_running_from_another_process(qcli, qruntime, processe
 
 
 def test_poison_entry_goes_to_dead_letters(qcli, qruntime, processes, tmp_path, qconfig):
-    from cronium.core.deploy import DeploymentRegistry
-    from cronium.core.queue import Queue
+    from cronium.core.deploy.registry import DeploymentRegistry
+    from cronium.core.fleet.queue import Queue
 
     deploy_text(qcli, tmp_path, '[jobs.poison]\ntype = "bash"\ninline = "true"\n')
     store = qruntime.store

@@ -1,4 +1,4 @@
-"""Input hashing and build planning of cronium.core.images, without Docker."""
+"""Input hashing and build planning of cronium.core.host.images, without Docker."""
 from __future__ import annotations
 
 import shutil

@@ -1,11 +1,11 @@
-"""core/cron.py: fields, macros, intervals, durations and next fire times across DST changes."""
+"""core/deploy/cron.py: fields, macros, intervals, durations and next fire times across DST changes."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from cronium.core.cron import (
+from cronium.core.deploy.cron import (
     FIELDS,
     CronSchedule,
     IntervalSchedule,

@@ -1,4 +1,4 @@
-"""core/deploy.py: deployment files are validated completely; every problem names the file and the key."""
+"""core/deploy/files.py: deployment files are validated completely; every problem names the file and the key."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cronium.core.deploy import Edge, JobDefinition, RetryPolicy, load_deployment
+from cronium.core.deploy.definition import Edge, JobDefinition, RetryPolicy
+from cronium.core.deploy.files import load_deployment
 from cronium.core.errors import DeploymentInvalid, SecretUnavailable
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "config" / "deployments"

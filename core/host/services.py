@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
-from .errors import CroniumError, ImageMissing, StoreUnavailable
+from ..errors import CroniumError, ImageMissing, StoreUnavailable
 
 DEFAULT_IMAGE = "cronium/redis:latest"
 DEFAULT_NAME = "cronium-redis"

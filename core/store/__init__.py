@@ -12,9 +12,9 @@ from typing import Any, Iterator, Mapping
 
 import redis
 
-from .config import mask_url
-from .errors import NotFound, StoreUnavailable, UsageError
-from .model import dumps
+from ..config import mask_url
+from ..errors import NotFound, StoreUnavailable, UsageError
+from ..model import dumps
 
 VARIABLE_KEY_MAX = 256
 
@@ -54,7 +54,7 @@ class Keys:
     def acl_user(self, execution_id: str) -> str:
         return f"cronium-{execution_id}"
 
-    # --- deployments (core/deploy.py) ---------------------------------------------------------
+    # --- deployments (core/deploy/registry.py) ---------------------------------------------------------
     @property
     def deployments(self) -> str:
         return f"{self.prefix}deployments"
@@ -76,7 +76,7 @@ class Keys:
     def deploy_generation(self) -> str:
         return f"{self.prefix}deploy:generation"
 
-    # --- queue (core/queue.py) ----------------------------------------------------------------
+    # --- queue (core/fleet/queue.py) ----------------------------------------------------------------
     @property
     def queue(self) -> str:
         return f"{self.prefix}queue"
@@ -103,7 +103,7 @@ class Keys:
     def owner_pattern(self) -> str:
         return f"{self.prefix}owner:*"
 
-    # --- scheduler (core/scheduler.py) --------------------------------------------------------
+    # --- scheduler (core/fleet/scheduler.py) --------------------------------------------------------
     @property
     def scheduler_lease(self) -> str:
         return f"{self.prefix}scheduler:leader"

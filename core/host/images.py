@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from .errors import CroniumError, UsageError
+from ..errors import CroniumError, UsageError
 
 #: Build order: ``base`` first, every other image is built FROM it.
 IMAGE_NAMES: tuple[str, ...] = ("base", "python", "bash", "node", "redis", "sidecar")
@@ -130,8 +130,8 @@ def _images_root():
     try:
         return importlib.resources.files("cronium.images")
     except ModuleNotFoundError:
-        # Running from a checkout without cronium installed: this file is core/images.py.
-        here = Path(__file__).resolve().parent.parent / "images"
+        # Running from a checkout without cronium installed: this file is core/host/images.py.
+        here = Path(__file__).resolve().parents[2] / "images"
         if here.is_dir():
             return here
         raise UsageError("the cronium.images package (Dockerfiles and build scripts) is not installed",

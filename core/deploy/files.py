@@ -16,28 +16,27 @@ import json
 import os
 import re
 import shlex
-import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from .config import Config, parse_size
+from ..config import Config, parse_size
+from ..errors import ConfigError, DeploymentInvalid, UsageError
+from ..model import EXTENSION_TYPES, JOB_TYPES, Resources
 from .cron import ScheduleError, parse_duration, parse_schedule
-from .errors import ConfigError, DeploymentInvalid, NotFound, SecretUnavailable, UsageError
-from .model import EXTENSION_TYPES, JOB_TYPES, JobSpec, Resources, Secret, dumps
-
-if TYPE_CHECKING:
-    from .store import Store
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SECRET_REF_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
-CONCURRENCY_POLICIES = ("allow", "forbid", "replace")
-#: Workflow edge conditions: when the parent execution ends …
-EDGE_CONDITIONS = ("succeeded", "failed", "condition_true", "condition_false", "always")
-RETRYABLE_STATUSES = ("failed", "timed_out", "oom_killed", "error")
-SCRIPT_EXTENSIONS = {"python": ".py", "bash": ".sh", "node": ".js"}
+from .definition import (
+    CONCURRENCY_POLICIES,
+    EDGE_CONDITIONS,
+    ENV_NAME_RE,
+    NAME_RE,
+    RETRYABLE_STATUSES,
+    SCRIPT_EXTENSIONS,
+    SECRET_REF_RE,
+    Deployment,
+    Edge,
+    JobDefinition,
+    RetryPolicy,
+)
 
 TOP_KEYS = ("deployment", "jobs")
 DEPLOYMENT_KEYS = ("name", "namespace", "description")
@@ -47,136 +46,6 @@ JOB_KEYS = ("description", "type", "script", "inline", "image", "command", "inpu
 RESOURCE_KEYS = ("memory", "cpus", "pids")
 RETRY_KEYS = ("limit", "backoff", "factor", "max_backoff", "on")
 EDGE_KEYS = ("job", "when")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Failed executions are retried as new executions of the same job, `limit` times, after
-    `backoff * factor**(attempt-1)` seconds (at most `max_backoff`)."""
-
-    limit: int = 0
-    backoff: float = 10.0
-    factor: float = 2.0
-    max_backoff: float = 600.0
-    on: tuple[str, ...] = RETRYABLE_STATUSES
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt `attempt + 1` (attempts count from 1)."""
-        return min(self.max_backoff, self.backoff * self.factor ** max(0, attempt - 1))
-
-
-@dataclass(frozen=True)
-class Edge:
-    """Run the job that declares this edge after `job` ends with `when`."""
-
-    job: str
-    when: str = "succeeded"
-
-    def matches(self, status: str, condition: bool | None) -> bool:
-        if self.when == "always":
-            return True
-        if self.when == "succeeded":
-            return status == "succeeded"
-        if self.when == "failed":
-            return status != "succeeded"
-        if status != "succeeded":  # condition edges need a finished, successful parent
-            return False
-        return condition is (self.when == "condition_true")
-
-
-@dataclass(frozen=True)
-class JobDefinition:
-    """One job of a deployment, as stored in Redis (the script body is stored by digest)."""
-
-    name: str
-    deployment: str
-    job_type: str
-    script_name: str | None = None
-    script_digest: str | None = None
-    script_bytes: int | None = None
-    image: str | None = None
-    command: tuple[str, ...] = ()
-    input: Any = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    secret_env: Mapping[str, str] = field(default_factory=dict)  # name -> "env:VAR" (a reference)
-    schedule: str | None = None
-    timezone: str = "UTC"
-    timeout: float | None = None
-    resources: Resources = Resources()
-    profile: str | None = None
-    namespace: str | None = None
-    egress: bool = False
-    retries: RetryPolicy = RetryPolicy()
-    concurrency: str = "allow"
-    after: tuple[Edge, ...] = ()
-    plugins: Mapping[str, Any] = field(default_factory=dict)
-    suspend: bool = False
-    description: str = ""
-    source: str = ""  # the deployment file it came from
-
-    def to_json(self) -> str:
-        return dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> "JobDefinition":
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in json.loads(text).items() if k in known}  # tolerate newer writers
-        data["command"] = tuple(data.get("command") or ())
-        data["resources"] = Resources(**(data.get("resources") or {}))
-        retries = data.get("retries") or {}
-        retries["on"] = tuple(retries.get("on") or RETRYABLE_STATUSES)
-        data["retries"] = RetryPolicy(**retries)
-        data["after"] = tuple(Edge(**e) for e in data.get("after") or ())
-        return cls(**data)
-
-    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
-        """Look the secret references up in this process's environment (on the worker)."""
-        environ = os.environ if environ is None else environ
-        out = {}
-        for name, ref in self.secret_env.items():
-            var = SECRET_REF_RE.match(ref).group(1)
-            if var not in environ:
-                import socket
-
-                raise SecretUnavailable(
-                    f"secret env {name} of job '{self.name}' refers to ${var}, which is not set on worker host "
-                    f"{socket.gethostname()}",
-                    hint=f"export {var} in the environment of every `cronium worker` / `cronium serve`")
-            out[name] = Secret(environ[var])
-        return out
-
-    def job_spec(self, script: bytes | None, *, execution_id: str, input: Any, attempt: int = 1,
-                 metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> JobSpec:
-        """The spec a worker runs: secrets resolved now, from the worker's environment."""
-        return JobSpec(
-            job_type=self.job_type, script=script, script_name=self.script_name, image=self.image,
-            command=self.command, input=input, env=dict(self.env), secret_env=self.resolve_secrets(environ),
-            timeout=self.timeout, resources=self.resources, profile=self.profile, namespace=self.namespace,
-            job_id=self.name, job_name=self.name, egress=self.egress, metadata=dict(metadata or {}),
-            execution_id=execution_id, attempt=attempt, plugin_settings=dict(self.plugins))
-
-
-@dataclass
-class Deployment:
-    """A validated deployment file: its jobs and their script contents (digest -> bytes)."""
-
-    name: str
-    path: str
-    source: str
-    jobs: dict[str, JobDefinition]
-    scripts: dict[str, bytes]
-    namespace: str | None = None
-    description: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def digest(self) -> str:
-        body = dumps({"jobs": {n: json.loads(j.to_json()) for n, j in sorted(self.jobs.items())}})
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-    def successors(self, job: str) -> list[tuple[str, Edge]]:
-        """Jobs that run after `job`, with the edge that connects them."""
-        return [(name, edge) for name, d in sorted(self.jobs.items()) for edge in d.after if edge.job == job]
 
 
 class _Problems:
@@ -486,7 +355,7 @@ def _parse_job(name: str, t: Mapping[str, Any], key: str, problems: _Problems, *
         concurrency=concurrency, after=after, plugins=plugins, suspend=suspend, description=description,
         source=source)
     # The lifecycle's own checks, with placeholder secrets (catches anything missed above).
-    from .lifecycle import validate_spec
+    from ..lifecycle import validate_spec
 
     try:
         placeholders = {SECRET_REF_RE.match(ref).group(1): "placeholder" for ref in secret_env.values()}
@@ -590,150 +459,3 @@ def _check_edges(jobs: dict[str, JobDefinition], tables: Mapping[str, Any], prob
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-
-
-# --- registry --------------------------------------------------------------------------------------
-
-#: Seconds a script no job refers to any more is kept (queued executions may still need it).
-ORPHAN_SCRIPT_TTL = 7 * 24 * 3600
-
-
-class DeploymentRegistry:
-    """Deployments in Redis: `P deployments` (set), `P deployment:<name>` (hash: meta, source),
-    `P jobs` (hash job -> deployment), `P job:<name>` (hash: definition, deployment, successors),
-    `P script:<sha256>` (script bytes), `P deploy:generation` (bumped on every change)."""
-
-    def __init__(self, store: "Store"):
-        self.store = store
-        self.keys = store.keys
-        self.redis = store.redis
-
-    def register(self, deployment: Deployment) -> dict[str, Any]:
-        """Store the deployment, replacing its previous version atomically. A job name owned by
-        another deployment is refused (`UsageError`, nothing changed)."""
-        import redis
-
-        keys = self.keys
-        with self.store.guard():
-            for _ in range(20):
-                with self.redis.pipeline(transaction=True) as pipe:
-                    try:
-                        pipe.watch(keys.jobs, keys.deployment(deployment.name))
-                        owners = {k.decode(): v.decode() for k, v in pipe.hgetall(keys.jobs).items()}
-                        taken = {j: owners[j] for j in deployment.jobs
-                                 if owners.get(j, deployment.name) != deployment.name}
-                        if taken:
-                            raise UsageError(
-                                f"{deployment.path}: " + "; ".join(
-                                    f"key 'jobs.{j}': job name '{j}' already belongs to deployment '{d}'"
-                                    for j, d in sorted(taken.items())),
-                                hint="job names are unique across deployments: rename the job, or remove the other "
-                                     "deployment first")
-                        old_meta = pipe.hget(keys.deployment(deployment.name), "meta")
-                        old = json.loads(old_meta) if old_meta else {}
-                        old_jobs = set(old.get("jobs", []))
-                        old_scripts = set(old.get("scripts", []))
-                        now = time.time()
-                        meta = {"name": deployment.name, "file": deployment.path, "digest": deployment.digest,
-                                "deployed_at": now, "version": int(old.get("version", 0)) + 1,
-                                "namespace": deployment.namespace, "description": deployment.description,
-                                "jobs": sorted(deployment.jobs), "scripts": sorted(deployment.scripts)}
-                        pipe.multi()
-                        for digest, body in deployment.scripts.items():
-                            pipe.set(keys.script(digest), body)  # also clears a TTL left by an earlier removal
-                        for digest in old_scripts - set(deployment.scripts):
-                            pipe.expire(keys.script(digest), ORPHAN_SCRIPT_TTL)
-                        for job in old_jobs - set(deployment.jobs):
-                            pipe.delete(keys.job(job), keys.schedule_state(job))
-                            pipe.hdel(keys.jobs, job)
-                        for name, job in deployment.jobs.items():
-                            successors = [{"job": s, "when": e.when} for s, e in deployment.successors(name)]
-                            pipe.delete(keys.job(name))
-                            pipe.hset(keys.job(name), mapping={"definition": job.to_json(),
-                                                               "deployment": deployment.name,
-                                                               "successors": dumps(successors),
-                                                               "deployed_at": str(now)})
-                            pipe.hset(keys.jobs, name, deployment.name)
-                        pipe.hset(keys.deployment(deployment.name), mapping={"meta": dumps(meta),
-                                                                             "source": deployment.source})
-                        pipe.sadd(keys.deployments, deployment.name)
-                        pipe.incr(keys.deploy_generation)
-                        pipe.execute()
-                        meta["replaced"] = bool(old)
-                        meta["removed_jobs"] = sorted(old_jobs - set(deployment.jobs))
-                        return meta
-                    except redis.WatchError:
-                        continue
-        raise UsageError("the deployment changed concurrently 20 times; try again")
-
-    def remove(self, name: str) -> dict[str, Any]:
-        meta = self.meta(name)
-        keys = self.keys
-        with self.store.guard():
-            pipe = self.redis.pipeline(transaction=True)
-            for job in meta["jobs"]:
-                pipe.delete(keys.job(job), keys.schedule_state(job))
-                pipe.hdel(keys.jobs, job)
-            for digest in meta.get("scripts", []):
-                pipe.expire(keys.script(digest), ORPHAN_SCRIPT_TTL)
-            pipe.delete(keys.deployment(name))
-            pipe.srem(keys.deployments, name)
-            pipe.incr(keys.deploy_generation)
-            pipe.execute()
-        return meta
-
-    def names(self) -> list[str]:
-        with self.store.guard():
-            return sorted(n.decode() for n in self.redis.smembers(self.keys.deployments))
-
-    def meta(self, name: str) -> dict[str, Any]:
-        with self.store.guard():
-            raw = self.redis.hget(self.keys.deployment(name), "meta")
-        if raw is None:
-            raise NotFound(f"no deployment '{name}'", hint="list deployments with `cronium deployments list`")
-        return json.loads(raw)
-
-    def source(self, name: str) -> str:
-        self.meta(name)
-        with self.store.guard():
-            return (self.redis.hget(self.keys.deployment(name), "source") or b"").decode()
-
-    def generation(self) -> int:
-        with self.store.guard():
-            return int(self.redis.get(self.keys.deploy_generation) or 0)
-
-    def job_names(self) -> dict[str, str]:
-        """Every deployed job -> its deployment."""
-        with self.store.guard():
-            return {k.decode(): v.decode() for k, v in sorted(self.redis.hgetall(self.keys.jobs).items())}
-
-    def job(self, name: str) -> JobDefinition:
-        with self.store.guard():
-            raw = self.redis.hget(self.keys.job(name), "definition")
-        if raw is None:
-            raise NotFound(f"no deployed job '{name}'", hint="list jobs with `cronium deployments list`, "
-                                                             "deploy one with `cronium deploy FILE`")
-        return JobDefinition.from_json(raw)
-
-    def jobs(self) -> list[JobDefinition]:
-        names = list(self.job_names())
-        with self.store.guard():
-            pipe = self.redis.pipeline(transaction=False)
-            for n in names:
-                pipe.hget(self.keys.job(n), "definition")
-            rows = pipe.execute()
-        return [JobDefinition.from_json(r) for r in rows if r]
-
-    def successors(self, name: str) -> list[Edge]:
-        """The jobs that run after `name` (as edges: job = the successor, when = the condition)."""
-        with self.store.guard():
-            raw = self.redis.hget(self.keys.job(name), "successors")
-        return [Edge(**e) for e in json.loads(raw)] if raw else []
-
-    def script(self, digest: str) -> bytes:
-        with self.store.guard():
-            body = self.redis.get(self.keys.script(digest))
-        if body is None:
-            raise NotFound(f"the script {digest[:12]}… is no longer stored",
-                           hint="deploy the job again (`cronium deploy FILE`)")
-        return body

@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import redis
 
-from .deploy import DeploymentRegistry, JobDefinition
-from .errors import NotFound, StoreUnavailable
-from .model import FINAL_STATUSES, dumps
-from .store import decode_record
+from ..deploy.definition import JobDefinition
+from ..deploy.registry import DeploymentRegistry
+from ..errors import NotFound, StoreUnavailable
+from ..model import FINAL_STATUSES, dumps
+from ..store import decode_record
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .store import Store
+    from ..config import Config
+    from ..store import Store
 
 #: Statuses of an execution that still holds its job's slot (for the concurrency policy).
 ACTIVE_STATUSES = ("queued", "pending", "running", "lost")
@@ -156,7 +157,7 @@ class Queue:
                 metadata: Mapping[str, Any] | None = None) -> Enqueued:
         """Create the `queued` record and the stream entry (or a delayed entry) atomically,
         applying the job's concurrency policy. Idempotent by execution id."""
-        from .model import new_execution_id
+        from ..model import new_execution_id
 
         execution_id = execution_id or new_execution_id()
         now = time.time()
@@ -196,7 +197,7 @@ class Queue:
             record["scheduled_for"] = scheduled_for
         if not_before is not None and not_before > now:
             record["not_before"] = not_before
-        from .store import _encode
+        from ..store import _encode
 
         args: list[str] = [execution_id, repr(now), policy, repr(not_before or 0), repr(now), job.name]
         for k, v in _encode(record).items():

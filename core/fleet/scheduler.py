@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .cron import Schedule, ScheduleError, parse_schedule
-from .deploy import DeploymentRegistry, JobDefinition
-from .errors import StoreUnavailable
+from ..deploy.cron import Schedule, ScheduleError, parse_schedule
+from ..deploy.definition import JobDefinition
+from ..deploy.registry import DeploymentRegistry
+from ..errors import StoreUnavailable
+from ..runtime import Runtime
 from .metrics import CroniumMetrics
 from .queue import Queue, derived_execution_id
-from .runtime import Runtime
 
 log = logging.getLogger("cronium.scheduler")
 

@@ -24,14 +24,15 @@ from typing import Any
 
 import pytest
 
-from .plugins import hookimpl
+from ..plugins import hookimpl
+
 
 @pytest.fixture(scope="session")
 def cronium_redis():
     """Default: cronium's managed Redis (started if needed). Override in conftest.py."""
-    from .config import load_config, state_dir
-    from .runtime import connect_docker
-    from . import services
+    from ..config import load_config, state_dir
+    from ..host import services
+    from ..runtime import connect_docker
 
     cfg = load_config()
     if not cfg.redis_managed:
@@ -52,7 +53,7 @@ def cronium_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def cronium_config(cronium_redis, cronium_overrides, tmp_path):
-    from .config import load_config
+    from ..config import load_config
 
     flags = {
         "redis.url": cronium_redis["url"],
@@ -66,7 +67,7 @@ def cronium_config(cronium_redis, cronium_overrides, tmp_path):
 
 @pytest.fixture
 def cronium_runtime(cronium_config):
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
     rt = Runtime(cronium_config)
     yield rt
@@ -75,8 +76,8 @@ def cronium_runtime(cronium_config):
 
 @pytest.fixture
 def cronium_run(cronium_runtime):
-    from .lifecycle import Orchestrator
-    from .model import JobSpec
+    from ..lifecycle import Orchestrator
+    from ..model import JobSpec
 
     orchestrator = Orchestrator(cronium_runtime)
 

@@ -16,14 +16,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .deploy import DeploymentRegistry, JobDefinition
-from .errors import EngineUnavailable, NotFound, SecretUnavailable, StoreUnavailable, UsageError
-from .lifecycle import Cancellation, Orchestrator
+from ..deploy.definition import JobDefinition
+from ..deploy.registry import DeploymentRegistry
+from ..errors import (
+    EngineUnavailable,
+    NotFound,
+    SecretUnavailable,
+    StoreUnavailable,
+    UsageError,
+)
+from ..lifecycle import Cancellation, Orchestrator
+from ..model import JobSpec
+from ..reaper import reap, remove_execution_resources
+from ..runtime import Runtime
 from .metrics import CroniumMetrics
-from .model import JobSpec
 from .queue import RELEASED_CONSUMER, Queue
-from .reaper import reap, remove_execution_resources
-from .runtime import Runtime
 
 log = logging.getLogger("cronium.worker")
 

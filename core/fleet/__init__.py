@@ -1,0 +1,1 @@
+"""The fleet: the queue, workers, the scheduler, cancel requests and metrics."""

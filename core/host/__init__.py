@@ -1,0 +1,1 @@
+"""Host services: the managed Redis and the image builds."""
