@@ -23,9 +23,20 @@ from .config import Config, parse_size
 from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable, UsageError
 from .executor import ExitStatus, JobHandle, merge_options, require_security
 from .logs import LogPump
-from .model import (INTERPRETERS, JOB_TYPES, ContainerOptions, ExecutionInfo, JobLaunch, JobResult, JobSpec,
-                    Resources, new_execution_id)
+from .model import (
+    INTERPRETERS,
+    JOB_TYPES,
+    ContainerOptions,
+    ExecutionInfo,
+    JobLaunch,
+    JobResult,
+    JobSpec,
+    Resources,
+    Status,
+    new_execution_id,
+)
 from .plugins import contributions, notify, notify_or_raise, provide
+from .record import new_record
 from .runtime import Runtime
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -150,7 +161,7 @@ def validate_spec(spec: JobSpec, config: Config) -> JobSpec:
         json.dumps(spec.input, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"job input is not JSON-serialisable: {exc}") from None
-    return spec.with_(timeout=float(timeout), profile=profile, namespace=namespace)
+    return replace(spec, timeout=float(timeout), profile=profile, namespace=namespace)
 
 
 def script_file_name(spec: JobSpec) -> str:
@@ -254,18 +265,11 @@ class Orchestrator:
         execution = build_execution(spec, rt)
         run = _Run(execution, spec, ResourceRegistry(), {},
                    [f"plugin {name} failed in startup: {exc}" for name, exc in startup_failures])
-        record = {
-            "id": execution.execution_id, "job_id": execution.job_id, "job_name": execution.job_name,
-            "job_type": execution.job_type, "namespace": execution.namespace, "owner": rt.owner,
-            "host": rt.owner.split(".")[0], "status": "pending", "created_at": execution.created_at,
-            "deadline": execution.deadline, "spec": spec.describe(), "attempt": spec.attempt,
-            "context": {"executionId": execution.execution_id, "jobId": execution.job_id,
-                        "jobName": execution.job_name, "jobType": execution.job_type,
-                        "namespace": execution.namespace, "startTime": _iso(execution.created_at),
-                        "metadata": dict(spec.metadata)},
-        }
-        if spec.input is not None:
-            record["input"] = spec.input
+        record = new_record(
+            execution_id=execution.execution_id, job_id=execution.job_id, job_name=execution.job_name,
+            job_type=execution.job_type, namespace=execution.namespace, status=Status.PENDING,
+            created_at=execution.created_at, spec=spec.describe(), attempt=spec.attempt, input=spec.input,
+            metadata=spec.metadata, owner=rt.owner, host=rt.owner.split(".")[0], deadline=execution.deadline)
         store.create_execution(execution.execution_id, record, created_at=execution.created_at)
         run.timings["prepare"] = time.time() - t0
 
@@ -471,10 +475,6 @@ def _status_of(exit_status: ExitStatus) -> str:
     if exit_status.exit_code == 0:
         return "succeeded"
     return "failed"
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 def run_job(spec: JobSpec, runtime: Runtime | None = None, **kwargs: Any) -> JobResult:

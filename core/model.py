@@ -9,20 +9,47 @@ import json
 import os
 import secrets
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Mapping
 
 JOB_TYPES = ("python", "bash", "node", "container")
 EXTENSION_TYPES = {".py": "python", ".sh": "bash", ".bash": "bash", ".js": "node", ".mjs": "node", ".cjs": "node"}
 INTERPRETERS = {"python": "python3", "bash": "bash", "node": "node"}
 
-#: Final statuses, exactly one per finished execution.
-FINAL_STATUSES = ("succeeded", "failed", "timed_out", "oom_killed", "cancelled", "error")
-#: Exit codes of `cronium run` for outcomes that have no exit code of their own.
-EXIT_CODES = {"timed_out": 124, "error": 125, "oom_killed": 137, "cancelled": 130, "lost": 1}
 
-#: Phase names, in lifecycle order.
-PHASES = ("prepare", "token", "network", "sidecar", "job", "cleanup")
+
+class Status(StrEnum):
+    """Every status an execution record can have. A `StrEnum`: members compare equal to their text,
+    which is what Redis stores."""
+
+    QUEUED = "queued"  # in the queue, no process has taken it yet
+    PENDING = "pending"  # an orchestrator is setting it up
+    RUNNING = "running"  # the job's code runs
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    CANCELLED = "cancelled"
+    ERROR = "error"  # setup failed, or the queue gave up on it
+    LOST = "lost"  # its owner died while it was live (a worker may run it again)
+
+
+#: An orchestrating process owns the execution right now (the reaper's record sweep looks at these).
+LIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+#: Final statuses, exactly one per finished execution.
+FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.OOM_KILLED, Status.CANCELLED,
+                  Status.ERROR)
+#: Nothing more happens to the execution unless a worker re-runs a lost one (`cronium logs -f` stops).
+ENDED_STATUSES = (*FINAL_STATUSES, Status.LOST)
+#: The execution still holds its job's concurrency slot.
+ACTIVE_STATUSES = (Status.QUEUED, *LIVE_STATUSES, Status.LOST)
+#: Statuses a deployment's retry policy may retry.
+RETRYABLE_STATUSES = (Status.FAILED, Status.TIMED_OUT, Status.OOM_KILLED, Status.ERROR)
+
+#: Exit codes of `cronium run` for outcomes that have no exit code of their own.
+EXIT_CODES = {Status.TIMED_OUT: 124, Status.ERROR: 125, Status.OOM_KILLED: 137, Status.CANCELLED: 130,
+              Status.LOST: 1}
 
 
 class Secret:
@@ -113,9 +140,6 @@ class JobSpec:
             "plugin_settings": dict(self.plugin_settings),
         }
 
-    def with_(self, **changes: Any) -> "JobSpec":
-        return replace(self, **changes)
-
 
 @dataclass(frozen=True)
 class ExecutionInfo:
@@ -138,10 +162,6 @@ class ExecutionInfo:
     attempt: int = 1
     #: Free-form settings for plugins, by plugin name (see JobSpec.plugin_settings).
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def short(self) -> str:
-        return self.execution_id
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import HookFailures, MissingProvider, PluginLoadError, PluginValidationError
+from .errors import (
+    HookFailures,
+    MissingProvider,
+    PluginLoadError,
+    PluginValidationError,
+)
 
 PROJECT = "cronium"
 ENTRY_POINT_GROUP = "cronium"

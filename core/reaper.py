@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import StoreUnavailable
+from .model import LIVE_STATUSES
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 #: Seconds a heartbeat key lives; refreshed every HEARTBEAT_INTERVAL by a live owner.
 HEARTBEAT_TTL = 15.0
 HEARTBEAT_INTERVAL = 5.0
-#: Non-final statuses: an execution in one of these whose owner is gone is `lost`.
-LIVE_STATUSES = ("pending", "running")
 
 
 @dataclass

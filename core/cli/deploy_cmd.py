@@ -6,7 +6,6 @@ import time
 from datetime import datetime, timezone
 
 import click
-
 from cronium.core.errors import DeploymentInvalid
 
 

@@ -51,6 +51,7 @@ def run_checks(app) -> list[dict]:
         "the kernel must have the memory and pids cgroup controllers enabled")
 
     from cronium.core.host.images import image_status
+
     from .images_cmd import build_base, image_tags
 
     for s in image_status(client, image_tags(cfg), base=build_base(cfg, None)):

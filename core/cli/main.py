@@ -6,7 +6,6 @@ from functools import cached_property
 from typing import Any
 
 import click
-
 from cronium.core import __version__
 from cronium.core.errors import CroniumError
 
@@ -121,8 +120,19 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tupl
 
 
 def _register_commands() -> None:
-    from . import (config_cmd, deploy_cmd, doctor_cmd, gc_cmd, images_cmd, plugins_cmd, queue_cmd, records_cmd, run_cmd,
-                   services_cmd, vars_cmd)
+    from . import (
+        config_cmd,
+        deploy_cmd,
+        doctor_cmd,
+        gc_cmd,
+        images_cmd,
+        plugins_cmd,
+        queue_cmd,
+        records_cmd,
+        run_cmd,
+        services_cmd,
+        vars_cmd,
+    )
 
     for module in (run_cmd, records_cmd, deploy_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd, config_cmd, images_cmd,
                    services_cmd, doctor_cmd):

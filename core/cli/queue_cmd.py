@@ -10,12 +10,12 @@ import time
 
 import click
 from cronium.core.errors import CroniumError, UsageError
-from cronium.core.model import FINAL_STATUSES
+from cronium.core.model import FINAL_STATUSES, Status
 
 from .run_cmd import parse_input
 
 #: Statuses an execution can have, for --status.
-STATUSES = ("queued", "pending", "running", *FINAL_STATUSES, "lost")
+STATUSES = tuple(s.value for s in Status)
 
 
 def _when(ts) -> str:
@@ -219,8 +219,8 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
     is cancelled.
     """
     from cronium.core.deploy.registry import DeploymentRegistry
-    from cronium.core.model import EXIT_CODES
     from cronium.core.fleet.queue import Queue
+    from cronium.core.model import EXIT_CODES
 
     store = app.runtime().store
     definition = DeploymentRegistry(store).job(job)

@@ -6,8 +6,8 @@ import sys
 import time
 
 import click
-
 from cronium.core.errors import NotFound
+from cronium.core.model import ENDED_STATUSES
 
 
 def _human_record(rec: dict) -> str:
@@ -34,9 +34,6 @@ def inspect(app, execution_id, as_json):
     """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
     rec = app.runtime().store.get_execution(execution_id)
     click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else _human_record(rec))
-
-
-FINAL = {"succeeded", "failed", "timed_out", "oom_killed", "cancelled", "error", "lost"}
 
 
 @click.command()
@@ -68,7 +65,7 @@ def logs(app, execution_id, follow, stream):
             if not follow:
                 return
             status = store.redis.hget(store.keys.execution(execution_id), "status")
-            if status is not None and status.decode() in FINAL and not store.redis.exists(key):
+            if status is not None and status.decode() in ENDED_STATUSES and not store.redis.exists(key):
                 return
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
 
@@ -114,7 +113,7 @@ class StatusLine:
         else:
             self.done.append(f"{label} {'✓' if state == 'done' else '✗'}")
             if phase == "cleanup" and self.open:
-                sys.stderr.write(f"\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
+                sys.stderr.write("\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
                 self.open = False
         sys.stderr.flush()
 

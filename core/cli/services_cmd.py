@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import click
-
 from cronium.core.errors import UsageError
 
 

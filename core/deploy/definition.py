@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from ..errors import SecretUnavailable
-from ..model import JobSpec, Resources, Secret, dumps
+from ..model import RETRYABLE_STATUSES, JobSpec, Resources, Secret, dumps
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -17,7 +17,6 @@ SECRET_REF_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 CONCURRENCY_POLICIES = ("allow", "forbid", "replace")
 #: Workflow edge conditions: when the parent execution ends …
 EDGE_CONDITIONS = ("succeeded", "failed", "condition_true", "condition_false", "always")
-RETRYABLE_STATUSES = ("failed", "timed_out", "oom_killed", "error")
 SCRIPT_EXTENSIONS = {"python": ".py", "bash": ".sh", "node": ".js"}
 
 

@@ -22,14 +22,13 @@ from typing import Any, Mapping
 
 from ..config import Config, parse_size
 from ..errors import ConfigError, DeploymentInvalid, UsageError
-from ..model import EXTENSION_TYPES, JOB_TYPES, Resources
+from ..model import EXTENSION_TYPES, JOB_TYPES, RETRYABLE_STATUSES, Resources
 from .cron import ScheduleError, parse_duration, parse_schedule
 from .definition import (
     CONCURRENCY_POLICIES,
     EDGE_CONDITIONS,
     ENV_NAME_RE,
     NAME_RE,
-    RETRYABLE_STATUSES,
     SCRIPT_EXTENSIONS,
     SECRET_REF_RE,
     Deployment,

@@ -31,15 +31,14 @@ import redis
 from ..deploy.definition import JobDefinition
 from ..deploy.registry import DeploymentRegistry
 from ..errors import NotFound, StoreUnavailable
-from ..model import FINAL_STATUSES, dumps
-from ..store import decode_record
+from ..model import ACTIVE_STATUSES, FINAL_STATUSES, LIVE_STATUSES, Status, dumps
+from ..record import decode as decode_record
+from ..record import encode, iso, new_record
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..store import Store
 
-#: Statuses of an execution that still holds its job's slot (for the concurrency policy).
-ACTIVE_STATUSES = ("queued", "pending", "running", "lost")
 #: A pseudo-consumer that never has a heartbeat: entries handed to it are free for any worker.
 RELEASED_CONSUMER = "cronium-released"
 
@@ -48,10 +47,6 @@ def derived_execution_id(*parts: str) -> str:
     """A deterministic execution id for a run caused by something with an identity (a fire time,
     a parent execution): enqueueing the same cause twice finds the existing record."""
     return "exec_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 @dataclass
@@ -173,34 +168,27 @@ class Queue:
                 policy = "allow"
         meta = {"trigger": trigger, "deployment": job.deployment, **(metadata or {})}
         if scheduled_for is not None:
-            meta["scheduled_for"] = _iso(scheduled_for)
+            meta["scheduled_for"] = iso(scheduled_for)
         if retry_of:
             meta["retry_of"] = retry_of
         namespace = job.namespace or self.config["namespace"]
         # The spec as the record describes it: secret names only (the values are resolved on the worker).
         spec = job.job_spec(None, execution_id=execution_id, input=input, attempt=attempt,
                             environ={ref.split(":", 1)[1]: "" for ref in job.secret_env.values()})
-        record: dict[str, Any] = {
-            "id": execution_id, "job_id": job.name, "job_name": job.name, "job_type": job.job_type,
-            "namespace": namespace, "status": "queued", "owner": "", "host": "", "created_at": now,
-            "queued_at": now, "trigger": trigger, "attempt": attempt, "deliveries": 0,
-            "deployment": job.deployment, "definition": json.loads(job.to_json()), "spec": spec.describe(),
-            "metadata": meta,
-            "context": {"executionId": execution_id, "jobId": job.name, "jobName": job.name,
-                        "jobType": job.job_type, "namespace": namespace, "startTime": None, "metadata": meta},
-        }
-        if input is not None:
-            record["input"] = input
+        record = new_record(
+            execution_id=execution_id, job_id=job.name, job_name=job.name, job_type=job.job_type,
+            namespace=namespace, status=Status.QUEUED, created_at=now, spec=spec.describe(), attempt=attempt,
+            input=input, metadata=meta, started=False, owner="", host="", queued_at=now, trigger=trigger,
+            deliveries=0, deployment=job.deployment, definition=json.loads(job.to_json()))
+        record["metadata"] = meta
         if retry_of:
             record["retry_of"] = retry_of
         if scheduled_for is not None:
             record["scheduled_for"] = scheduled_for
         if not_before is not None and not_before > now:
             record["not_before"] = not_before
-        from ..store import _encode
-
         args: list[str] = [execution_id, repr(now), policy, repr(not_before or 0), repr(now), job.name]
-        for k, v in _encode(record).items():
+        for k, v in encode(record).items():
             args += [k, v]
         keys = [self.keys.execution(execution_id), self.keys.executions, self.keys.queue, self.keys.delayed,
                 self.keys.active(job.name)]
@@ -322,7 +310,7 @@ class Queue:
                         if status in FINAL_STATUSES:
                             return Claim("done", rec)
                         rerun = False
-                        if status in ("pending", "running"):
+                        if status in LIVE_STATUSES:
                             if owner and owner != consumer and self.redis.exists(self.keys.owner(owner)):
                                 return Claim("busy", rec, previous_owner=owner)
                             rerun = True

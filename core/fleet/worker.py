@@ -28,6 +28,7 @@ from ..errors import (
 from ..lifecycle import Cancellation, Orchestrator
 from ..model import JobSpec
 from ..reaper import reap, remove_execution_resources
+from ..record import ATTEMPT_FIELDS
 from ..runtime import Runtime
 from .metrics import CroniumMetrics
 from .queue import RELEASED_CONSUMER, Queue
@@ -35,8 +36,6 @@ from .queue import RELEASED_CONSUMER, Queue
 log = logging.getLogger("cronium.worker")
 
 #: Record fields a lost attempt may have left; cleared before the execution runs again.
-ATTEMPT_FIELDS = ("output", "condition", "exit_code", "started_at", "finished_at", "timings", "warnings",
-                  "log_lines", "followups")
 #: Seconds a worker stops taking work after its Docker engine did not answer.
 ENGINE_PAUSE = 10.0
 

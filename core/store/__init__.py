@@ -14,7 +14,9 @@ import redis
 
 from ..config import mask_url
 from ..errors import NotFound, StoreUnavailable, UsageError
-from ..model import dumps
+from ..model import LIVE_STATUSES, dumps
+from ..record import decode as decode_record
+from ..record import encode as _encode
 
 VARIABLE_KEY_MAX = 256
 
@@ -159,7 +161,7 @@ class Store:
 
     def _track_live(self, pipe, execution_id: str, fields: Mapping[str, Any]) -> None:
         status = fields.get("status")
-        if status in ("pending", "running"):
+        if status in LIVE_STATUSES:
             pipe.sadd(self.keys.live, execution_id)
         elif status is not None:
             pipe.srem(self.keys.live, execution_id)
@@ -284,40 +286,6 @@ class Store:
     def drop_owner(self, owner: str) -> None:
         with self.guard():
             self.redis.delete(self.keys.owner(owner))
-
-
-JSON_FIELDS = {"spec", "timings", "input", "output", "condition", "context", "warnings", "metadata", "definition",
-               "history"}
-NUMBER_FIELDS = {"created_at", "started_at", "finished_at", "deadline", "queued_at", "claimed_at", "not_before",
-                 "scheduled_for"}
-
-
-def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
-    out = {}
-    for k, v in fields.items():
-        if k in JSON_FIELDS:
-            out[k] = dumps(v)
-        elif v is None:
-            out[k] = ""
-        else:
-            out[k] = str(v)
-    return out
-
-
-def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
-    rec: dict[str, Any] = {}
-    for k, v in raw.items():
-        key = k.decode()
-        text = v.decode("utf-8", "replace")
-        if key in JSON_FIELDS:
-            rec[key] = json.loads(text) if text else None
-        elif key in NUMBER_FIELDS:
-            rec[key] = float(text) if text else None
-        elif key == "exit_code":
-            rec[key] = int(text) if text not in ("", "None") else None
-        else:
-            rec[key] = text
-    return rec
 
 
 class RecordSpool:
