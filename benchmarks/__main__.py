@@ -8,8 +8,20 @@ import sys
 import time
 import traceback
 
-from .common import (SUMMARY_HEADERS, ActivityMonitor, Context, Row, config_snapshot, foreign_activity, install_sigterm_as_interrupt, machine_info,
-                     print_table, purge_redis, sweep, write_json)
+from .common import (
+    SUMMARY_HEADERS,
+    ActivityMonitor,
+    Context,
+    Row,
+    config_snapshot,
+    foreign_activity,
+    install_sigterm_as_interrupt,
+    machine_info,
+    print_table,
+    purge_redis,
+    sweep,
+    write_json,
+)
 
 BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale")
 ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs"}

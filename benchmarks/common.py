@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from cronium.core import hookimpl  # light: docker/redis are imported only when a job runs
+from cronium.core import (
+    hookimpl,  # light: docker/redis are imported only when a job runs
+)
 
 ROOT = Path(__file__).resolve().parent
 PROJECT = ROOT.parent

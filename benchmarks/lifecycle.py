@@ -18,9 +18,26 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .common import (PYTHON_IMAGE, Context, Row, close_orchestrator, cronium_cli, fmt_spread, log, pool_mode,
-                     make_orchestrator, median, now, paired_ratios, parse_cli_summary, print_rows,
-                     print_table, python_spec, run_command, summarize)
+from .common import (
+    PYTHON_IMAGE,
+    Context,
+    Row,
+    close_orchestrator,
+    cronium_cli,
+    fmt_spread,
+    log,
+    make_orchestrator,
+    median,
+    now,
+    paired_ratios,
+    parse_cli_summary,
+    pool_mode,
+    print_rows,
+    print_table,
+    python_spec,
+    run_command,
+    summarize,
+)
 
 NAME = "lifecycle"
 SCRIPT = "print('hi')\n"

@@ -20,8 +20,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import (PYTHON_IMAGE, Context, Row, cronium_cli, fmt_spread, log, make_config, median, now, paired_ratio,
-                     paired_ratios, parse_cli_summary, print_rows, run_command, summarize)
+from .common import (
+    PYTHON_IMAGE,
+    Context,
+    Row,
+    cronium_cli,
+    fmt_spread,
+    log,
+    make_config,
+    median,
+    now,
+    paired_ratio,
+    paired_ratios,
+    parse_cli_summary,
+    print_rows,
+    run_command,
+    summarize,
+)
 
 NAME = "logs"
 TARGET_RATIO = 0.8

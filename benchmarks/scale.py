@@ -19,9 +19,26 @@ import threading
 import time
 from typing import Any
 
-from .common import (MB, PYTHON_IMAGE, Context, Row, cgroup_memory, close_orchestrator, docker_stats_memory, fmt_spread,
-                     force_remove_container, host_memory_used, job_host_config, log, make_orchestrator, now,
-                     print_rows, python_spec, run_threads, summarize)
+from .common import (
+    MB,
+    PYTHON_IMAGE,
+    Context,
+    Row,
+    cgroup_memory,
+    close_orchestrator,
+    docker_stats_memory,
+    fmt_spread,
+    force_remove_container,
+    host_memory_used,
+    job_host_config,
+    log,
+    make_orchestrator,
+    now,
+    print_rows,
+    python_spec,
+    run_threads,
+    summarize,
+)
 
 NAME = "scale"
 TARGET_SIDECAR_RSS_MB = 40.0

@@ -17,9 +17,29 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .common import (PYTHON_IMAGE, SIDECAR_IMAGE, Context, Row, SubnetPicker, close_orchestrator, create_bench_network,
-                     fmt_spread, force_remove_container, job_host_config, log, make_orchestrator, median, now,
-                     paired_ratio, paired_ratios, print_rows, python_spec, remove_network, run_threads, summarize)
+from .common import (
+    PYTHON_IMAGE,
+    SIDECAR_IMAGE,
+    Context,
+    Row,
+    SubnetPicker,
+    close_orchestrator,
+    create_bench_network,
+    fmt_spread,
+    force_remove_container,
+    job_host_config,
+    log,
+    make_orchestrator,
+    median,
+    now,
+    paired_ratio,
+    paired_ratios,
+    print_rows,
+    python_spec,
+    remove_network,
+    run_threads,
+    summarize,
+)
 
 NAME = "throughput"
 SCRIPT = "print('hi')\n"

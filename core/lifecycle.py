@@ -270,7 +270,7 @@ class Orchestrator:
             job_type=execution.job_type, namespace=execution.namespace, status=Status.PENDING,
             created_at=execution.created_at, spec=spec.describe(), attempt=spec.attempt, input=spec.input,
             metadata=spec.metadata, owner=rt.owner, host=rt.owner.split(".")[0], deadline=execution.deadline)
-        store.create_execution(execution.execution_id, record, created_at=execution.created_at)
+        store.records.create(execution.execution_id, record, created_at=execution.created_at)
         run.timings["prepare"] = time.time() - t0
 
         status, exit_code, error, error_phase = "error", None, None, None
@@ -373,9 +373,8 @@ class Orchestrator:
                 run.warnings.append(f"log stream ended with an error: {run.pump.error}")
         output = condition = None
         try:
-            values = rt.store.redis.hmget(rt.store.keys.execution(ex.execution_id), ["output", "condition"])
-            output = json.loads(values[0]) if values[0] else None
-            condition = json.loads(values[1]) if values[1] else None
+            values = rt.store.records.values(ex.execution_id, ("output", "condition"))
+            output, condition = values.get("output"), values.get("condition")
         except Exception as exc:
             run.warnings.append(f"could not read the job's output value: {exc}")
         result = JobResult(
@@ -417,7 +416,7 @@ class Orchestrator:
         locally and written when it answers again: a job never fails because of its record."""
         rt = self.runtime
         try:
-            rt.store.update_guarded(run.execution.execution_id, fields, status=only_if, owner=rt.owner)
+            rt.store.records.update_guarded(run.execution.execution_id, fields, status=only_if, owner=rt.owner)
         except StoreUnavailable as exc:
             if not only_if:
                 rt.spool.put(run.execution.execution_id, fields)

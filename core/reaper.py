@@ -89,7 +89,7 @@ class OwnerCheck:
             alive = pid_alive(pid)
         else:
             try:
-                alive = self.runtime.store.owner_alive(owner)
+                alive = self.runtime.store.owners.alive(owner)
             except StoreUnavailable:
                 self.redis_ok = False
                 alive = True  # cannot tell: keep it (the deadline still applies)
@@ -187,7 +187,7 @@ def _remove(client, kind: str, ident: str) -> None:
 def _drop_acl_user(runtime: "Runtime", execution: str, report: ReapReport) -> None:
     try:
         store = runtime.store
-        store.redis.execute_command("ACL", "DELUSER", store.keys.acl_user(execution))
+        store.acl.delete(store.keys.acl_user(execution))
     except Exception as exc:  # an old Redis without ACL, or Redis down: nothing to drop
         if "unknown" not in str(exc).lower():
             report.errors.append(f"redis acl user of {execution}: {exc}")
@@ -197,7 +197,7 @@ def _mark_lost(runtime: "Runtime", execution: str, why: str, report: ReapReport,
     """Atomically: only while the record is still live *and* still owned by the dead owner (a
     worker may have claimed the execution again in the meantime)."""
     try:
-        if runtime.store.mark_lost(execution, owner=owner, error=f"lost: {why}", statuses=LIVE_STATUSES):
+        if runtime.store.records.mark_lost(execution, owner=owner, error=f"lost: {why}", statuses=LIVE_STATUSES):
             report.lost.append(execution)
     except StoreUnavailable as exc:
         report.errors.append(f"record of {execution}: {exc}")
@@ -222,30 +222,18 @@ def remove_execution_resources(runtime: "Runtime", execution: str) -> list[str]:
 
 def _sweep_records(runtime: "Runtime", check: OwnerCheck, now: float, report: ReapReport, dry_run: bool) -> None:
     """Executions still pending/running in Redis whose owner is gone (even with nothing in Docker)."""
-    store = runtime.store
     ttl = runtime.config.get("heartbeat.ttl", HEARTBEAT_TTL)
     try:
-        with store.guard():
-            ids = store.redis.smembers(store.keys.live)
-            if not ids:
-                return
-            pipe = store.redis.pipeline(transaction=False)
-            for i in ids:
-                pipe.hmget(store.keys.execution(i.decode()), ["status", "owner", "created_at"])
-            rows = pipe.execute()
+        rows = runtime.store.records.live()
     except StoreUnavailable:
         return
     fresh = now - ttl
-    for raw_id, (status, owner, created) in zip(ids, rows):
-        if status is None or status.decode() not in LIVE_STATUSES:  # final (or gone): not live any more
-            store.redis.srem(store.keys.live, raw_id)
-            continue
-        if created is not None and float(created) > fresh:
+    for row in rows:
+        if row["created_at"] is not None and row["created_at"] > fresh:
             continue  # too new to judge: its owner may not have beaten yet
-        execution = raw_id.decode()
+        execution, owner_id = row["id"], row["owner"]
         if execution in report.lost:
             continue
-        owner_id = (owner or b"").decode()
         if check.alive(owner_id):
             continue
         if dry_run:
@@ -276,7 +264,7 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        self.runtime.store.heartbeat(self.runtime.owner, self.ttl,
+        self.runtime.store.owners.beat(self.runtime.owner, self.ttl,
                                      {"kind": self.kind, "pid": os.getpid(), "host": socket.gethostname(),
                                       "started": self.started, **self.info})
         self.last_beat = time.time()
@@ -291,6 +279,6 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         try:
-            self.runtime.store.drop_owner(self.runtime.owner)
+            self.runtime.store.owners.drop(self.runtime.owner)
         except Exception:
             pass

@@ -189,4 +189,4 @@ class Runtime:
         if "docker" in self.__dict__:
             self.docker.close()
         if "store" in self.__dict__:
-            self.store.redis.close()
+            self.store.close()

@@ -138,9 +138,8 @@ _HOST_CONFIG_ARGS = {
 
 def host_config_kwargs(host_config: dict) -> dict:
     """Docker API HostConfig keys (as plugins contribute them) -> create_host_config() arguments."""
-    from docker.types import Ulimit
-
     from cronium.core.errors import PhaseError
+    from docker.types import Ulimit
 
     out = {}
     for key, value in host_config.items():
@@ -156,9 +155,8 @@ def host_config_kwargs(host_config: dict) -> dict:
 
 def create_error(exc, *, phase: str, name: str, image: str, role: str):
     """A PhaseError for a failed container create; a missing image gets the fix to build it."""
-    from docker.errors import ImageNotFound
-
     from cronium.core.errors import PhaseError
+    from docker.errors import ImageNotFound
 
     if isinstance(exc, ImageNotFound) or "no such image" in str(exc).lower():
         return PhaseError(phase, f"the {role} image '{image}' is not present on the Docker engine",

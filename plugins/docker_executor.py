@@ -13,12 +13,11 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from docker.errors import APIError
-
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError, UsageError
 from cronium.core.executor import ExitStatus, check_engine_warnings
 from cronium.plugins import _docker
+from docker.errors import APIError
 
 #: Reads `NAME=value` lines from stdin until an empty line and exports them.
 SECRET_PRELUDE = 'while IFS= read -r _l && [ -n "$_l" ]; do export "$_l"; done; unset _l; '

@@ -71,24 +71,18 @@ class RedisStreamSink:
     name = "redis"
 
     def __init__(self, store, execution_id: str, *, max_entries: int, ttl: int):
-        self.redis = store.redis
-        self.key = store.keys.logs(execution_id)
+        self.logs = store.logs
+        self.execution_id = execution_id
         self.max_entries = max_entries
         self.ttl = ttl
 
     def write(self, batches: Sequence[LogBatch]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for b in batches:
-            for seq, data, partial in _entries(b):
-                pipe.xadd(self.key, {"seq": seq, "stream": b.stream, "data": data, "partial": int(partial)},
-                          maxlen=self.max_entries, approximate=True)
-        pipe.execute()
+        entries = ({"seq": seq, "stream": b.stream, "data": data, "partial": int(partial)}
+                   for b in batches for seq, data, partial in _entries(b))
+        self.logs.append(self.execution_id, entries, max_entries=self.max_entries)
 
     def close(self, ok: bool) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.key, {"eof": 1}, maxlen=self.max_entries, approximate=True)
-        pipe.expire(self.key, self.ttl)
-        pipe.execute()
+        self.logs.end(self.execution_id, max_entries=self.max_entries, ttl=self.ttl)
 
 
 def _entries(batch: LogBatch):

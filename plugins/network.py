@@ -11,13 +11,12 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from docker.errors import APIError
-from docker.types import IPAMConfig, IPAMPool
-
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError, SecurityNotApplied
 from cronium.core.model import ContainerOptions, NetworkInfo
 from cronium.plugins import _docker, _egress
+from docker.errors import APIError
+from docker.types import IPAMConfig, IPAMPool
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64

@@ -16,14 +16,13 @@ import time
 import urllib.request
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from docker.errors import APIError
-
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label, pool_key
+from docker.errors import APIError
 
 ALIAS = "runtime-api"
 PORT = 8081
@@ -48,17 +47,12 @@ def _create_acl_user(runtime, execution, resources) -> str:
     user = store.keys.acl_user(execution.execution_id)
     password = secrets.token_urlsafe(24)
     try:
-        store.redis.execute_command("ACL", "SETUSER", user, *acl_rules(store.keys, execution.execution_id,
-                                                                         execution.namespace, password))
+        store.acl.create(user, acl_rules(store.keys, execution.execution_id, execution.namespace, password))
     except Exception as exc:
         raise PhaseError("sidecar", f"could not create the sidecar's Redis ACL user: {exc}",
                          hint="use Redis >= 6 with ACL rights for cronium, or set redis.sidecar_auth = \"shared\"") from None
-    resources.add("redis-acl-user", user, lambda: _delete_acl_user(store, user))
+    resources.add("redis-acl-user", user, lambda: store.acl.delete(user))
     return with_credentials(runtime.sidecar_redis_url, user, password)
-
-
-def _delete_acl_user(store, user: str) -> None:
-    store.redis.execute_command("ACL", "DELUSER", user)
 
 
 def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
@@ -260,7 +254,7 @@ def job_finished(execution, result, runtime):
         return
     detail = f"the sidecar exited during the job (exit code {state.get('ExitCode')}" + (
         ", killed for exceeding its memory limit" if state.get("OOMKilled") else "") + ")"
-    runtime.store.update_execution(execution.execution_id, {"sidecar_state": detail})
+    runtime.store.records.update(execution.execution_id, {"sidecar_state": detail})
 
 
 @hookimpl(trylast=True)

@@ -11,7 +11,6 @@ import secrets
 import time
 
 import jwt
-
 from cronium.core import hookimpl
 from cronium.core.model import IssuedToken, Secret, TokenClaims
 

@@ -61,7 +61,7 @@ def run_checks(app) -> list[dict]:
 
     try:
         store = app.runtime().store
-        server = store.redis.info("server")
+        server = store.server_info()
         add("redis", True, f"{'managed' if cfg.redis_managed else 'external'}, version {server.get('redis_version')}")
     except CroniumError as exc:
         add("redis", False, exc.message, exc.hint)

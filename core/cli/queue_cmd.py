@@ -183,7 +183,7 @@ def serve(app, concurrency, metrics_port, metrics_host, log_level):
 def _wait_final(store, execution_id: str, timeout: float | None) -> dict:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        rec = store.get_execution(execution_id)
+        rec = store.records.get(execution_id)
         if rec.get("status") in FINAL_STATUSES:
             return rec
         if deadline is not None and time.monotonic() > deadline:
@@ -303,7 +303,7 @@ def list_jobs(app, job_name, status, limit, as_json):
     store = app.runtime().store
     want = set(status)
     scan = limit if not (job_name or want) else max(limit * 20, 1000)
-    rows = [r for r in store.list_executions(scan)
+    rows = [r for r in store.records.latest(scan)
             if (not job_name or r.get("job_id") == job_name) and (not want or r.get("status") in want)][:limit]
     if as_json:
         click.echo(json.dumps([{k: v for k, v in r.items() if k not in ("definition", "context")} for r in rows],
@@ -338,7 +338,7 @@ def show_job(app, ident, as_json):
     store = app.runtime().store
     registry = DeploymentRegistry(store)
     if ident.startswith("exec_"):
-        rec = store.get_execution(ident)
+        rec = store.records.get(ident)
         definition = JobDefinition.from_json(json.dumps(rec["definition"])) if rec.get("definition") else None
         if as_json:
             click.echo(json.dumps({"execution": rec, "job": describe_job(definition) if definition else None},
@@ -361,7 +361,7 @@ def show_job(app, ident, as_json):
                 click.echo(line)
         return
     definition = registry.job(ident)
-    recent = [r for r in store.list_executions(1000) if r.get("job_id") == ident][:10]
+    recent = [r for r in store.records.latest(1000) if r.get("job_id") == ident][:10]
     if as_json:
         click.echo(json.dumps({"job": describe_job(definition),
                                "executions": [{k: r.get(k) for k in ("id", "status", "trigger", "attempt",

@@ -32,7 +32,7 @@ def _human_record(rec: dict) -> str:
 @click.pass_obj
 def inspect(app, execution_id, as_json):
     """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
-    rec = app.runtime().store.get_execution(execution_id)
+    rec = app.runtime().store.records.get(execution_id)
     click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else _human_record(rec))
 
 
@@ -44,14 +44,12 @@ def inspect(app, execution_id, as_json):
 def logs(app, execution_id, follow, stream):
     """Print the output of EXECUTION_ID (from another terminal while it runs, or after it ended)."""
     store = app.runtime().store
-    key = store.keys.logs(execution_id)
-    if not store.redis.exists(key) and not store.execution_exists(execution_id):
+    if not store.logs.exists(execution_id) and not store.records.exists(execution_id):
         raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
     out, err = sys.stdout.buffer, sys.stderr.buffer
     last = "0-0"
     while True:
-        block = 1000 if follow else None
-        entries = (store.redis.xread({key: last}, count=1000, block=block) or [[key, []]])[0][1]
+        entries = store.logs.read(execution_id, last, block_ms=1000 if follow else None)
         for entry_id, fields in entries:
             last = entry_id
             if b"eof" in fields:
@@ -64,8 +62,7 @@ def logs(app, execution_id, follow, stream):
         if not entries:
             if not follow:
                 return
-            status = store.redis.hget(store.keys.execution(execution_id), "status")
-            if status is not None and status.decode() in ENDED_STATUSES and not store.redis.exists(key):
+            if store.records.status(execution_id) in ENDED_STATUSES and not store.logs.exists(execution_id):
                 return
 
 

@@ -28,7 +28,7 @@ def vars_group():
 def list_(app, namespace, as_json):
     """List the variables of a namespace."""
     ns = _ns(app, namespace)
-    values = app.runtime().store.list_variables(ns)
+    values = app.runtime().store.variables.all(ns)
     if as_json:
         click.echo(json.dumps(values, ensure_ascii=False))
         return
@@ -43,7 +43,7 @@ def list_(app, namespace, as_json):
 def get(app, key, namespace):
     """Print the JSON value of KEY."""
     ns = _ns(app, namespace)
-    click.echo(json.dumps(app.runtime().store.get_variable(ns, key), ensure_ascii=False))
+    click.echo(json.dumps(app.runtime().store.variables.get(ns, key), ensure_ascii=False))
 
 
 @vars_group.command("set")
@@ -61,7 +61,7 @@ def set_(app, key, value, as_string, namespace):
             raise UsageError(f"VALUE {value!r} is not valid JSON",
                              hint=f"""quote strings as JSON ('"{value}"') or pass --string""") from None
     ns = _ns(app, namespace)
-    app.runtime().store.set_variable(ns, key, value)
+    app.runtime().store.variables.set(ns, key, value)
 
 
 @vars_group.command("delete")
@@ -73,7 +73,7 @@ def delete(app, key, namespace):
     from cronium.core.errors import NotFound
 
     ns = _ns(app, namespace)
-    if not app.runtime().store.delete_variable(ns, key):
+    if not app.runtime().store.variables.delete(ns, key):
         raise NotFound(f"no variable '{key}' in namespace '{ns}'")
 
 

@@ -350,7 +350,7 @@ class Queue:
 
     def requeue(self, execution_id: str) -> None:
         """Put a claimed-but-not-started execution back to `queued` (this worker cannot run it now)."""
-        self.store.update_guarded(execution_id, {"status": "queued", "owner": "", "host": ""}, status="pending")
+        self.store.records.update_guarded(execution_id, {"status": "queued", "owner": "", "host": ""}, status="pending")
 
     def fail(self, execution_id: str, error: str, phase: str = "prepare") -> bool:
         """Final `error` for an execution that could not start (unless it already ended)."""
@@ -404,7 +404,7 @@ class Queue:
         """Enqueue what an ended execution causes — its retry (deployment `retries`) and the
         workflow successors whose edge matches — once: ids are derived from this execution, and
         the record remembers that follow-ups were done. Releases the job's concurrency slot."""
-        rec = self.store.get_execution(execution_id)
+        rec = self.store.records.get(execution_id)
         status = rec.get("status")
         if status not in FINAL_STATUSES:
             return []
@@ -438,7 +438,7 @@ class Queue:
                         execution_id=derived_execution_id(execution_id, "next", edge.job),
                         metadata={"parent_execution": execution_id, "parent_job": job_name,
                                   "parent_status": status, "edge": edge.when}))
-            self.store.update_execution(execution_id, {"followups": "done"})
+            self.store.records.update(execution_id, {"followups": "done"})
         with self.store.guard():
             self.redis.srem(self.keys.active(job_name), execution_id)
         return done

@@ -190,7 +190,7 @@ class Worker:
             self._prepare_rerun(execution_id, claim.previous_owner)
         reason = q.cancel_requested(execution_id)
         if reason:
-            self.runtime.store.update_execution(execution_id, {"status": "cancelled", "error": reason,
+            self.runtime.store.records.update(execution_id, {"status": "cancelled", "error": reason,
                                                                "finished_at": time.time()})
             self._finish(entry_id, execution_id)
             return
@@ -249,9 +249,8 @@ class Worker:
         if removed:
             log.info("%s: removed %s", execution_id, ", ".join(removed))
         store = self.runtime.store
-        with store.guard():
-            store.redis.hdel(store.keys.execution(execution_id), *ATTEMPT_FIELDS)
-            store.redis.delete(store.keys.logs(execution_id))
+        store.records.drop_fields(execution_id, ATTEMPT_FIELDS)
+        store.logs.delete(execution_id)
 
     def _spec(self, record: dict, execution_id: str) -> JobSpec:
         if not record.get("definition"):

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 from integration_util import cronium_executable
 from queue_util import container_starts, processes, qcli, qconfig, qruntime  # noqa: F401 - queue test fixtures
 
+
 @pytest.fixture
 def cli_config(test_redis, tmp_path) -> Path:
     """A cronium.toml pointing at the test Redis, with logs in tmp_path."""

@@ -145,7 +145,7 @@ def deploy_text(qcli, tmp_path: Path, text: str, name: str = "deploy.toml", **fi
 
 def job_records(runtime, job: str) -> list[dict]:
     """Every execution record of `job` (any status), oldest first."""
-    return sorted((r for r in runtime.store.list_executions(100000) if r.get("job_id") == job),
+    return sorted((r for r in runtime.store.records.latest(100000) if r.get("job_id") == job),
                   key=lambda r: r.get("queued_at") or r.get("created_at") or 0)
 
 

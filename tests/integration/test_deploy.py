@@ -157,7 +157,7 @@ def test_secret_by_reference_reaches_the_job_and_nothing_else(qcli, qruntime, pr
 
     processes.start("worker", env={"SYNC_API_TOKEN": secret})
     execution = qcli("submit", "sync").stdout.decode().strip()
-    rec = wait_for(lambda: (r := store.get_execution(execution))["status"] not in ("queued", "pending", "running")
+    rec = wait_for(lambda: (r := store.records.get(execution))["status"] not in ("queued", "pending", "running")
                    and r, 90, "the sync job", logs=processes.logs)
     assert rec["status"] == "succeeded", rec
     assert rec["output"] == {"token_sha256_prefix": hashlib.sha256(secret.encode()).hexdigest()[:12],
@@ -178,6 +178,6 @@ def test_secret_by_reference_reaches_the_job_and_nothing_else(qcli, qruntime, pr
     processes.stop_all()
     processes.start("worker")
     missing = qcli("submit", "sync").stdout.decode().strip()
-    rec = wait_for(lambda: (r := store.get_execution(missing))["status"] == "error" and r, 60,
+    rec = wait_for(lambda: (r := store.records.get(missing))["status"] == "error" and r, 60,
                    "the execution without its secret", logs=processes.logs)
     assert "$SYNC_API_TOKEN, which is not set on worker host" in rec["error"]

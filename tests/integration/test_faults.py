@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from integration_util import REPO, acl_users
 
 pytestmark = pytest.mark.integration
@@ -214,7 +213,6 @@ def test_sidecar_and_job_hold_no_orchestrator_secret(cronium_run, cronium_runtim
 
 def test_sidecar_acl_user_touches_only_its_own_keys(cronium_runtime, redis_client):
     import redis as redis_lib
-
     from cronium.plugins.sidecar import acl_rules
 
     keys = cronium_runtime.store.keys

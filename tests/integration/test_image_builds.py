@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from cronium.core import images
 
 pytestmark = pytest.mark.integration

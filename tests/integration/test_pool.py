@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from queue_util import wait_for
-
 from cronium.core import JobSpec, hookimpl
+from queue_util import wait_for
 
 pytestmark = pytest.mark.integration
 

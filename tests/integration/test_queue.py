@@ -68,7 +68,7 @@ timeout = 120
     store = qruntime.store
 
     def running_record():
-        rec = store.get_execution(execution)
+        rec = store.records.get(execution)
         return rec if rec["status"] == "running" else None
 
     first = wait_for(running_record, 90, "the job to run", logs=processes.logs)
@@ -81,7 +81,7 @@ timeout = 120
     # What the dead worker was running is still there until someone reaps it.
     assert any(x.startswith("container cronium-job-") for x in docker_leftovers(execution))
 
-    final = wait_for(lambda: (r := store.get_execution(execution))["status"] == "succeeded" and r, 120,
+    final = wait_for(lambda: (r := store.records.get(execution))["status"] == "succeeded" and r, 120,
                      "another worker to complete the job", logs=processes.logs)
     survivor = final["owner"]
     assert survivor != victim and owner_pid(survivor) in workers
@@ -116,15 +116,15 @@ def test_cancel_queued_and_running_from_another_process(qcli, qruntime, processe
     processes.start("worker", "--concurrency", "1")
     running = qcli("submit", "long").stdout.decode().strip()
     store = qruntime.store
-    wait_for(lambda: store.get_execution(running)["status"] == "running", 90, "the job to run", logs=processes.logs)
+    wait_for(lambda: store.records.get(running)["status"] == "running", 90, "the job to run", logs=processes.logs)
     out = qcli("cancel", running, "--wait", "--timeout", "60")
     assert out.returncode == 0, out.stderr.decode()
-    rec = store.get_execution(running)
+    rec = store.records.get(running)
     assert rec["status"] == "cancelled" and "cronium cancel" in rec["error"]
     # The final status is written before cleanup; cleanup follows within seconds.
     wait_for(lambda: docker_leftovers(running) == [], 60, "the cancelled job's cleanup")
     # The queued one was acknowledged without ever starting a container.
-    assert store.get_execution(queued)["status"] == "cancelled"
+    assert store.records.get(queued)["status"] == "cancelled"
     wait_for(lambda: (store.redis.xlen(store.keys.queue) == 0), 30, "the cancelled entry to be acknowledged")
     assert [s for s in starts.close() if s in (queued, running)] == [running]
     # Cancelling what already ended says so.
@@ -132,13 +132,13 @@ def test_cancel_queued_and_running_from_another_process(qcli, qruntime, processe
     assert again.returncode == 1 and "already ended (cancelled)" in again.stderr.decode()
     # A `cronium run` in another process is cancelled the same way.
     run = processes.start("run", str(REPO / "tests" / "integration" / "jobs" / "sleeper.py"))
-    adhoc = wait_for(lambda: [r["id"] for r in store.list_executions(20) if r.get("status") == "running"
+    adhoc = wait_for(lambda: [r["id"] for r in store.records.latest(20) if r.get("status") == "running"
                               and r.get("owner", "").endswith(f".{run.pid}." + r["owner"].rsplit(".", 1)[-1])],
                      90, "the cronium run to start", logs=processes.logs)[0]
     out = qcli("cancel", adhoc, "--wait", "--timeout", "60")
     assert out.returncode == 0, out.stderr.decode()
     assert run.wait(60) == 130
-    assert store.get_execution(adhoc)["error"].startswith("cancelled: cancelled with `cronium cancel`")
+    assert store.records.get(adhoc)["error"].startswith("cancelled: cancelled with `cronium cancel`")
 
 
 def test_poison_entry_goes_to_dead_letters(qcli, qruntime, processes, tmp_path, qconfig):
@@ -156,7 +156,7 @@ def test_poison_entry_goes_to_dead_letters(qcli, qruntime, processes, tmp_path, 
     for _ in range(4):
         store.redis.xclaim(store.keys.queue, queue.group, ghost, 0, [entry])
     processes.start("worker")
-    rec = wait_for(lambda: (r := store.get_execution(execution))["status"] == "error" and r, 60,
+    rec = wait_for(lambda: (r := store.records.get(execution))["status"] == "error" and r, 60,
                    "the entry to be dead-lettered", logs=processes.logs)
     assert "dead-lettered" in rec["error"] and "delivered 6 times" in rec["error"]
     out = qcli("queue", "dead", "--json")
@@ -216,7 +216,7 @@ def test_two_step_workflow_follows_the_condition(qcli, qruntime, processes):
     time.sleep(2)  # and nothing else runs
     assert len(job_records(qruntime, "notify")) == 1 and len(job_records(qruntime, "all-clear")) == 1
     store = qruntime.store
-    assert store.get_execution(high)["condition"] is True and store.get_execution(low)["condition"] is False
+    assert store.records.get(high)["condition"] is True and store.records.get(low)["condition"] is False
     [notify], [all_clear] = records["notify"], records["all-clear"]
     assert notify["status"] == "succeeded" and all_clear["status"] == "succeeded"
     # B ran only after the check that set its condition true, with that check as parent.

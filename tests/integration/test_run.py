@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from integration_util import REPO, acl_users, execution_id_from
 
 pytestmark = pytest.mark.integration

@@ -269,6 +269,6 @@ def test_helper_call_after_sidecar_stopped_fails_clearly(cronium_run, cronium_ru
     # Short helper timeouts: a stopped sidecar's address no longer answers at all.
     result = cronium_run(script, events=events, env={"CRONIUM_HELPER_TIMEOUT": "2", "CRONIUM_HELPER_BACKOFF": "0.2"})
     assert result.status == "failed" and result.exit_code == 7
-    record = cronium_runtime.store.get_execution(result.execution_id)
+    record = cronium_runtime.store.records.get(result.execution_id)
     assert "sidecar" in record.get("sidecar_state", "") and "exited" in record["sidecar_state"]
     assert docker_leftovers(result.execution_id) == []

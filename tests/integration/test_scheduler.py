@@ -133,5 +133,5 @@ concurrency = "replace"
     old = [r for r in replace if r["status"] == "cancelled"][0]
     newer = old["error"].split("replaced by ")[1].split()[0]
     assert newer in {r["id"] for r in replace}
-    assert store.get_execution(newer)["scheduled_for"] > old["scheduled_for"]
+    assert store.records.get(newer)["scheduled_for"] > old["scheduled_for"]
     assert old["started_at"] is not None  # it was running, not just queued, when replaced

@@ -8,10 +8,9 @@ import stat
 import uuid
 
 import pytest
-from ports import free_port
-
 from cronium.core import images, services
 from cronium.core.errors import CroniumError, ImageMissing
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,13 @@ from urllib.parse import urlsplit
 
 import jwt
 import pytest
-from ports import free_port
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from cronium.sidecar.app import create_app
 from cronium.sidecar.errors import StoreUnavailableError
 from cronium.sidecar.settings import parse_settings
 from cronium.sidecar.store import RedisStore
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 

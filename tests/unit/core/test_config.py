@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from cronium.core.cli import cli
-from cronium.core.config import Setting, env_name, load_config, mask_url, parse_size, unknown_env
+from cronium.core.config import (
+    Setting,
+    env_name,
+    load_config,
+    mask_url,
+    parse_size,
+    unknown_env,
+)
 from cronium.core.errors import ConfigError
 
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cronium.core import docgen, hookspecs
 
 ROOT = Path(__file__).resolve().parents[3]

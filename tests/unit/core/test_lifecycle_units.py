@@ -4,11 +4,20 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from cronium.core.config import parse_size
 from cronium.core.errors import ConfigError, SecurityNotApplied, UsageError
-from cronium.core.executor import REQUIRED_SETTINGS, check_engine_warnings, merge_options, require_security
-from cronium.core.lifecycle import ResourceRegistry, build_execution, script_file_name, validate_spec
+from cronium.core.executor import (
+    REQUIRED_SETTINGS,
+    check_engine_warnings,
+    merge_options,
+    require_security,
+)
+from cronium.core.lifecycle import (
+    ResourceRegistry,
+    build_execution,
+    script_file_name,
+    validate_spec,
+)
 from cronium.core.model import ContainerOptions, JobSpec, Resources, Secret
 
 MIB = 1024 * 1024

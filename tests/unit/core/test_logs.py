@@ -7,7 +7,6 @@ import random
 import stat
 
 import pytest
-
 from cronium.core.logs import LineFramer, LogBatch, LogPump
 from cronium.plugins import logs as logs_plugin
 from cronium.plugins.logs import FileSink, TerminalSink, _entries

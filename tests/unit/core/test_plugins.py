@@ -12,12 +12,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from cronium.core import hookimpl
 from cronium.core.cli import cli
-from cronium.core.errors import HookFailures, MissingProvider, PluginLoadError, PluginValidationError
-from cronium.core.plugins import (BUILTIN_PLUGINS, ENTRY_POINT_GROUP, CroniumPluginManager, contributions,
-                                  create_plugin_manager, notify, notify_or_raise, provide)
+from cronium.core.errors import (
+    HookFailures,
+    MissingProvider,
+    PluginLoadError,
+    PluginValidationError,
+)
+from cronium.core.plugins import (
+    BUILTIN_PLUGINS,
+    ENTRY_POINT_GROUP,
+    CroniumPluginManager,
+    contributions,
+    create_plugin_manager,
+    notify,
+    notify_or_raise,
+    provide,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 

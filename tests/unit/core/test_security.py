@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cronium.core.config import parse_size
 from cronium.core.errors import SecurityNotApplied
 from cronium.core.executor import REQUIRED_SETTINGS, merge_options, require_security

@@ -6,12 +6,11 @@ import pickle
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from cronium.core.lifecycle import build_execution, validate_spec
 from cronium.core.model import IssuedToken, JobSpec, Secret, TokenClaims
 from cronium.plugins.token import AUDIENCE, issue_token
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HS_SECRET = "0123456789abcdef0123456789abcdef-hs256"
 

@@ -7,9 +7,8 @@ import shutil
 import stat
 
 import pytest
-
-from ports import free_port
 from helper_harness import BASH_HELPER, EXEC_ID, TOKEN, Reply, helper_env, run_bash
+from ports import free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None or shutil.which("jq") is None, reason="the bash helper needs curl and jq"
@@ -133,7 +132,7 @@ def test_output_wraps_plain_text_as_a_string(api):
 
 def test_large_value_is_not_limited_by_argv(api):
     big = "x" * 300_000  # more than one exec argument may hold (128 KiB)
-    proc = run_bash(f'cronium_set_variable big "$(head -c 300000 /dev/zero | tr "\\0" x)"', helper_env(api.url))
+    proc = run_bash('cronium_set_variable big "$(head -c 300000 /dev/zero | tr "\\0" x)"', helper_env(api.url))
     assert proc.returncode == 0, proc.stderr
     assert api.variables["big"] == big
 

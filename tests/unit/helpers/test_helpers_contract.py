@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from ports import free_port
 from helper_harness import EXEC_ID, TOKEN, Reply, helper_env
+from ports import free_port
 
 # Every JSON type, including the falsy values the original helpers turned into null.
 VALUES = [

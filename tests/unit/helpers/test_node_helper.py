@@ -6,9 +6,15 @@ import shutil
 import subprocess
 
 import pytest
-
+from helper_harness import (
+    EXEC_ID,
+    NODE_HELPER_DIR,
+    TOKEN,
+    Reply,
+    _subprocess_env,
+    helper_env,
+)
 from ports import free_port
-from helper_harness import EXEC_ID, NODE_HELPER_DIR, TOKEN, Reply, _subprocess_env, helper_env
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 

@@ -10,9 +10,8 @@ import subprocess
 import sys
 
 import pytest
-
-from ports import free_port
 from helper_harness import EXEC_ID, PY_HELPER, TOKEN, Reply, load_python_helper
+from ports import free_port
 
 
 @pytest.fixture

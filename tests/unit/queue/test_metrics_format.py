@@ -4,7 +4,14 @@ from __future__ import annotations
 import re
 import urllib.request
 
-from cronium.core.fleet.metrics import Counter, CroniumMetrics, Gauge, Histogram, MetricsServer, Registry
+from cronium.core.fleet.metrics import (
+    Counter,
+    CroniumMetrics,
+    Gauge,
+    Histogram,
+    MetricsServer,
+    Registry,
+)
 from cronium.core.model import JobResult
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? \S+$')

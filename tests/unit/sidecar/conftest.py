@@ -6,13 +6,12 @@ from typing import Any
 
 import jwt
 import pytest
+from cronium.sidecar.app import create_app
+from cronium.sidecar.settings import parse_settings
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
-
-from cronium.sidecar.app import create_app
-from cronium.sidecar.settings import parse_settings
 from sidecar_helpers import EXECUTION_ID, MemoryStore
 
 

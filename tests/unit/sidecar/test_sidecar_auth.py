@@ -6,9 +6,14 @@ import time
 
 import jwt
 import pytest
-
 from cronium.sidecar import auth as auth_module
-from sidecar_helpers import OTHER_EXECUTION_ID, assert_error, exec_path, handmade_token, hs256_token
+from sidecar_helpers import (
+    OTHER_EXECUTION_ID,
+    assert_error,
+    exec_path,
+    handmade_token,
+    hs256_token,
+)
 
 HS256_SECRET = "a-shared-secret-of-at-least-32-bytes!"
 

@@ -11,7 +11,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from ports import free_port
 
 READY_TIMEOUT_SECONDS = 60

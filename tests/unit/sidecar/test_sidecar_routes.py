@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from sidecar_helpers import EXECUTION_ID, assert_error, exec_path
-
 
 # --- health -----------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cronium.sidecar.errors import SettingsError
 from cronium.sidecar.settings import RateLimit, load_settings, parse_settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from sidecar_helpers import assert_error
 
 EXECUTE = "/tool-actions/execute"

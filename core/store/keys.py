@@ -1,0 +1,88 @@
+"""Every Redis key cronium uses, in one place (layout: docs/architecture.md, "State")."""
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def execution(self, execution_id: str) -> str:
+        return f"{self.prefix}exec:{execution_id}"
+
+    def variables(self, namespace: str) -> str:
+        return f"{self.prefix}vars:{namespace}"
+
+    def logs(self, execution_id: str) -> str:
+        return f"{self.prefix}logs:{execution_id}"
+
+    @property
+    def executions(self) -> str:
+        return f"{self.prefix}executions"
+
+    @property
+    def live(self) -> str:
+        """Set of executions whose status is not final (what the reaper's record sweep looks at)."""
+        return f"{self.prefix}live"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}owner:{owner}"
+
+    def acl_user(self, execution_id: str) -> str:
+        return f"cronium-{execution_id}"
+
+    # --- deployments (store/deployments.py) ---------------------------------------------------
+    @property
+    def deployments(self) -> str:
+        return f"{self.prefix}deployments"
+
+    def deployment(self, name: str) -> str:
+        return f"{self.prefix}deployment:{name}"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}jobs"
+
+    def job(self, name: str) -> str:
+        return f"{self.prefix}job:{name}"
+
+    def script(self, digest: str) -> str:
+        return f"{self.prefix}script:{digest}"
+
+    @property
+    def deploy_generation(self) -> str:
+        return f"{self.prefix}deploy:generation"
+
+    # --- queue (core/fleet/queue.py) ----------------------------------------------------------------
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix}queue"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}queue:dead"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}queue:delayed"
+
+    def active(self, job: str) -> str:
+        return f"{self.prefix}active:{job}"
+
+    def cancel(self, execution_id: str) -> str:
+        return f"{self.prefix}cancel:{execution_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        return f"{self.prefix}cancel"
+
+    @property
+    def owner_pattern(self) -> str:
+        return f"{self.prefix}owner:*"
+
+    # --- scheduler (core/fleet/scheduler.py) --------------------------------------------------------
+    @property
+    def scheduler_lease(self) -> str:
+        return f"{self.prefix}scheduler:leader"
+
+    def schedule_state(self, job: str) -> str:
+        return f"{self.prefix}schedule:{job}"

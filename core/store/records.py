@@ -1,0 +1,161 @@
+"""Execution records: `P exec:<id>` hashes, the `P executions` index and the `P live` set."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import NotFound
+from ..model import LIVE_STATUSES, Status
+from ..record import decode, encode
+
+if TYPE_CHECKING:
+    from . import Store
+
+
+class ExecutionRecords:
+    """Every Redis command on execution records. The `P live` set always holds exactly the
+    executions whose status is live (what the reaper's record sweep looks at)."""
+
+    def __init__(self, store: "Store"):
+        self.store, self.keys, self.redis = store, store.keys, store.redis
+
+    def create(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> None:
+        with self.store.guard():
+            pipe = self.redis.pipeline()
+            pipe.hset(self.keys.execution(execution_id), mapping=encode(fields))
+            pipe.zadd(self.keys.executions, {execution_id: created_at})
+            self._track_live(pipe, execution_id, fields)
+            pipe.execute()
+
+    def update(self, execution_id: str, fields: Mapping[str, Any]) -> None:
+        with self.store.guard():
+            if "status" not in fields:
+                self.redis.hset(self.keys.execution(execution_id), mapping=encode(fields))
+                return
+            pipe = self.redis.pipeline()
+            pipe.hset(self.keys.execution(execution_id), mapping=encode(fields))
+            self._track_live(pipe, execution_id, fields)
+            pipe.execute()
+
+    def _track_live(self, pipe, execution_id: str, fields: Mapping[str, Any]) -> None:
+        status = fields.get("status")
+        if status in LIVE_STATUSES:
+            pipe.sadd(self.keys.live, execution_id)
+        elif status is not None:
+            pipe.srem(self.keys.live, execution_id)
+
+    _GUARDED_UPDATE = """
+    -- KEYS: record, live set. ARGV: expected status ('' = any), expected owner ('' = any),
+    -- execution id, n, the n live statuses, then field/value pairs.
+    if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+    if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+    local n = tonumber(ARGV[4])
+    local live = {}
+    for i = 5, 4 + n do live[ARGV[i]] = true end
+    for i = 5 + n, #ARGV, 2 do
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+        if ARGV[i] == 'status' then
+            if live[ARGV[i + 1]] then
+                redis.call('SADD', KEYS[2], ARGV[3])
+            else
+                redis.call('SREM', KEYS[2], ARGV[3])
+            end
+        end
+    end
+    return 1
+    """
+
+    def update_guarded(self, execution_id: str, fields: Mapping[str, Any], *, status: str = "",
+                       owner: str = "") -> bool:
+        """Update only while the record's status is `status` and its owner is `owner` (either may
+        be empty: no condition). Atomic. Guards against a stale write landing after a newer one: a
+        'running' sent before a Redis outage and applied after the final status, or the final write
+        of a worker that was cut off after another worker took the execution over."""
+        args: list[str] = [status, owner, execution_id, str(len(LIVE_STATUSES)), *LIVE_STATUSES]
+        for k, v in encode(fields).items():
+            args += [k, v]
+        with self.store.guard():
+            return bool(self.redis.eval(self._GUARDED_UPDATE, 2, self.keys.execution(execution_id),
+                                        self.keys.live, *args))
+
+    _MARK_LOST = """
+    -- KEYS: record, live set. ARGV: owner ('' = any), error, now, execution id, lost status,
+    -- then the statuses the record may be in.
+    local status = redis.call('HGET', KEYS[1], 'status')
+    local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+    if not status or (ARGV[1] ~= '' and owner ~= ARGV[1]) then return 0 end
+    for i = 6, #ARGV do
+        if status == ARGV[i] then
+            redis.call('HSET', KEYS[1], 'status', ARGV[5], 'error', ARGV[2], 'finished_at', ARGV[3])
+            redis.call('SREM', KEYS[2], ARGV[4])
+            return 1
+        end
+    end
+    return 0
+    """
+
+    def mark_lost(self, execution_id: str, *, owner: str, error: str,
+                  statuses: Sequence[str] = LIVE_STATUSES) -> bool:
+        """Set status `lost` only while the status is one of `statuses` and the record is still
+        owned by `owner` (empty: any owner). Atomic; True when the record was changed."""
+        with self.store.guard():
+            return bool(self.redis.eval(self._MARK_LOST, 2, self.keys.execution(execution_id), self.keys.live,
+                                        owner, error, str(time.time()), execution_id, Status.LOST, *statuses))
+
+    def get(self, execution_id: str) -> dict[str, Any]:
+        with self.store.guard():
+            raw = self.redis.hgetall(self.keys.execution(execution_id))
+        if not raw:
+            raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
+        return decode(raw)
+
+    def values(self, execution_id: str, names: Sequence[str]) -> dict[str, Any]:
+        """Some fields of one record, decoded; absent fields are missing from the result."""
+        with self.store.guard():
+            raw = self.redis.hmget(self.keys.execution(execution_id), list(names))
+        return decode({n.encode(): v for n, v in zip(names, raw) if v is not None})
+
+    def status(self, execution_id: str) -> str | None:
+        with self.store.guard():
+            raw = self.redis.hget(self.keys.execution(execution_id), "status")
+        return raw.decode() if raw is not None else None
+
+    def exists(self, execution_id: str) -> bool:
+        with self.store.guard():
+            return bool(self.redis.exists(self.keys.execution(execution_id)))
+
+    def latest(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest `limit` records, newest first."""
+        with self.store.guard():
+            ids = self.redis.zrevrange(self.keys.executions, 0, limit - 1)
+            pipe = self.redis.pipeline()
+            for i in ids:
+                pipe.hgetall(self.keys.execution(i.decode()))
+            rows = pipe.execute()
+        return [decode(r) for r in rows if r]
+
+    def drop_fields(self, execution_id: str, names: Sequence[str]) -> None:
+        with self.store.guard():
+            self.redis.hdel(self.keys.execution(execution_id), *names)
+
+    def live(self) -> list[dict[str, Any]]:
+        """The records in the live set, as {id, status, owner, created_at}; members whose record is
+        no longer live (final, or gone) are removed from the set on the way."""
+        with self.store.guard():
+            ids = [i.decode() for i in self.redis.smembers(self.keys.live)]
+            if not ids:
+                return []
+            pipe = self.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(self.keys.execution(i), ["status", "owner", "created_at"])
+            rows = pipe.execute()
+            out, stale = [], []
+            for execution_id, (status, owner, created) in zip(ids, rows):
+                if status is None or status.decode() not in LIVE_STATUSES:
+                    stale.append(execution_id)
+                    continue
+                out.append({"id": execution_id, "status": status.decode(), "owner": (owner or b"").decode(),
+                            "created_at": float(created) if created else None})
+            if stale:
+                self.redis.srem(self.keys.live, *stale)
+        return out
