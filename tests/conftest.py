@@ -73,7 +73,14 @@ def docker_cleanup():
     return ["rm --stop --force -v"]
 
 
+#: Set when this session started the compose project (a unit-only session must not touch the
+#: network of another session that runs integration tests at the same time).
+_COMPOSE_STARTED = []
+
+
 def pytest_sessionfinish(session):
+    if not _COMPOSE_STARTED:
+        return
     try:
         import docker
 
@@ -114,6 +121,7 @@ def _redis_answers(port: int) -> bool:
 @pytest.fixture(scope="session")
 def test_redis(docker_services):
     """The session's Redis: host URL (admin), sidecar URL and the network sidecars join."""
+    _COMPOSE_STARTED.append(True)
     port = docker_services.port_for("redis", 6379)
     docker_services.wait_until_responsive(check=lambda: _redis_answers(port), timeout=30.0, pause=0.1)
     return {

@@ -30,7 +30,7 @@ def services_group():
 @click.pass_obj
 def status(app, as_json):
     """Show whether the managed Redis runs (or which external Redis is configured)."""
-    from cronium.core import services
+    from cronium.core.host import services
     from cronium.core.config import mask_url
 
     cfg = app.config
@@ -52,7 +52,7 @@ def status(app, as_json):
 @click.pass_obj
 def start(app):
     """Start the managed Redis (idempotent)."""
-    from cronium.core import services
+    from cronium.core.host import services
     from cronium.core.config import mask_url
 
     cfg = app.config
@@ -66,7 +66,7 @@ def start(app):
 @click.pass_obj
 def stop(app):
     """Stop the managed Redis (its data volume is kept)."""
-    from cronium.core import services
+    from cronium.core.host import services
 
     cfg = app.config
     if not cfg.redis_managed:

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cronium.core import images
+from cronium.core.host import images
 
 pytestmark = pytest.mark.integration
 

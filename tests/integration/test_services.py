@@ -8,7 +8,7 @@ import stat
 import uuid
 
 import pytest
-from cronium.core import images, services
+from cronium.core.host import images, services
 from cronium.core.errors import CroniumError, ImageMissing
 from ports import free_port
 

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cronium.core import images
+from cronium.core.host import images
 from cronium.core.errors import CroniumError
 
 
