@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ConfigError
+from .model import NAMESPACE_RE
 
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 #: Keys whose values are secrets: shown masked by `cronium config show`.
 SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url"}

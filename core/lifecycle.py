@@ -10,44 +10,31 @@ plugin raising halfway through setup. Setup time is not charged to the job's tim
 """
 from __future__ import annotations
 
-import json
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from .config import Config, parse_size
-from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable, UsageError
+from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable
 from .executor import ExitStatus, JobHandle, merge_options, require_security
 from .logs import LogPump
 from .model import (
     INTERPRETERS,
-    JOB_TYPES,
     ContainerOptions,
     ExecutionInfo,
     JobLaunch,
     JobResult,
     JobSpec,
-    Resources,
     Status,
-    new_execution_id,
 )
 from .plugins import contributions, notify, notify_or_raise, provide
 from .record import new_record
 from .runtime import Runtime
+from .spec import resolve, script_file_name
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SCRIPT_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 RUNTIME_API_URL = "http://runtime-api:8081"
-#: Set by cronium in every job container (the helper knobs, CRONIUM_HELPER_*, stay the job's own).
-RESERVED_ENV = frozenset({"CRONIUM_JOB_ID", "CRONIUM_JOB_TYPE", "CRONIUM_EXECUTION_MODE", "CRONIUM_EXECUTION_ID",
-                          "CRONIUM_EXECUTION_TOKEN", "CRONIUM_RUNTIME_API"})
-#: Extra seconds beyond setup + timeout + stop grace before a reaper may remove an execution's
-#: resources even though its owner still looks alive.
-DEADLINE_SLACK = 300
 
 EventCallback = Callable[[str, str], None]
 
@@ -115,90 +102,6 @@ class Cancellation:
             raise Cancelled(f"cancelled during {phase}: {self.reason}")
 
 
-def _clamp(value: float | int | None, default: Any, maximum: float | int) -> Any:
-    chosen = default if value is None else value
-    return min(chosen, maximum)
-
-
-def validate_spec(spec: JobSpec, config: Config) -> JobSpec:
-    """Check a job spec before anything is created; `UsageError` (exit 2) names what is wrong."""
-    if spec.job_type not in JOB_TYPES:
-        raise UsageError(f"unknown job type '{spec.job_type}'", hint="use one of: " + ", ".join(JOB_TYPES))
-    if spec.job_type == "container":
-        if not spec.image:
-            raise UsageError("a container job needs an image", hint="cronium run --image IMAGE -- CMD ARGS…")
-        if not spec.command and spec.script is None:
-            raise UsageError("a container job needs a command", hint="cronium run --image IMAGE -- CMD ARGS…")
-    elif spec.script is None:
-        raise UsageError(f"a {spec.job_type} job needs a script")
-    timeout = spec.timeout if spec.timeout is not None else config["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise UsageError(f"invalid timeout {timeout!r}: give a positive number of seconds")
-    if timeout > config["limits.max_timeout"]:
-        raise UsageError(f"timeout {timeout}s is above the maximum of {config['limits.max_timeout']}s",
-                         hint="lower --timeout or raise limits.max_timeout in config")
-    profile = spec.profile or config["profile"]
-    config.profile(profile)  # raises a clear ConfigError for an unknown profile
-    namespace = spec.namespace or config["namespace"]
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", namespace):
-        raise UsageError(f"invalid namespace {namespace!r}: use 1-64 letters, digits, '_', '.' or '-'")
-    for name in list(spec.env) + list(spec.secret_env):
-        if not ENV_NAME_RE.match(name):
-            raise UsageError(f"invalid environment variable name {name!r}")
-        if name in RESERVED_ENV:
-            raise UsageError(f"environment variable {name} is reserved: cronium sets it for every job")
-    r = spec.resources
-    if r.memory is not None and r.memory < 6 * 1024 * 1024:
-        raise UsageError(f"memory limit {r.memory} bytes is too small: Docker needs at least 6m")
-    if r.cpus is not None and not r.cpus > 0:
-        raise UsageError(f"invalid CPU limit {r.cpus!r}: give a positive number such as 0.5")
-    if r.pids is not None and r.pids < 8:
-        raise UsageError(f"pids limit {r.pids} is too small: give at least 8")
-    if spec.egress and not config["network.egress_allowed"]:
-        raise UsageError("this job asks for network egress, but network.egress_allowed is false",
-                         hint="set network.egress_allowed = true in config to allow jobs egress")
-    try:
-        json.dumps(spec.input, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"job input is not JSON-serialisable: {exc}") from None
-    return replace(spec, timeout=float(timeout), profile=profile, namespace=namespace)
-
-
-def script_file_name(spec: JobSpec) -> str:
-    ext = {"python": ".py", "bash": ".sh", "node": ".js"}.get(spec.job_type, "")
-    name = SCRIPT_NAME_RE.sub("_", spec.script_name or "") or f"script{ext}"
-    return name[:100]
-
-
-def build_execution(spec: JobSpec, runtime: Runtime) -> ExecutionInfo:
-    cfg = runtime.config
-    profile = cfg.profile(spec.profile)
-    limits = cfg.section("limits")
-    resources = Resources(
-        memory=_clamp(spec.resources.memory, parse_size(profile["memory"]), parse_size(limits["max_memory"])),
-        cpus=_clamp(spec.resources.cpus, profile["cpus"], limits["max_cpus"]),
-        pids=_clamp(spec.resources.pids, profile["pids"], limits["max_pids"]),
-    )
-    execution_id = spec.execution_id or new_execution_id()
-    now = time.time()
-    deadline = now + cfg["sidecar.ready_timeout"] + spec.timeout + limits["stop_grace"] + DEADLINE_SLACK
-    image = spec.image or cfg[f"images.{spec.job_type}"]
-    job_id = spec.job_id or "adhoc"
-    labels = {
-        "cronium.managed": "true",
-        "cronium.execution": execution_id,
-        "cronium.owner": runtime.owner,
-        "cronium.deadline": str(int(deadline)),
-        "cronium.job": job_id[:63],
-    }
-    return ExecutionInfo(
-        execution_id=execution_id, job_id=job_id, job_name=spec.job_name or job_id, job_type=spec.job_type,
-        namespace=spec.namespace, owner=runtime.owner, image=image, profile=spec.profile, timeout=spec.timeout,
-        created_at=now, deadline=deadline, labels=labels, resources=resources, egress=spec.egress,
-        attempt=spec.attempt, plugin_settings=spec.plugin_settings,
-    )
-
-
 @dataclass
 class _Run:
     """Mutable state of one execution while it runs."""
@@ -258,43 +161,39 @@ class Orchestrator:
         events = events or (lambda phase, state: None)
         cancel = cancel or Cancellation()
         t0 = time.time()
-        spec = validate_spec(spec, rt.config)
-        store = rt.store  # Redis and the engine must answer before anything is created
-        rt.docker
+        spec, execution = resolve(spec, rt.config, owner=rt.owner)
+        rt.connect()  # Redis and the engine must answer before anything is created
         startup_failures = rt.start()
-        execution = build_execution(spec, rt)
         run = _Run(execution, spec, ResourceRegistry(), {},
                    [f"plugin {name} failed in startup: {exc}" for name, exc in startup_failures])
-        record = new_record(
-            execution_id=execution.execution_id, job_id=execution.job_id, job_name=execution.job_name,
-            job_type=execution.job_type, namespace=execution.namespace, status=Status.PENDING,
-            created_at=execution.created_at, spec=spec.describe(), attempt=spec.attempt, input=spec.input,
-            metadata=spec.metadata, owner=rt.owner, host=rt.owner.split(".")[0], deadline=execution.deadline)
-        store.records.create(execution.execution_id, record, created_at=execution.created_at)
+        rt.store.records.create(execution.execution_id, _first_record(run, rt.owner), created_at=execution.created_at)
         run.timings["prepare"] = time.time() - t0
+        outcome = _Outcome(Status.ERROR, None, "interrupted", None)
+        try:
+            outcome = self._outcome(run, events, cancel)
+        finally:
+            result = self._finish(run, outcome, events, on_result)
+        return result
 
-        status, exit_code, error, error_phase = "error", None, None, None
+    def _outcome(self, run: _Run, events: EventCallback, cancel: Cancellation) -> "_Outcome":
+        """Run the phases; whatever happens becomes the execution's status (never an exception)."""
         try:
             cancel.raise_if_set("setup")
             status, exit_code = self._execute(run, events, cancel)
-            if status == "cancelled":
-                error = f"cancelled: {cancel.reason}"
+            return _Outcome(status, exit_code, f"cancelled: {cancel.reason}" if status == Status.CANCELLED else None)
         except Cancelled as exc:
-            status, error, error_phase = "cancelled", exc.message, None
+            return _Outcome(Status.CANCELLED, None, exc.message)
         except PhaseError as exc:
-            status, error, error_phase = "error", str(exc), exc.phase
+            return _Outcome(Status.ERROR, None, str(exc), exc.phase)
         except CroniumError as exc:
-            status, error, error_phase = "error", str(exc), getattr(exc, "phase", None) or self._phase_of(run)
+            return _Outcome(Status.ERROR, None, str(exc), getattr(exc, "phase", None) or run.current_phase)
         except KeyboardInterrupt:
-            status, error, error_phase = "cancelled", "interrupted", None
+            return _Outcome(Status.CANCELLED, None, "interrupted")
         except Exception as exc:  # a plugin bug must still end in a result and a cleanup
-            status, error, error_phase = "error", f"{type(exc).__name__}: {exc}", self._phase_of(run)
-        finally:
-            result = self._finish(run, status, exit_code, error, error_phase, events, on_result)
-        return result
+            return _Outcome(Status.ERROR, None, f"{type(exc).__name__}: {exc}", run.current_phase)
 
     # --- phases ----------------------------------------------------------------------------
-    def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[str, int | None]:
+    def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[Status, int | None]:
         rt, pm, ex = self.runtime, self.runtime.pm, run.execution
 
         with self._phase(run, "token", events):
@@ -336,14 +235,14 @@ class Orchestrator:
             run.pump.start()
             run.handle.release()
             run.job_started_at = time.time()
-            self._record(run, {"status": "running", "started_at": run.job_started_at}, only_if="pending")
+            self._record(run, {"status": Status.RUNNING, "started_at": run.job_started_at}, only_if=Status.PENDING)
             notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id, runtime=rt)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
         if outcome == "timed_out":
-            return "timed_out", exit_status.exit_code
+            return Status.TIMED_OUT, exit_status.exit_code
         if outcome == "cancelled":
-            return "cancelled", exit_status.exit_code
+            return Status.CANCELLED, exit_status.exit_code
         return _status_of(exit_status), exit_status.exit_code
 
     def _wait(self, run: _Run, cancel: Cancellation) -> str:
@@ -362,51 +261,59 @@ class Orchestrator:
         pump.join()
         return "exited"
 
-    def _finish(self, run: _Run, status: str, exit_code: int | None, error: str | None,
-                error_phase: str | None, events: EventCallback, on_result) -> JobResult:
+    def _finish(self, run: _Run, outcome: "_Outcome", events: EventCallback, on_result) -> JobResult:
+        """The final record, `job_finished` and `on_result` (the result then holds the warnings so
+        far); then cleanup, always, and the `cleanup` hook with the completed result (cleanup
+        timing, every warning), which is also what `run()` returns."""
         rt, ex = self.runtime, run.execution
-        finished = time.time()
-        if run.pump is not None:
-            run.pump.join(5)
-            run.pump.close_sinks(ok=status == "succeeded")
-            if run.pump.error is not None and status == "succeeded":
-                run.warnings.append(f"log stream ended with an error: {run.pump.error}")
-        output = condition = None
-        try:
-            values = rt.store.records.values(ex.execution_id, ("output", "condition"))
-            output, condition = values.get("output"), values.get("condition")
-        except Exception as exc:
-            run.warnings.append(f"could not read the job's output value: {exc}")
-        result = JobResult(
-            execution_id=ex.execution_id, job_id=ex.job_id, status=status, exit_code=exit_code,
-            started_at=ex.created_at, finished_at=finished, timings=dict(run.timings), output=output,
-            condition=condition, error=error, error_phase=error_phase,
-            log_lines=run.pump.lines if run.pump else 0,
-        )
-        self._record(run, {"status": status, "exit_code": exit_code, "finished_at": finished,
-                           "timings": result.timings, "error": error or "", "error_phase": error_phase or "",
-                           "log_lines": result.log_lines, "warnings": run.warnings})
+        result = self._result(run, outcome)
+        self._record(run, {"status": result.status, "exit_code": result.exit_code, "finished_at": result.finished_at,
+                           "timings": result.timings, "error": result.error or "",
+                           "error_phase": result.error_phase or "", "log_lines": result.log_lines,
+                           "warnings": run.warnings})
         for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
             on_result(result)
-        # --- cleanup: always, everything, reverse order ---
+        self._cleanup(run, events)
+        result = replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
+        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result, runtime=rt):
+            run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
+        self._record(run, {"timings": run.timings, "warnings": run.warnings})
+        if run.spooled:
+            rt.flush_spool(wait=rt.config["redis.spool_wait"])
+        return replace(result, warnings=tuple(run.warnings))
+
+    def _result(self, run: _Run, outcome: "_Outcome") -> JobResult:
+        ex, finished = run.execution, time.time()
+        if run.pump is not None:
+            run.pump.join(5)
+            run.pump.close_sinks(ok=outcome.status == Status.SUCCEEDED)
+            if run.pump.error is not None and outcome.status == Status.SUCCEEDED:
+                run.warnings.append(f"log stream ended with an error: {run.pump.error}")
+        values = {}
+        try:
+            values = self.runtime.store.records.values(ex.execution_id, ("output", "condition"))
+        except Exception as exc:
+            run.warnings.append(f"could not read the job's output value: {exc}")
+        return JobResult(
+            execution_id=ex.execution_id, job_id=ex.job_id, status=str(outcome.status), exit_code=outcome.exit_code,
+            started_at=ex.created_at, finished_at=finished, timings=dict(run.timings), output=values.get("output"),
+            condition=values.get("condition"), error=outcome.error, error_phase=outcome.error_phase,
+            log_lines=run.pump.lines if run.pump else 0, warnings=tuple(run.warnings))
+
+    def _cleanup(self, run: _Run, events: EventCallback) -> None:
+        """Remove everything the execution registered, in reverse order; never raises."""
         if run.sidecar_future is not None and not run.sidecar_future.done():
             # Interrupted while the sidecar was starting: let it register what it created first.
-            futures_wait([run.sidecar_future], timeout=rt.config["sidecar.ready_timeout"] + 60)
+            futures_wait([run.sidecar_future], timeout=self.runtime.config["sidecar.ready_timeout"] + 60)
         events("cleanup", "start")
         t = time.time()
         for what, exc in run.resources.release_all():
             run.warnings.append(f"cleanup of {what} failed: {exc}")
-        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result, runtime=rt):
-            run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
         run.token = None  # the token lives only as long as the job
         run.timings["cleanup"] = time.time() - t
         events("cleanup", "done")
-        self._record(run, {"timings": run.timings, "warnings": run.warnings})
-        if run.spooled:
-            rt.flush_spool(wait=rt.config["redis.spool_wait"])
-        return replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
 
     # --- helpers ---------------------------------------------------------------------------
     def _record(self, run: _Run, fields: dict[str, Any], only_if: str = "") -> None:
@@ -427,10 +334,6 @@ class Orchestrator:
 
     def _phase(self, run: _Run, name: str, events: EventCallback) -> "_PhaseTimer":
         return _PhaseTimer(run, name, events)
-
-    @staticmethod
-    def _phase_of(run: _Run) -> str:
-        return run.current_phase
 
     def _options(self, ex: ExecutionInfo, role: str) -> ContainerOptions:
         contribs = [c for _, c in contributions(self.runtime.pm, "container_options", execution=ex, role=role,
@@ -468,12 +371,28 @@ class Orchestrator:
         self._pool.shutdown(wait=False)
 
 
-def _status_of(exit_status: ExitStatus) -> str:
+def _status_of(exit_status: ExitStatus) -> Status:
     if exit_status.oom_killed:
-        return "oom_killed"
+        return Status.OOM_KILLED
     if exit_status.exit_code == 0:
-        return "succeeded"
-    return "failed"
+        return Status.SUCCEEDED
+    return Status.FAILED
+
+
+class _Outcome(NamedTuple):
+    status: Status
+    exit_code: int | None
+    error: str | None = None
+    error_phase: str | None = None
+
+
+def _first_record(run: _Run, owner: str) -> dict[str, Any]:
+    ex, spec = run.execution, run.spec
+    return new_record(
+        execution_id=ex.execution_id, job_id=ex.job_id, job_name=ex.job_name, job_type=ex.job_type,
+        namespace=ex.namespace, status=Status.PENDING, created_at=ex.created_at, spec=spec.describe(),
+        attempt=spec.attempt, input=spec.input, metadata=spec.metadata, owner=owner, host=owner.split(".")[0],
+        deadline=ex.deadline)
 
 
 def run_job(spec: JobSpec, runtime: Runtime | None = None, **kwargs: Any) -> JobResult:

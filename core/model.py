@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -14,8 +15,15 @@ from enum import StrEnum
 from typing import Any, Mapping
 
 JOB_TYPES = ("python", "bash", "node", "container")
+#: Script file extension -> job type (`cronium run hello.py`, `script = "x.sh"` in a deployment).
 EXTENSION_TYPES = {".py": "python", ".sh": "bash", ".bash": "bash", ".js": "node", ".mjs": "node", ".cjs": "node"}
+#: Job type -> the extension of a script that has no file name of its own.
+SCRIPT_EXTENSIONS = {"python": ".py", "bash": ".sh", "node": ".js"}
 INTERPRETERS = {"python": "python3", "bash": "bash", "node": "node"}
+#: Variable namespaces (and the default `namespace` in config).
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: Environment variable names a job may set.
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 

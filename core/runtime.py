@@ -106,6 +106,11 @@ class Runtime:
             return self.managed_redis.network_url
         return cfg["redis.url"]
 
+    def connect(self) -> tuple["Store", "docker.DockerClient"]:
+        """Redis and the Docker engine, connected now (before a job creates anything):
+        `StoreUnavailable` / `EngineUnavailable` when one does not answer."""
+        return self.store, self.docker
+
     @cached_property
     def spool(self):
         from .store import RecordSpool

@@ -186,11 +186,9 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
             raise UsageError("give exactly one SCRIPT (or --image IMAGE -- CMD ARGS…)")
         kind, body, name = read_script(script_or_command[0], job_type)
         spec_kwargs = dict(job_type=kind, script=body, script_name=name, job_id=f"adhoc-{Path(name).stem}"[:60])
-    app.flags.update({"timeout": timeout, "profile": profile, "namespace": namespace})
-    cfg = app.config  # validates flags with the rest of the config (exit 2 on bad values)
     spec = JobSpec(
         input=parse_input(input_), env=parse_env(env), secret_env=parse_secret_env(secret_env),
-        timeout=cfg["timeout"], profile=cfg["profile"], namespace=cfg["namespace"], egress=egress,
+        timeout=timeout, profile=profile, namespace=namespace, egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)
     runtime = app.runtime(console=not as_json, warm_pool=False)

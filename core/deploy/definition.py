@@ -12,13 +12,10 @@ from ..errors import SecretUnavailable
 from ..model import RETRYABLE_STATUSES, JobSpec, Resources, Secret, dumps
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_REF_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 CONCURRENCY_POLICIES = ("allow", "forbid", "replace")
 #: Workflow edge conditions: when the parent execution ends …
 EDGE_CONDITIONS = ("succeeded", "failed", "condition_true", "condition_false", "always")
-SCRIPT_EXTENSIONS = {"python": ".py", "bash": ".sh", "node": ".js"}
-
 
 
 @dataclass(frozen=True)

@@ -378,14 +378,14 @@ def test_trylast_not_registration_order_decides():
 
 
 def test_builtin_answers_when_the_third_party_declines(stand_in_runtime):
-    from cronium.core.lifecycle import build_execution, validate_spec
+    from cronium.core.spec import resolve
     from cronium.core.model import IssuedToken, JobSpec
 
     rt = stand_in_runtime()
     pm = create_plugin_manager(environ={})
     decliner = TokenProvider(None)
     pm.register(decliner, name="aaa-token")
-    ex = build_execution(validate_spec(JobSpec(job_type="python", script=b"print(1)"), rt.config), rt)
+    ex = resolve(JobSpec(job_type="python", script=b"print(1)"), rt.config, owner=rt.owner).execution
     issued = provide(pm, "issue_token", execution=ex, runtime=rt)
     assert decliner.called and isinstance(issued, IssuedToken)
     assert issued.claims.execution_id == ex.execution_id

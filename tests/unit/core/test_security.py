@@ -7,7 +7,7 @@ import pytest
 from cronium.core.config import parse_size
 from cronium.core.errors import SecurityNotApplied
 from cronium.core.executor import REQUIRED_SETTINGS, merge_options, require_security
-from cronium.core.lifecycle import build_execution, validate_spec
+from cronium.core.spec import resolve
 from cronium.core.model import JobSpec, Resources
 from cronium.plugins import security
 from cronium.plugins.security import build_options, container_options, load_seccomp
@@ -114,7 +114,7 @@ def runtime_for(stand_in_runtime, monkeypatch):
 
 def execution(rt, **fields):
     spec = JobSpec(job_type="python", script=b"print(1)", **fields)
-    return build_execution(validate_spec(spec, rt.config), rt)
+    return resolve(spec, rt.config, owner=rt.owner).execution
 
 
 def test_job_container_options_from_the_strict_profile(runtime_for):

@@ -6,7 +6,7 @@ import pickle
 
 import jwt
 import pytest
-from cronium.core.lifecycle import build_execution, validate_spec
+from cronium.core.spec import resolve
 from cronium.core.model import IssuedToken, JobSpec, Secret, TokenClaims
 from cronium.plugins.token import AUDIENCE, issue_token
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +17,7 @@ HS_SECRET = "0123456789abcdef0123456789abcdef-hs256"
 
 def issue(rt, **spec_fields):
     spec = JobSpec(job_type="python", script=b"print(1)", job_id="job-7", namespace="team-x", **spec_fields)
-    ex = build_execution(validate_spec(spec, rt.config), rt)
+    ex = resolve(spec, rt.config, owner=rt.owner).execution
     return ex, issue_token(execution=ex, runtime=rt)
 
 

@@ -164,7 +164,7 @@ def test_literal_secret_is_refused(tmp_path, config):
     ('[jobs."bad name!"]\ntype = "bash"\ninline = "x"', 'jobs.bad name!', "invalid job name"),
     ('[jobs.a]\ntype = "bash"\ninline = "x"\nenv = { CRONIUM_X = "1" }', "jobs.a.env.CRONIUM_X", "reserved"),
     ('[jobs.a]\ntype = "bash"\ninline = "x"\ntimeout = 999999', "jobs.a.timeout", "max_timeout"),
-    ('[jobs.a]\ntype = "bash"\ninline = "x"\ninput = 1979-05-27', "jobs.a.input", "JSON-like"),
+    ('[jobs.a]\ntype = "bash"\ninline = "x"\ninput = 1979-05-27', "jobs.a.input", "JSON-serialisable"),
     ('[jobs.a]\ntype = "bash"\ninline = "x"\nsuspend = "yes"', "jobs.a.suspend", "true or false"),
     ('[jobs.a]\ntype = "bash"\ninline = "x"\nafter = "a"', "jobs.a.after", "after itself"),
     ('[jobs.a]\ntype = "bash"\ninline = "x"\nplugins = { audit = 3 }', "jobs.a.plugins.audit", "table"),
