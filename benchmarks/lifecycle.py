@@ -18,26 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .common import (
-    PYTHON_IMAGE,
-    Context,
-    Row,
-    close_orchestrator,
-    cronium_cli,
-    fmt_spread,
-    log,
-    make_orchestrator,
-    median,
-    now,
-    paired_ratios,
-    parse_cli_summary,
-    pool_mode,
-    print_rows,
-    print_table,
-    python_spec,
-    run_command,
-    summarize,
-)
+from .common.baseline import PYTHON_IMAGE
+from .common.commands import cronium_cli, parse_cli_summary, run_command
+from .common.context import Context
+from .common.orchestrator import close_orchestrator, make_orchestrator, pool_mode, python_spec
+from .common.stats import median, now, paired_ratios, summarize
+from .common.table import Row, fmt_spread, log, print_rows, print_table
 
 NAME = "lifecycle"
 SCRIPT = "print('hi')\n"
@@ -125,16 +111,14 @@ def _pairs(cronium: Callable[[], dict], baseline: Callable[[], dict], n: int, ou
             out_b.append(b)
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    n = ctx.n_pairs(5, 20)
+def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[list, list, list[str], list[str]]:
+    """A: `cronium run hi.py` vs `docker run --rm`, as whole commands; (cronium, docker, both argv)."""
     script = ctx.tmp / "hi.py"
     script.write_text(SCRIPT)
     cli = cronium_cli()
     cronium_argv = [cli, "--set", f"logs.dir={ctx.tmp / 'logs-cli'}", "run", str(script)]
     docker_argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE,
                    "python3", "-c", SCRIPT]
-
-    # ---- A: whole commands -------------------------------------------------------------------
     log(f"whole commands: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
     cli_c, cli_b = [], []
 
@@ -153,10 +137,12 @@ def run(ctx: Context) -> dict[str, Any]:
             raise RuntimeError(f"docker run failed ({r.returncode}): {r.stderr[-800:]}")
         return {"wall": r.wall, "first_line": r.first_line}
 
-    failures: list[str] = []
     _pairs(one_cli, one_docker, n, cli_c, cli_b, failures)
+    return cli_c, cli_b, cronium_argv, docker_argv
 
-    # ---- B: in-process ---------------------------------------------------------------------------
+
+def _in_process(ctx: Context, n: int, failures: list[str]) -> tuple[list, list]:
+    """B: `Orchestrator.run` vs the Docker SDK, in this process; (cronium, sdk)."""
     log(f"in-process: {n} pairs of Orchestrator.run / Docker SDK create-attach-start-wait-remove (+1 warm-up)")
     rt, orch, capture = make_orchestrator(ctx)
     api_c, api_b = [], []
@@ -164,22 +150,25 @@ def run(ctx: Context) -> dict[str, Any]:
         _pairs(lambda: _cronium_run(ctx, orch, capture), lambda: _sdk_run(ctx), n, api_c, api_b, failures)
     finally:
         close_orchestrator(rt, orch)
+    return api_c, api_b
 
-    # ---- report ------------------------------------------------------------------------------------
-    def col(items, key):
-        return [x.get(key) for x in items]
 
+def _col(items, key):
+    return [x.get(key) for x in items]
+
+
+def _rows(ctx: Context, cli_c: list, cli_b: list, api_c: list, api_b: list, failures: list[str]) -> list[Row]:
     rows: list[Row] = []
-    rows.append(Row.paired(NAME, "whole command wall (cronium run vs docker run --rm)", "s", col(cli_c, "wall"),
-                           col(cli_b, "wall"), TARGET_RATIO))
-    rows.append(Row.paired(NAME, "whole command: spawn → first output line", "s", col(cli_c, "first_line"),
-                           col(cli_b, "first_line")))
-    rows.append(Row.paired(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", col(api_c, "wall"),
-                           col(api_b, "wall"), TARGET_RATIO))
-    rows.append(Row.paired(NAME, "in-process: submit → first output line", "s", col(api_c, "first_line"),
-                           col(api_b, "first_line")))
-    rows.append(Row.paired(NAME, "in-process: submit → result (before cleanup)", "s", col(api_c, "to_result"),
-                           col(api_b, "wall")))
+    rows.append(Row.paired(NAME, "whole command wall (cronium run vs docker run --rm)", "s", _col(cli_c, "wall"),
+                           _col(cli_b, "wall"), TARGET_RATIO))
+    rows.append(Row.paired(NAME, "whole command: spawn → first output line", "s", _col(cli_c, "first_line"),
+                           _col(cli_b, "first_line")))
+    rows.append(Row.paired(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", _col(api_c, "wall"),
+                           _col(api_b, "wall"), TARGET_RATIO))
+    rows.append(Row.paired(NAME, "in-process: submit → first output line", "s", _col(api_c, "first_line"),
+                           _col(api_b, "first_line")))
+    rows.append(Row.paired(NAME, "in-process: submit → result (before cleanup)", "s", _col(api_c, "to_result"),
+                           _col(api_b, "wall")))
     # Sidecar start → ready, per mode: `cronium run` boots a sidecar cold; a long-lived process
     # (in-process here) may claim one from its warm pool (sidecar.pool_size) when that is enabled.
     for label, values in (("cronium run (cold boot)", [x["phases"].get("sidecar_ready") for x in cli_c]),
@@ -190,9 +179,11 @@ def run(ctx: Context) -> dict[str, Any]:
                         fmt_spread(rs, "s")))
     if failures:
         rows.append(Row(NAME, "failed runs (their pairs dropped)", "", None, len(failures), None, "0", False))
-    print_rows(rows, "lifecycle latency")
+    return rows
 
-    # Phase breakdown (medians) — where the time goes.
+
+def _phase_breakdown(cli_c: list, api_c: list) -> tuple[list[str], list[float]]:
+    """Print the median of every phase (where the time goes); (phase names, CLI overheads)."""
     phase_names: list[str] = []
     for x in api_c:
         for k in x["timings"]:
@@ -212,14 +203,26 @@ def run(ctx: Context) -> dict[str, Any]:
     breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB")])
     print_table(("phase (JobResult.timings)", "in-process median (p10–p90)", "cronium run median (p10–p90)"), breakdown,
                 title="lifecycle phases (cronium)")
+    return phase_names, overhead
 
+
+def run(ctx: Context) -> dict[str, Any]:
+    n = ctx.n_pairs(5, 20)
+    failures: list[str] = []
+    cli_c, cli_b, cronium_argv, docker_argv = _whole_commands(ctx, n, failures)
+    api_c, api_b = _in_process(ctx, n, failures)
+    rows = _rows(ctx, cli_c, cli_b, api_c, api_b, failures)
+    print_rows(rows, "lifecycle latency")
+    phase_names, overhead = _phase_breakdown(cli_c, api_c)
     return {
         "rows": rows,
         "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argv,
                    "docker_argv": docker_argv, "order": "alternating within pairs; 1 warm-up pair per mode"},
         "details": {
-            "cli": {"cronium": cli_c, "docker": cli_b, "ratios": paired_ratios(col(cli_c, "wall"), col(cli_b, "wall"))},
-            "in_process": {"cronium": api_c, "sdk": api_b, "ratios": paired_ratios(col(api_c, "wall"), col(api_b, "wall"))},
+            "cli": {"cronium": cli_c, "docker": cli_b,
+                    "ratios": paired_ratios(_col(cli_c, "wall"), _col(cli_b, "wall"))},
+            "in_process": {"cronium": api_c, "sdk": api_b,
+                           "ratios": paired_ratios(_col(api_c, "wall"), _col(api_b, "wall"))},
             "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
             "phase_medians_cli": {k: median([x["phases"].get(k) for x in cli_c]) for k in phase_names},
             "cli_overhead_median": median(overhead),

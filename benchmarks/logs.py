@@ -20,23 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import (
-    PYTHON_IMAGE,
-    Context,
-    Row,
-    cronium_cli,
-    fmt_spread,
-    log,
-    make_config,
-    median,
-    now,
-    paired_ratio,
-    paired_ratios,
-    parse_cli_summary,
-    print_rows,
-    run_command,
-    summarize,
-)
+from .common.baseline import PYTHON_IMAGE
+from .common.commands import cronium_cli, parse_cli_summary, run_command
+from .common.context import Context
+from .common.orchestrator import make_config
+from .common.stats import median, now, paired_ratio, paired_ratios, summarize
+from .common.table import Row, fmt_spread, log, print_rows
 
 NAME = "logs"
 TARGET_RATIO = 0.8
@@ -75,82 +64,57 @@ def _redis_lines(store, execution_id: str) -> int:
     return total
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    n, cap = (100_000, 300) if ctx.quick else (1_000_000, 600)
-    pairs = ctx.n_pairs(1, 3)
-    script = ctx.tmp / "lines.py"
-    script.write_text(SCRIPT.format(n=n))
-    logs_dir = ctx.tmp / "logs-lines"
-    cronium_argv = [cronium_cli(), "--set", f"logs.dir={logs_dir}", "run", str(script)]
-    out_path = ctx.tmp / "lines.out"
-    from cronium.core.runtime import Runtime
+def _one_cronium(ctx: Context, argv: list[str], out_path: Path, logs_dir: Path, store, n: int, cap: float,
+                 problems: list[str]) -> dict[str, Any]:
+    """`cronium run lines.py` with its terminal output to a file; checks all three sinks hold n lines."""
+    r = run_command(argv, stdout_path=out_path, timeout=cap)
+    s = parse_cli_summary(r.stderr)
+    eid = s.get("execution_id")
+    ctx.note_exec(eid)
+    res = {"wall": r.wall, "returncode": r.returncode, "maxrss_mb": r.maxrss_kb / 1024, "execution_id": eid,
+           "duration": s.get("duration"), "phases": s.get("phases"), "capped": r.wall >= cap}
+    res["terminal_lines"] = count_lines(out_path)
+    sink_file = logs_dir / f"{eid}.log"
+    res["file_sink_lines"] = count_lines(sink_file) if sink_file.exists() else None
+    res["redis_lines"] = _redis_lines(store, eid) if eid else None
+    if eid:
+        store.redis.delete(store.keys.logs(eid))
+    if sink_file.exists():
+        sink_file.unlink()
+    out_path.unlink(missing_ok=True)
+    for k in ("terminal_lines", "file_sink_lines", "redis_lines"):
+        if res[k] != n:
+            problems.append(f"cronium {eid}: {k} = {res[k]}, expected {n}")
+    if r.returncode != 0:
+        problems.append(f"cronium run exited {r.returncode}: {r.stderr[-500:]}")
+    return res
 
-    rt = Runtime(make_config(ctx))
-    store = rt.store
-    cron, base, problems = [], [], []
 
-    def one_cronium() -> dict[str, Any]:
-        r = run_command(cronium_argv, stdout_path=out_path, timeout=cap)
-        s = parse_cli_summary(r.stderr)
-        eid = s.get("execution_id")
-        ctx.note_exec(eid)
-        res = {"wall": r.wall, "returncode": r.returncode, "maxrss_mb": r.maxrss_kb / 1024, "execution_id": eid,
-               "duration": s.get("duration"), "phases": s.get("phases"), "capped": r.wall >= cap}
-        res["terminal_lines"] = count_lines(out_path)
-        sink_file = logs_dir / f"{eid}.log"
-        res["file_sink_lines"] = count_lines(sink_file) if sink_file.exists() else None
-        res["redis_lines"] = _redis_lines(store, eid) if eid else None
-        if eid:
-            store.redis.delete(store.keys.logs(eid))
-        if sink_file.exists():
-            sink_file.unlink()
-        out_path.unlink(missing_ok=True)
-        for k in ("terminal_lines", "file_sink_lines", "redis_lines"):
-            if res[k] != n:
-                problems.append(f"cronium {eid}: {k} = {res[k]}, expected {n}")
-        if r.returncode != 0:
-            problems.append(f"cronium run exited {r.returncode}: {r.stderr[-500:]}")
-        return res
-
-    def one_docker() -> dict[str, Any]:
-        t0 = now()
-        started = run_command(["docker", "run", "-d", "--label", f"cronium.bench={ctx.run_id}", "--log-driver",
-                               "json-file", PYTHON_IMAGE, "python3", "-c", SCRIPT.format(n=n)], timeout=cap)
-        cid = started.stdout.strip()
-        if started.returncode != 0 or not cid:
-            raise RuntimeError(f"docker run failed: {started.stderr}")
-        try:
-            waited = run_command(["docker", "wait", cid], timeout=cap)
-            t_exit = now() - t0
-            logs = run_command(["docker", "logs", cid], stdout_path=out_path, timeout=cap)
-            wall = now() - t0
-        finally:
-            run_command(["docker", "rm", "-f", cid], timeout=120)
-        lines = count_lines(out_path)
-        out_path.unlink(missing_ok=True)
-        if lines != n or waited.stdout.strip() != "0":
-            problems.append(f"docker: exit {waited.stdout.strip()}, {lines} lines, expected {n}")
-        return {"wall": wall, "run_to_exit": t_exit, "logs_only": logs.wall, "logs_maxrss_mb": logs.maxrss_kb / 1024,
-                "lines": lines}
-
+def _one_docker(ctx: Context, out_path: Path, n: int, cap: float, problems: list[str]) -> dict[str, Any]:
+    """`docker run -d` → `docker wait` → `docker logs > file`, timed as a whole and `docker logs` alone."""
+    t0 = now()
+    started = run_command(["docker", "run", "-d", "--label", f"cronium.bench={ctx.run_id}", "--log-driver",
+                           "json-file", PYTHON_IMAGE, "python3", "-c", SCRIPT.format(n=n)], timeout=cap)
+    cid = started.stdout.strip()
+    if started.returncode != 0 or not cid:
+        raise RuntimeError(f"docker run failed: {started.stderr}")
     try:
-        for p in range(pairs):
-            order = ("cronium", "docker") if p % 2 == 0 else ("docker", "cronium")
-            for side in order:
-                if side == "cronium":
-                    cron.append(one_cronium())
-                    x = cron[-1]
-                    log(f"pair {p + 1}/{pairs} cronium: {x['wall']:.2f} s = {n / x['wall']:,.0f} lines/s "
-                        f"(job phase {x['phases'].get('job', float('nan')):.2f} s), peak RSS {x['maxrss_mb']:.0f} MB"
-                        + (" — CAPPED" if x["capped"] else ""))
-                else:
-                    base.append(one_docker())
-                    x = base[-1]
-                    log(f"pair {p + 1}/{pairs} docker: run→exit {x['run_to_exit']:.2f} s + logs {x['logs_only']:.2f} s "
-                        f"= {n / x['wall']:,.0f} lines/s")
+        waited = run_command(["docker", "wait", cid], timeout=cap)
+        t_exit = now() - t0
+        logs = run_command(["docker", "logs", cid], stdout_path=out_path, timeout=cap)
+        wall = now() - t0
     finally:
-        rt.close()
+        run_command(["docker", "rm", "-f", cid], timeout=120)
+    lines = count_lines(out_path)
+    out_path.unlink(missing_ok=True)
+    if lines != n or waited.stdout.strip() != "0":
+        problems.append(f"docker: exit {waited.stdout.strip()}, {lines} lines, expected {n}")
+    return {"wall": wall, "run_to_exit": t_exit, "logs_only": logs.wall, "logs_maxrss_mb": logs.maxrss_kb / 1024,
+            "lines": lines}
 
+
+def _rows(n: int, cron: list, base: list, problems: list[str]) -> tuple[list[Row], list[float], list[float]]:
+    """The summary rows; (rows, cronium lines/s, docker lines/s)."""
     c_rate = [n / x["wall"] for x in cron]
     b_rate = [n / x["wall"] for x in base]
     ratio = paired_ratio(c_rate, b_rate)
@@ -173,6 +137,41 @@ def run(ctx: Context) -> dict[str, Any]:
                         False))
         for p in problems:
             log(f"problem: {p}")
+    return rows, c_rate, b_rate
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    n, cap = (100_000, 300) if ctx.quick else (1_000_000, 600)
+    pairs = ctx.n_pairs(1, 3)
+    script = ctx.tmp / "lines.py"
+    script.write_text(SCRIPT.format(n=n))
+    logs_dir = ctx.tmp / "logs-lines"
+    cronium_argv = [cronium_cli(), "--set", f"logs.dir={logs_dir}", "run", str(script)]
+    out_path = ctx.tmp / "lines.out"
+    from cronium.core.runtime import Runtime
+
+    rt = Runtime(make_config(ctx))
+    store = rt.store
+    cron, base, problems = [], [], []
+    try:
+        for p in range(pairs):
+            order = ("cronium", "docker") if p % 2 == 0 else ("docker", "cronium")
+            for side in order:
+                if side == "cronium":
+                    cron.append(_one_cronium(ctx, cronium_argv, out_path, logs_dir, store, n, cap, problems))
+                    x = cron[-1]
+                    log(f"pair {p + 1}/{pairs} cronium: {x['wall']:.2f} s = {n / x['wall']:,.0f} lines/s "
+                        f"(job phase {x['phases'].get('job', float('nan')):.2f} s), peak RSS {x['maxrss_mb']:.0f} MB"
+                        + (" — CAPPED" if x["capped"] else ""))
+                else:
+                    base.append(_one_docker(ctx, out_path, n, cap, problems))
+                    x = base[-1]
+                    log(f"pair {p + 1}/{pairs} docker: run→exit {x['run_to_exit']:.2f} s + logs {x['logs_only']:.2f} s "
+                        f"= {n / x['wall']:,.0f} lines/s")
+    finally:
+        rt.close()
+
+    rows, c_rate, b_rate = _rows(n, cron, base, problems)
     print_rows(rows, "logs")
     return {"rows": rows,
             "params": {"lines": n, "bytes_per_line": len(b"log line 0000000 of the cronium benchmark\n"),

@@ -20,27 +20,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import (
+from .common.baseline import (
     PYTHON_IMAGE,
     REDIS_IMAGE,
-    Context,
-    Row,
     SubnetPicker,
-    close_orchestrator,
     create_bench_network,
-    fmt_spread,
     force_remove_container,
     job_host_config,
-    log,
-    make_orchestrator,
-    median,
-    paired_ratio,
-    paired_ratios,
-    print_rows,
-    python_spec,
     remove_network,
-    summarize,
 )
+from .common.context import Context
+from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
+from .common.stats import median, paired_ratio, paired_ratios, summarize
+from .common.table import Row, fmt_spread, log, print_rows
 
 NAME = "runtime_api"
 RATE_LIMIT = {"sidecar.rate_limit_per_minute": 6_000_000, "sidecar.rate_limit_burst": 1_000_000}

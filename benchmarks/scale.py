@@ -19,26 +19,14 @@ import threading
 import time
 from typing import Any
 
-from .common import (
-    MB,
-    PYTHON_IMAGE,
-    Context,
-    Row,
-    cgroup_memory,
-    close_orchestrator,
-    docker_stats_memory,
-    fmt_spread,
-    force_remove_container,
-    host_memory_used,
-    job_host_config,
-    log,
-    make_orchestrator,
-    now,
-    print_rows,
-    python_spec,
-    run_threads,
-    summarize,
-)
+from .common.baseline import PYTHON_IMAGE, force_remove_container, job_host_config
+from .common.commands import run_threads
+from .common.context import Context
+from .common.machine import host_memory_used
+from .common.memory import MB, cgroup_memory, docker_stats_memory
+from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
+from .common.stats import now, summarize
+from .common.table import Row, fmt_spread, log, print_rows
 
 NAME = "scale"
 TARGET_SIDECAR_RSS_MB = 40.0
@@ -121,6 +109,54 @@ def _bare(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             "containers": {role: _mem_summary(items) for role, items in mem.items()}}
 
 
+def _wait_for_starts(n: int, cap: float, t0: float, printed, reached_job: dict, results: dict,
+                     timeline: list) -> None:
+    """Until every job printed `started` (or ended), or `cap` seconds passed; logs every 15 s."""
+    deadline = time.monotonic() + cap
+    last_log = 0.0
+    while time.monotonic() < deadline:
+        p, j, done = printed(), len(reached_job), len(results)
+        timeline.append((round(now() - t0, 2), j, p))
+        if p + done >= n:
+            break
+        if now() - last_log > 15:
+            log(f"{now() - t0:.0f} s: {j} reached the job phase, {p} printed 'started', {done} ended early")
+            last_log = now()
+        time.sleep(0.5)
+
+
+def _memory_while_running(rt, before: int, started_count: int) -> dict[str, Any]:
+    """Host memory per job and the memory of this runtime's containers, by role."""
+    during = _settle_memory(3)
+    mem = _container_memory(rt.docker.api, rt.docker.api.containers(
+        filters={"label": f"cronium.owner={rt.owner}"}))
+    return {"host_mem_before": before, "host_mem_during": during,
+            "per_job_host_mb": (during - before) / MB / max(1, started_count),
+            "containers": {role: _mem_summary(items) for role, items in mem.items()},
+            "sidecar_rss_mb_all": sorted(round(i["rss"] / MB, 1) for i in mem.get("sidecar", [])
+                                         if i.get("rss") is not None)}
+
+
+def _outcome(results: dict[int, Any]) -> tuple[dict, dict[str, int], list[str], dict[str, Any]]:
+    """(jobs that ended other than cancelled, final status counts, distinct errors, phase summaries)."""
+    early = {i: (r.status if not isinstance(r, BaseException) else repr(r)) for i, r in results.items()
+             if isinstance(r, BaseException) or r.status != "cancelled"}
+    statuses: dict[str, int] = {}
+    for r in results.values():
+        key = r.status if not isinstance(r, BaseException) else type(r).__name__
+        statuses[key] = statuses.get(key, 0) + 1
+    errors = sorted({(r.error or "")[:200] for r in results.values() if not isinstance(r, BaseException) and r.error
+                     and r.status not in ("cancelled",)})
+    ok = [r for r in results.values() if not isinstance(r, BaseException)]
+    phase_names = []
+    for r in ok:
+        for k in r.timings:
+            if k not in phase_names:
+                phase_names.append(k)
+    phases = {k: summarize([r.timings.get(k) for r in ok]) for k in phase_names}
+    return early, statuses, errors, phases
+
+
 def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
     rt, orch, capture = make_orchestrator(ctx)
     from cronium.core.lifecycle import Cancellation
@@ -162,31 +198,14 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             t = threading.Thread(target=job, args=(i,), name=f"scale-{i}", daemon=True)
             t.start()
             threads.append(t)
-        deadline = time.monotonic() + cap
-        last_log = 0.0
-        while time.monotonic() < deadline:
-            p, j, done = printed(), len(reached_job), len(results)
-            timeline.append((round(now() - t0, 2), j, p))
-            if p + done >= n:
-                break
-            if now() - last_log > 15:
-                log(f"{now() - t0:.0f} s: {j} reached the job phase, {p} printed 'started', {done} ended early")
-                last_log = now()
-            time.sleep(0.5)
+        _wait_for_starts(n, cap, t0, printed, reached_job, results, timeline)
         all_started = now() - t0
         started_count = printed()
         capped = started_count + len(results) < n
         log(f"{all_started:.1f} s: {len(reached_job)}/{n} reached the job phase, {started_count}/{n} printed 'started'"
             + (f", {len(results)} ended early (failed)" if results else "")
             + (f" — CAPPED at {cap:.0f} s" if capped else ""))
-        during = _settle_memory(3)
-        mem = _container_memory(rt.docker.api, rt.docker.api.containers(
-            filters={"label": f"cronium.owner={rt.owner}"}))
-        memory = {"host_mem_before": before, "host_mem_during": during,
-                  "per_job_host_mb": (during - before) / MB / max(1, started_count),
-                  "containers": {role: _mem_summary(items) for role, items in mem.items()},
-                  "sidecar_rss_mb_all": sorted(round(i["rss"] / MB, 1) for i in mem.get("sidecar", [])
-                                               if i.get("rss") is not None)}
+        memory = _memory_while_running(rt, before, started_count)
         still_running = sum(1 for i in range(n) if i not in results)
     finally:
         t1 = now()
@@ -196,21 +215,7 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             t.join(300)
         cleanup = now() - t1
         close_orchestrator(rt, orch)
-    early = {i: (r.status if not isinstance(r, BaseException) else repr(r)) for i, r in results.items()
-             if isinstance(r, BaseException) or r.status != "cancelled"}
-    statuses: dict[str, int] = {}
-    for r in results.values():
-        key = r.status if not isinstance(r, BaseException) else type(r).__name__
-        statuses[key] = statuses.get(key, 0) + 1
-    errors = sorted({(r.error or "")[:200] for r in results.values() if not isinstance(r, BaseException) and r.error
-                     and r.status not in ("cancelled",)})
-    ok = [r for r in results.values() if not isinstance(r, BaseException)]
-    phase_names = []
-    for r in ok:
-        for k in r.timings:
-            if k not in phase_names:
-                phase_names.append(k)
-    phases = {k: summarize([r.timings.get(k) for r in ok]) for k in phase_names}
+    early, statuses, errors, phases = _outcome(results)
     return {"jobs": n, "reached_job_phase": len(reached_job), "phases": phases, "capped": capped, "started": started_count,
             "running_when_measured": still_running, "time_to_all_started": all_started,
             "job_phase_reached_at": summarize(list(reached_job.values())), "cleanup_seconds": cleanup,
@@ -229,7 +234,7 @@ def run(ctx: Context) -> dict[str, Any]:
     log("  cronium phases (median / max): " + ", ".join(
         f"{k} {v['median']:.2f}/{v['max']:.2f}s" for k, v in cron["phases"].items() if v.get("n")))
     log(f"  cleanup of {n} jobs after cancel: {cron['cleanup_seconds']:.1f} s; final statuses {cron['final_statuses']}")
-    from .common import leftovers, ours
+    from .common.cleanup import leftovers, ours
 
     left = ours(ctx, leftovers(ctx.docker))
     cron["leftovers_after_cleanup"] = [f"{i['kind']} {i['name']}" for i in left]

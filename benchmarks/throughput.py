@@ -17,29 +17,20 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .common import (
+from .common.baseline import (
     PYTHON_IMAGE,
     SIDECAR_IMAGE,
-    Context,
-    Row,
     SubnetPicker,
-    close_orchestrator,
     create_bench_network,
-    fmt_spread,
     force_remove_container,
     job_host_config,
-    log,
-    make_orchestrator,
-    median,
-    now,
-    paired_ratio,
-    paired_ratios,
-    print_rows,
-    python_spec,
     remove_network,
-    run_threads,
-    summarize,
 )
+from .common.commands import run_threads
+from .common.context import Context
+from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
+from .common.stats import median, now, paired_ratio, paired_ratios, summarize
+from .common.table import Row, fmt_spread, log, print_rows
 
 NAME = "throughput"
 SCRIPT = "print('hi')\n"

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .options import json_option
+
 
 @click.group("config")
 def config_group():
@@ -12,7 +14,7 @@ def config_group():
 
 
 @config_group.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: key -> {value, source}.")
+@json_option("Print JSON: key -> {value, source}.")
 @click.pass_obj
 def show(app, as_json):
     """Print every effective value with its source (flag, env, file, defaults); secrets masked."""

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .options import json_option
+
 
 def run_checks(app) -> list[dict]:
     """Each check: name, ok, detail, fix. Stops checking what depends on a failed check."""
@@ -69,7 +71,7 @@ def run_checks(app) -> list[dict]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_obj
 def doctor(app, as_json):
     """Check the Docker engine, the images, Redis and the config; print a fix for each problem."""

@@ -5,10 +5,12 @@ import json
 
 import click
 
+from .options import dry_run_option, json_option
+
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@dry_run_option("Only report what would be removed.")
+@json_option()
 @click.pass_obj
 def gc(app, dry_run, as_json):
     """Remove containers, networks and volumes labelled cronium.managed whose owner is gone (its

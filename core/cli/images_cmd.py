@@ -6,6 +6,8 @@ import time
 
 import click
 
+from .options import json_option, quiet_option
+
 
 def image_tags(cfg) -> dict[str, str]:
     from cronium.core.host.images import IMAGE_NAMES
@@ -27,7 +29,7 @@ def images_group():
 @click.option("--base", metavar="IMAGE",
               help="Build on this image (e.g. python:3.12-slim) instead of a local Debian bootstrap.")
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs did not change.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@quiet_option("No progress lines.")
 @click.pass_obj
 def build(app, names, base, force, quiet):
     """Build the images that are missing or whose inputs changed (all by default, or NAMES).
@@ -52,7 +54,7 @@ def build(app, names, base, force, quiet):
 
 
 @images_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_obj
 def list_(app, as_json):
     """Show each image: present, up to date with its inputs, size."""

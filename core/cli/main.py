@@ -124,8 +124,10 @@ def _register_commands() -> None:
         config_cmd,
         deploy_cmd,
         doctor_cmd,
+        fleet_cmd,
         gc_cmd,
         images_cmd,
+        jobs_cmd,
         plugins_cmd,
         queue_cmd,
         records_cmd,
@@ -134,8 +136,8 @@ def _register_commands() -> None:
         vars_cmd,
     )
 
-    for module in (run_cmd, records_cmd, deploy_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd, config_cmd, images_cmd,
-                   services_cmd, doctor_cmd):
+    for module in (run_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd,
+                   config_cmd, images_cmd, services_cmd, doctor_cmd):
         module.register(cli)
 
 

@@ -5,9 +5,11 @@ import json
 
 import click
 
+from .options import json_option
+
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_obj
 def plugins(app, as_json):
     """List plugins found through the `cronium` entry-point group (built-in and third-party)."""

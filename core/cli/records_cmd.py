@@ -3,37 +3,23 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
 from cronium.core.errors import NotFound
 from cronium.core.model import ENDED_STATUSES
 
-
-def _human_record(rec: dict) -> str:
-    order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
-             "created_at", "started_at", "finished_at", "timings", "output", "condition", "log_lines", "warnings"]
-    lines = []
-    for key in order + sorted(k for k in rec if k not in order and k not in ("spec", "context", "input")):
-        if key not in rec or rec[key] in (None, "", [], {}):
-            continue
-        value = rec[key]
-        if key.endswith("_at"):
-            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) + f" ({value:.3f})"
-        elif isinstance(value, (dict, list, bool)) or key in ("output", "condition"):
-            value = json.dumps(value, ensure_ascii=False)
-        lines.append(f"{key:12} {value}")
-    return "\n".join(lines)
+from .display import human_record
+from .options import json_option
 
 
 @click.command()
 @click.argument("execution_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@json_option("Print the whole record as JSON.")
 @click.pass_obj
 def inspect(app, execution_id, as_json):
     """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
     rec = app.runtime().store.records.get(execution_id)
-    click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else _human_record(rec))
+    click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else human_record(rec))
 
 
 @click.command()

@@ -7,11 +7,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import click
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
+
+from .options import input_option, json_option, parse_input, quiet_option
 
 EXIT_CODE_HELP = (
     "Exit status: the job's own exit code when it ran; 0 succeeded; "
@@ -19,25 +20,6 @@ EXIT_CODE_HELP = (
     f"{EXIT_CODES['oom_killed']} killed for exceeding its memory limit; "
     f"{EXIT_CODES['error']} setup error (the message names the phase); 2 bad input (nothing was created)."
 )
-
-
-def parse_input(value: str | None) -> Any:
-    """--input: JSON text, or @FILE with JSON in it."""
-    if value is None:
-        return None
-    source = "--input"
-    if value.startswith("@"):
-        path = Path(value[1:])
-        source = f"--input file {path}"
-        try:
-            value = path.read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise UsageError(f"{source} is not valid JSON: {exc}",
-                         hint="quote JSON for the shell, e.g. --input '{\"name\": \"x\"}'") from None
 
 
 def parse_env(items: tuple[str, ...]) -> dict[str, str]:
@@ -150,7 +132,7 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--type", "job_type", type=click.Choice(JOB_TYPES[:3]),
               help="Script type (default: from the file extension: .py, .sh, .js).")
 @click.option("--image", help="Run CMD ARGS… in this image instead of a script.")
-@click.option("--input", "input_", metavar="JSON|@FILE", help="The job's input, read by cronium.input().")
+@input_option("The job's input, read by cronium.input().")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable for the job.")
 @click.option("--secret-env", multiple=True, metavar="NAME",
               help="Pass NAME from this environment as a secret (never stored, logged or shown by inspect).")
@@ -161,8 +143,8 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--profile", help="Security profile: default, strict, or one defined in config.")
 @click.option("--namespace", help="Variable namespace.")
 @click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document with the result instead of the summary.")
-@click.option("--quiet", "-q", is_flag=True, help="Only the job's output: no status line, no summary.")
+@json_option("Print one JSON document with the result instead of the summary.")
+@quiet_option("Only the job's output: no status line, no summary.")
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, secret_env, timeout, memory, cpus, pids, profile,
         namespace, egress, as_json, quiet):

@@ -6,6 +6,8 @@ import json
 import click
 from cronium.core.errors import UsageError
 
+from .options import json_option
+
 
 def _args(cfg) -> dict:
     from cronium.core.config import state_dir
@@ -26,7 +28,7 @@ def services_group():
 
 
 @services_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_obj
 def status(app, as_json):
     """Show whether the managed Redis runs (or which external Redis is configured)."""

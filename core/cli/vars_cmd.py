@@ -6,7 +6,7 @@ import json
 import click
 from cronium.core.errors import UsageError
 
-namespace_option = click.option("--namespace", "-n", default=None, help="Namespace (default: config `namespace`).")
+from .options import json_option, namespace_option
 
 
 def _ns(app, namespace):
@@ -23,7 +23,7 @@ def vars_group():
 
 @vars_group.command("list")
 @namespace_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@json_option("Print a JSON object.")
 @click.pass_obj
 def list_(app, namespace, as_json):
     """List the variables of a namespace."""

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from cronium.core.host import images
+from cronium.core.host.images import inputs
 
 pytestmark = pytest.mark.integration
 
-HELPERS = Path(str(images._images_root())) / "helpers"
+HELPERS = Path(str(inputs.images_root())) / "helpers"
 HARDENED = dict(read_only=True, tmpfs={"/tmp": "", "/work": ""}, cap_drop=["ALL"],
                 security_opt=["no-new-privileges"], network_disabled=True)
 
@@ -150,8 +151,8 @@ def test_redis_image_runs_as_redis_with_data_dir(engine, built):
 def test_changed_input_rebuilds_that_image_only(engine, built, tmp_path, monkeypatch):
     tags, first = built
     root = tmp_path / "images"
-    shutil.copytree(Path(str(images._images_root())), root, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(images, "_images_root", lambda: root)
+    shutil.copytree(Path(str(inputs.images_root())), root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(inputs, "images_root", lambda: root)
     marker = uuid.uuid4().hex[:8]
     test_tag = f"cronium-test/python:{marker}"
     test_tags = {**tags, "python": test_tag}

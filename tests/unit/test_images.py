@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 from cronium.core.host import images
+from cronium.core.host.images import build, debootstrap, engine, inputs
 from cronium.core.errors import CroniumError
 
 
 def _copy_images_tree(tmp_path: Path) -> Path:
     """A private copy of the cronium.images package data to modify."""
-    src = Path(str(images._images_root()))
+    src = Path(str(inputs.images_root()))
     dst = tmp_path / "images"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dst
@@ -49,7 +50,7 @@ def test_name_path_and_boundaries_are_part_of_the_hash():
 # --- plans over the real package data -----------------------------------------------------------
 
 def test_every_image_has_its_build_inputs_in_the_package():
-    root = Path(str(images._images_root()))
+    root = Path(str(inputs.images_root()))
     assert (root / "base" / "debootstrap.sh").is_file()
     for name in images.IMAGE_NAMES:
         assert (root / name / "Dockerfile").is_file(), name
@@ -62,74 +63,74 @@ def test_base_id_cascades_to_every_child_image():
     for name in images.IMAGE_NAMES[1:]:
         if name == "sidecar" and not _sidecar_available():
             continue
-        a = images._plan(name, "t", parent_id="sha256:aaa", base=None, base_ref_id=None).inputs
-        b = images._plan(name, "t", parent_id="sha256:bbb", base=None, base_ref_id=None).inputs
+        a = inputs.make_plan(name, "t", parent_id="sha256:aaa", base=None, base_ref_id=None).inputs
+        b = inputs.make_plan(name, "t", parent_id="sha256:bbb", base=None, base_ref_id=None).inputs
         assert a != b, name
 
 
 def test_base_hash_depends_on_recipe_and_on_the_external_base(tmp_path, monkeypatch):
-    deboot = images._plan("base", "t", parent_id=None, base=None, base_ref_id=None)
+    deboot = inputs.make_plan("base", "t", parent_id=None, base=None, base_ref_id=None)
     assert deboot.debootstrap and "debootstrap.sh" in deboot.files
-    ext1 = images._plan("base", "t", parent_id=None, base="python:3.12-slim", base_ref_id="sha256:1")
-    ext2 = images._plan("base", "t", parent_id=None, base="python:3.12-slim", base_ref_id="sha256:2")
-    ext3 = images._plan("base", "t", parent_id=None, base="debian:12", base_ref_id="sha256:1")
+    ext1 = inputs.make_plan("base", "t", parent_id=None, base="python:3.12-slim", base_ref_id="sha256:1")
+    ext2 = inputs.make_plan("base", "t", parent_id=None, base="python:3.12-slim", base_ref_id="sha256:2")
+    ext3 = inputs.make_plan("base", "t", parent_id=None, base="debian:12", base_ref_id="sha256:1")
     assert not ext1.debootstrap and ext1.parent == "sha256:1"
     assert len({deboot.inputs, ext1.inputs, ext2.inputs, ext3.inputs}) == 4
 
     root = _copy_images_tree(tmp_path)
-    monkeypatch.setattr(images, "_images_root", lambda: root)
-    assert images._plan("base", "t", parent_id=None, base=None, base_ref_id=None).inputs == deboot.inputs
+    monkeypatch.setattr(inputs, "images_root", lambda: root)
+    assert inputs.make_plan("base", "t", parent_id=None, base=None, base_ref_id=None).inputs == deboot.inputs
     recipe = root / "base" / "debootstrap.sh"
     recipe.write_text(recipe.read_text().replace("minbase", "buildd"))
-    assert images._plan("base", "t", parent_id=None, base=None, base_ref_id=None).inputs != deboot.inputs
+    assert inputs.make_plan("base", "t", parent_id=None, base=None, base_ref_id=None).inputs != deboot.inputs
 
 
 def test_changing_a_packaged_dockerfile_or_script_changes_only_affected_images(tmp_path, monkeypatch):
     names = [n for n in images.IMAGE_NAMES[1:] if n != "sidecar" or _sidecar_available()]
-    before = {n: images._plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
+    before = {n: inputs.make_plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
     root = _copy_images_tree(tmp_path)
-    monkeypatch.setattr(images, "_images_root", lambda: root)
-    same = {n: images._plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
+    monkeypatch.setattr(inputs, "images_root", lambda: root)
+    same = {n: inputs.make_plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
     assert same == before
 
     dockerfile = root / "python" / "Dockerfile"
     dockerfile.write_bytes(dockerfile.read_bytes() + b"#")
-    after = {n: images._plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
+    after = {n: inputs.make_plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
     assert after["python"] != before["python"]
     assert all(after[n] == before[n] for n in names if n != "python")
 
     script = root / "common" / "harden.sh"
     script.write_bytes(script.read_bytes() + b"\n")
-    again = {n: images._plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
+    again = {n: inputs.make_plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs for n in names}
     assert all(again[n] != after[n] for n in names)  # every child copies common/
 
 
 def test_helper_files_go_into_the_right_images(tmp_path, monkeypatch):
     root = _copy_images_tree(tmp_path)
-    monkeypatch.setattr(images, "_images_root", lambda: root)
+    monkeypatch.setattr(inputs, "images_root", lambda: root)
     for sub, rel in (("python", "cronium.py"), ("bash", "cronium.sh"), ("node", "cronium/index.js")):
         path = root / "helpers" / sub / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text("// placeholder\n")
-    plans = {n: images._plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None) for n in images.JOB_IMAGES}
+    plans = {n: inputs.make_plan(n, "t", parent_id="sha256:p", base=None, base_ref_id=None) for n in images.JOB_IMAGES}
     for name in images.JOB_IMAGES:
         assert "helpers/python/cronium.py" in plans[name].files
         assert "helpers/bash/cronium.sh" in plans[name].files
     assert "helpers/node/cronium/index.js" in plans["node"].files
     assert "helpers/node/cronium/index.js" not in plans["python"].files
-    redis_plan = images._plan("redis", "t", parent_id="sha256:p", base=None, base_ref_id=None)
+    redis_plan = inputs.make_plan("redis", "t", parent_id="sha256:p", base=None, base_ref_id=None)
     assert not any(p.startswith("helpers/") for p in redis_plan.files)
 
     before = plans["node"].inputs
     (root / "helpers" / "node" / "cronium" / "index.js").write_text("// changed\n")
-    assert images._plan("node", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs != before
-    assert images._plan("python", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs == plans["python"].inputs
+    assert inputs.make_plan("node", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs != before
+    assert inputs.make_plan("python", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs == plans["python"].inputs
     # byte caches never count
     pycache = root / "helpers" / "python" / "__pycache__"
     pycache.mkdir(exist_ok=True)
     (pycache / "cronium.cpython-311.pyc").write_bytes(b"junk")
-    assert images._plan("python", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs == plans["python"].inputs
+    assert inputs.make_plan("python", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs == plans["python"].inputs
 
 
 def _sidecar_available() -> bool:
@@ -143,21 +144,21 @@ def _sidecar_available() -> bool:
 def test_sidecar_plan_has_sources_as_a_package_and_the_pins(tmp_path, monkeypatch):
     if not _sidecar_available():
         pytest.skip("the cronium.sidecar package is not there yet")
-    plan = images._plan("sidecar", "t", parent_id="sha256:p", base=None, base_ref_id=None)
+    plan = inputs.make_plan("sidecar", "t", parent_id="sha256:p", base=None, base_ref_id=None)
     assert plan.files["lib/cronium/__init__.py"] == b""
     assert "lib/cronium/sidecar/__init__.py" in plan.files
     assert all(p.endswith(".py") for p in plan.files if p.startswith("lib/"))
     assert "requirements.txt" in plan.files
 
     root = _copy_images_tree(tmp_path)
-    monkeypatch.setattr(images, "_images_root", lambda: root)
+    monkeypatch.setattr(inputs, "images_root", lambda: root)
     req = root / "sidecar" / "requirements.txt"
     req.write_text(req.read_text().replace("pluggy==", "pluggy==0.0.1\n# was "))
-    assert images._plan("sidecar", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs != plan.inputs
+    assert inputs.make_plan("sidecar", "t", parent_id="sha256:p", base=None, base_ref_id=None).inputs != plan.inputs
 
 
 def test_sidecar_requirements_cover_what_the_image_imports():
-    text = (Path(str(images._images_root())) / "sidecar" / "requirements.txt").read_text()
+    text = (Path(str(inputs.images_root())) / "sidecar" / "requirements.txt").read_text()
     pins = {line.split("==")[0].strip().lower().replace("_", "-")
             for line in text.splitlines() if "==" in line and not line.lstrip().startswith("#")}
     for needed in ("sanic", "redis", "pyjwt", "cryptography", "cffi", "pluggy", "async-timeout", "sanic-routing"):
@@ -231,8 +232,8 @@ def test_build_skips_current_images_and_rebuilds_changed_ones(monkeypatch):
         client_.images.by_tag[plan.tag] = image
         return image.id
 
-    monkeypatch.setattr(images, "_docker_build", fake_build)
-    monkeypatch.setattr(images, "_build_debootstrap_base", lambda c, plan, p: fake_build(c, plan, p))
+    monkeypatch.setattr(build, "_docker_build", fake_build)
+    monkeypatch.setattr(build, "build_debootstrap_base", lambda c, plan, p: fake_build(c, plan, p))
 
     first = images.build_images(client, tags=tags, names=names)
     assert [r.action for r in first] == ["built"] * 3 and built == names
@@ -267,7 +268,7 @@ def test_build_skips_current_images_and_rebuilds_changed_ones(monkeypatch):
 
 def test_progress_reporter_condenses_and_keeps_a_tail():
     seen = []
-    rep = images._Reporter("x", lambda n, m: seen.append((n, m)), every=3600, tail=3)
+    rep = engine.Reporter("x", lambda n, m: seen.append((n, m)), every=3600, tail=3)
     for i in range(10):
         rep.line(f"noise {i}")
     rep.line("Step 2/5 : RUN x", important=True)
@@ -279,10 +280,10 @@ def test_progress_reporter_condenses_and_keeps_a_tail():
 
 
 def test_missing_debootstrap_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(images.shutil, "which", lambda name: None)
-    plan = images._plan("base", "t", parent_id=None, base=None, base_ref_id=None)
+    monkeypatch.setattr(debootstrap.shutil, "which", lambda name: None)
+    plan = inputs.make_plan("base", "t", parent_id=None, base=None, base_ref_id=None)
     with pytest.raises(images.ImageBuildError, match="apt-get install debootstrap"):
-        images._build_debootstrap_base(object(), plan, None)
+        debootstrap.build_debootstrap_base(object(), plan, None)
 
 
 def test_a_failing_docker_build_reports_the_failing_step_output(tmp_path):
@@ -297,11 +298,11 @@ def test_a_failing_docker_build_reports_the_failing_step_output(tmp_path):
     class Client:
         api = Api()
 
-    plan = images._plan("node", "cronium-fake/node:t", parent_id="sha256:p", base=None, base_ref_id=None)
+    plan = inputs.make_plan("node", "cronium-fake/node:t", parent_id="sha256:p", base=None, base_ref_id=None)
     seen = []
-    reporter = images._Reporter("node", lambda n, m: seen.append(m))
+    reporter = engine.Reporter("node", lambda n, m: seen.append(m))
     with pytest.raises(images.ImageBuildError) as info:
-        images._run_build(Client(), tmp_path, plan, {}, reporter, nocache=False)
+        build._run_build(Client(), tmp_path, plan, {}, reporter, nocache=False)
     text = str(info.value)
     assert "building image 'node' failed" in text and "non-zero code: 100" in text
     assert "Unable to locate package nodejs" in text and "Step 5/9" in text

@@ -1,0 +1,92 @@
+"""Options that several commands share, as decorators, and the parser of `--input`.
+
+Each decorator adds one option with the same flag, destination and type wherever it is used;
+where the help text depends on the command, the command passes its own.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from cronium.core.errors import UsageError
+
+
+def json_option(help: str = "Print JSON."):
+    """`--json` (parameter `as_json`): print JSON instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def dry_run_option(help: str):
+    """`--dry-run` (parameter `dry_run`): report, change nothing."""
+    return click.option("--dry-run", is_flag=True, help=help)
+
+
+def quiet_option(help: str):
+    """`--quiet`/`-q` (parameter `quiet`)."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+# --- input and waiting (run, submit, cancel) ---------------------------------------------------
+
+def input_option(help: str):
+    """`--input JSON|@FILE` (parameter `input_`); read the value with `parse_input`."""
+    return click.option("--input", "input_", metavar="JSON|@FILE", help=help)
+
+
+def parse_input(value: str | None) -> Any:
+    """--input: JSON text, or @FILE with JSON in it."""
+    if value is None:
+        return None
+    source = "--input"
+    if value.startswith("@"):
+        path = Path(value[1:])
+        source = f"--input file {path}"
+        try:
+            value = path.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}",
+                         hint="quote JSON for the shell, e.g. --input '{\"name\": \"x\"}'") from None
+
+
+def wait_option(help: str):
+    """`--wait` (parameter `wait`): wait until the execution has ended."""
+    return click.option("--wait", is_flag=True, help=help)
+
+
+def wait_timeout_option(default: float | None = None):
+    """`--timeout SECONDS` (parameter `wait_timeout`) that goes with `--wait`; `default` is shown."""
+    shown = {} if default is None else {"default": default, "show_default": True}
+    return click.option("--timeout", "wait_timeout", type=float, metavar="SECONDS",
+                        help="With --wait: give up after this long.", **shown)
+
+
+# --- long-lived processes (worker, scheduler, serve) ------------------------------------------
+
+log_level_option = click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+                                default="info", show_default=True, help="What the process logs to stderr.")
+metrics_port_option = click.option("--metrics-port", type=int, metavar="PORT",
+                                   help="Serve Prometheus metrics on this port (default: metrics.port; 0 = off).")
+metrics_host_option = click.option("--metrics-host", metavar="HOST",
+                                   help="Address for the metrics endpoint (default: metrics.host, 127.0.0.1).")
+
+
+def process_options(func):
+    """`--metrics-port`, `--metrics-host` and `--log-level`, which every long-lived process takes."""
+    for option in reversed((metrics_port_option, metrics_host_option, log_level_option)):
+        func = option(func)
+    return func
+
+
+concurrency_option = click.option("--concurrency", "-c", type=click.IntRange(1, 256), metavar="N",
+                                  help="Executions this worker runs at once (default: worker.concurrency).")
+
+
+# --- variables ----------------------------------------------------------------------------------
+
+namespace_option = click.option("--namespace", "-n", default=None, help="Namespace (default: config `namespace`).")
