@@ -117,8 +117,7 @@ def show_deployment(app, name, source, as_json):
     jobs = [registry.job(j) for j in meta["jobs"]]
     states = {}
     for job in jobs:
-        raw = store.redis.hgetall(store.keys.schedule_state(job.name))
-        states[job.name] = {k.decode(): v.decode() for k, v in raw.items()}
+        states[job.name] = store.schedules.state(job.name)
     if as_json:
         click.echo(json.dumps({**meta, "jobs": [{**describe_job(j), "schedule_state": states[j.name]} for j in jobs]},
                               indent=2, ensure_ascii=False))

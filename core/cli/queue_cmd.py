@@ -24,7 +24,7 @@ def queue_status(app, as_json):
 
     q = Queue(app.runtime().store, app.config)
     stats = q.stats()
-    beats = q.heartbeats()
+    beats = q.store.owners.heartbeats()
     if as_json:
         click.echo(json.dumps({**stats, "heartbeats": beats}, indent=2))
         return

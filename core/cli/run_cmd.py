@@ -185,7 +185,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
 
     watcher = None
     try:
-        from cronium.core.fleet.queue import CancelWatcher
+        from cronium.core.fleet.cancel import CancelWatcher
 
         # `cronium cancel EXECUTION` from any host stops this run too.
         watcher = CancelWatcher(runtime.store, spec.execution_id, cancellation).start()

@@ -215,7 +215,7 @@ class CroniumMetrics:
 
         def heartbeats():
             return [((hb["owner"], str(hb.get("kind", "")), str(hb.get("host", ""))), float(hb.get("t", 0)))
-                    for hb in queue.heartbeats()]
+                    for hb in queue.store.owners.heartbeats()]
 
         r.add(Gauge("cronium_heartbeat_timestamp_seconds",
                     "Unix time of the last heartbeat of every live cronium process (workers, schedulers, runs).",

@@ -1,8 +1,9 @@
 """The scheduler: enqueues the runs of scheduled jobs, one leader among any number of schedulers.
 
-Leadership is a Redis lease: `SET P scheduler:leader <owner> NX PX <ttl>`; the leader renews it
-every ttl/3 with a compare-and-renew Lua script, and acts only while its lease is valid by its
-own clock. When the leader stops renewing, the key expires and another scheduler acquires it.
+Leadership is a Redis lease (kept by `store.schedules`): `SET P scheduler:leader <owner> NX PX
+<ttl>`; the leader renews it every ttl/3 with a compare-and-renew Lua script, and acts only while
+its lease is valid by its own clock. When the leader stops renewing, the key expires and another
+scheduler acquires it.
 
 Each scheduled job keeps a cursor in `P schedule:<job>` (the last fire time handled). On every
 tick the leader enqueues the fire times between the cursor and now. The execution id of a
@@ -36,19 +37,10 @@ MAX_COUNTED_MISSES = 1000
 
 
 class LeaderLease:
-    """A Redis lease held by one owner at a time."""
-
-    _RENEW = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-    return 0
-    """
-    _RELEASE = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-    return 0
-    """
+    """The schedulers' leader lease (`store.schedules`), held by one owner at a time."""
 
     def __init__(self, store, owner: str, ttl: float):
-        self.store = store
+        self.schedules = store.schedules
         self.key = store.keys.scheduler_lease
         self.owner = owner
         self.ttl = ttl
@@ -62,12 +54,9 @@ class LeaderLease:
     def refresh(self) -> bool:
         """Renew our lease, or acquire a free one. Returns whether we lead now."""
         started = time.monotonic()
-        ttl_ms = int(self.ttl * 1000)
-        with self.store.guard():
-            # Renew if the key is still ours (even when our own clock already gave it up), else
-            # take it if it is free.
-            ok = bool(self.store.redis.eval(self._RENEW, 1, self.key, self.owner, ttl_ms)) or \
-                bool(self.store.redis.set(self.key, self.owner, nx=True, px=ttl_ms))
+        # Renewed if the key is still ours (even when our own clock already gave it up), else
+        # taken if it is free.
+        ok = self.schedules.take_lease(self.owner, int(self.ttl * 1000))
         if not ok:  # another scheduler leads
             self._valid_until = 0.0
         if ok:
@@ -76,14 +65,11 @@ class LeaderLease:
         return ok
 
     def holder(self) -> str | None:
-        with self.store.guard():
-            value = self.store.redis.get(self.key)
-        return value.decode() if value is not None else None
+        return self.schedules.lease_holder()
 
     def release(self) -> None:
         self._valid_until = 0.0
-        with self.store.guard():
-            self.store.redis.eval(self._RELEASE, 1, self.key, self.owner)
+        self.schedules.release_lease(self.owner)
 
 
 @dataclass
@@ -166,7 +152,6 @@ class Scheduler:
         if generation == self._generation:
             return
         jobs: dict[str, _Scheduled] = {}
-        store = self.store
         for job in self.registry.jobs():
             if not job.schedule or job.suspend:
                 continue
@@ -175,9 +160,8 @@ class Scheduler:
             except ScheduleError as exc:
                 log.error("job %s: %s", job.name, exc)
                 continue
-            with store.guard():
-                deployed_at = float(store.redis.hget(store.keys.job(job.name), "deployed_at") or time.time())
-            jobs[job.name] = _Scheduled(job, schedule, deployed_at)
+            deployed_at = self.store.deployments.deployed_at(job.name)
+            jobs[job.name] = _Scheduled(job, schedule, time.time() if deployed_at is None else deployed_at)
         self._jobs = jobs
         self._generation = generation
         log.info("scheduler: %d scheduled job(s): %s", len(jobs), ", ".join(sorted(jobs)) or "-")
@@ -185,14 +169,11 @@ class Scheduler:
     def _fire_due(self, entry: _Scheduled, now: float) -> float:
         """Enqueue every fire time of one job in (cursor, now]; returns its next fire time."""
         job, schedule = entry.job, entry.schedule
-        key = self.store.keys.schedule_state(job.name)
-        with self.store.guard():
-            state = {k.decode(): v.decode() for k, v in self.store.redis.hgetall(key).items()}
+        schedules = self.store.schedules
+        state = schedules.state(job.name)
         if state.get("schedule") != job.schedule or state.get("timezone") != job.timezone or "cursor" not in state:
             cursor = entry.deployed_at  # new or changed schedule: from the deployment on
-            with self.store.guard():
-                self.store.redis.hset(key, mapping={"schedule": job.schedule, "timezone": job.timezone,
-                                                    "cursor": repr(cursor)})
+            schedules.update(job.name, {"schedule": job.schedule, "timezone": job.timezone, "cursor": repr(cursor)})
         else:
             cursor = float(state["cursor"])
         at = lambda ts: datetime.fromtimestamp(ts, timezone.utc)  # noqa: E731
@@ -207,18 +188,16 @@ class Scheduler:
                 log.warning("job %s: %d fire time(s) missed by more than scheduler.starting_deadline (%.0fs)",
                             job.name, missed, self.starting_deadline)
                 self.metrics.skipped.inc(job.name, "missed", amount=missed)
-                with self.store.guard():
-                    self.store.redis.hincrby(key, "missed", missed)
+                schedules.count(job.name, "missed", missed)
             cursor = oldest_allowed
         fire = schedule.next_after(at(cursor))
         while fire.timestamp() <= now and self.lease.held:
-            self._enqueue(job, fire.timestamp(), key)
+            self._enqueue(job, fire.timestamp())
             fire = schedule.next_after(fire)
-        with self.store.guard():
-            self.store.redis.hset(key, "next_fire", repr(fire.timestamp()))
+        schedules.update(job.name, {"next_fire": repr(fire.timestamp())})
         return fire.timestamp()
 
-    def _enqueue(self, job: JobDefinition, fire_ts: float, state_key: str) -> None:
+    def _enqueue(self, job: JobDefinition, fire_ts: float) -> None:
         execution_id = derived_execution_id("schedule", job.name, f"{fire_ts:.3f}")
         result = self.queue.enqueue(job, input=job.input, trigger="schedule", execution_id=execution_id,
                                     scheduled_for=fire_ts)
@@ -232,9 +211,7 @@ class Scheduler:
         elif result.reason == "busy":
             self.metrics.skipped.inc(job.name, "busy")
             fields["last_skip"] = repr(fire_ts)
-            with self.store.guard():
-                self.store.redis.hincrby(state_key, "skipped", 1)
+            self.store.schedules.count(job.name, "skipped")
             log.info("job %s: run for %s skipped: the previous run is still active (concurrency forbid)",
                      job.name, datetime.fromtimestamp(fire_ts, timezone.utc).isoformat())
-        with self.store.guard():
-            self.store.redis.hset(state_key, mapping=fields)
+        self.store.schedules.update(job.name, fields)

@@ -3,10 +3,10 @@
 One worker process = one consumer of the queue's consumer group, named by its owner id
 (`<host>.<pid>.<random>`), holding the owner heartbeat of its `Runtime`. It runs up to
 `concurrency` executions at once (threads; the containers do the work). Besides the read loop,
-a maintenance thread claims entries of dead workers, promotes due retries, polls cancel requests,
-reaps what dead owners left in Docker every `worker.reap_interval` seconds, and forgets dead
-consumers that hold nothing; a listener turns `cronium cancel` requests (pub/sub) into
-`Cancellation.cancel()`. See docs/queue.md for the delivery semantics.
+a maintenance thread claims entries of dead workers, promotes due retries, reaps what dead
+owners left in Docker every `worker.reap_interval` seconds, and forgets dead consumers that hold
+nothing; a `CancelWatcher` (cancel.py) turns `cronium cancel` requests for the executions running
+here into `Cancellation.cancel()`. See docs/queue.md for the delivery semantics.
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ from ..model import JobSpec
 from ..reaper import reap, remove_execution_resources
 from ..record import ATTEMPT_FIELDS
 from ..runtime import Runtime
+from .cancel import CancelWatcher
 from .metrics import CroniumMetrics
 from .queue import RELEASED_CONSUMER, Queue
 
 log = logging.getLogger("cronium.worker")
 
-#: Record fields a lost attempt may have left; cleared before the execution runs again.
 #: Seconds a worker stops taking work after its Docker engine did not answer.
 ENGINE_PAUSE = 10.0
 
@@ -60,6 +60,7 @@ class Worker:
         self._stopped = threading.Event()
         self._paused_until = 0.0
         self._threads: list[threading.Thread] = []
+        self._cancels = CancelWatcher(runtime.store, running=self._running_now)
 
     @property
     def owner(self) -> str:
@@ -72,10 +73,10 @@ class Worker:
         self.runtime.start("worker")
         self.queue.ensure_group()
         self.metrics.slots.set(self.concurrency)
-        for target, name in ((self._maintain, "cronium-maintenance"), (self._listen_for_cancels, "cronium-cancels")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._maintain, name="cronium-maintenance", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self._cancels.start()
         log.info("worker %s started: concurrency %d, queue %s, group %s", self.owner, self.concurrency,
                  self.runtime.store.keys.queue, self.queue.group)
 
@@ -108,12 +109,10 @@ class Worker:
             self._wait_idle(self.runtime.config["limits.stop_grace"] + 60)
         self._pool.shutdown(wait=False)
         try:
-            summary = [c for c in self.queue.stats()["consumers"] if c["name"] == self.owner]
-            if summary and summary[0]["pending"] == 0:
-                self.runtime.store.redis.xgroup_delconsumer(self.runtime.store.keys.queue, self.queue.group,
-                                                            self.owner)
+            self.queue.leave(self.owner)
         except Exception:  # Redis down: a later worker forgets the consumer once its heartbeat expired
             pass
+        self._cancels.stop()
         self._stopped.set()
         self.orchestrator.close()
         log.info("worker %s stopped", self.owner)
@@ -127,6 +126,10 @@ class Worker:
     def running(self) -> list[str]:
         with self._lock:
             return sorted(self._running)
+
+    def _running_now(self) -> dict[str, Cancellation]:
+        with self._lock:
+            return dict(self._running)
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -263,15 +266,12 @@ class Worker:
     # --- background duties ---------------------------------------------------------------------
     def _maintain(self) -> None:
         cfg = self.runtime.config
-        next_claim = next_promote = next_cancel_poll = next_forget = 0.0
+        next_claim = next_promote = next_forget = 0.0
         next_reap = time.monotonic() + cfg["worker.reap_interval"]  # Runtime.start reaped once already
         while not self._stopped.wait(0.25):
             now = time.monotonic()
             try:
                 self._check_heartbeat()
-                if now >= next_cancel_poll:
-                    next_cancel_poll = now + 1.0
-                    self._poll_cancels()
                 if self._stopping.is_set():
                     continue
                 if now >= next_promote:
@@ -317,42 +317,3 @@ class Worker:
                           len(still_running))
                 for cancellation in still_running:
                     cancellation.cancel("the worker lost contact with Redis for longer than heartbeat.ttl")
-
-    def _poll_cancels(self) -> None:
-        """Pub/sub messages can be missed (e.g. published before we subscribed): look at the
-        cancel keys of what runs here, too."""
-        with self._lock:
-            running = dict(self._running)
-        if not running:
-            return
-        store = self.runtime.store
-        with store.guard():
-            pipe = store.redis.pipeline(transaction=False)
-            for execution_id in running:
-                pipe.get(store.keys.cancel(execution_id))
-            reasons = pipe.execute()
-        for (execution_id, cancellation), reason in zip(running.items(), reasons):
-            if reason is not None and not cancellation.is_set:
-                log.info("%s: cancel requested (%s)", execution_id, reason.decode())
-                cancellation.cancel(reason.decode())
-
-    def _listen_for_cancels(self) -> None:
-        store = self.runtime.store
-        while not self._stopped.is_set():
-            try:
-                pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(store.keys.cancel_channel)
-                while not self._stopped.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message and message.get("type") == "message":
-                        execution_id = message["data"].decode()
-                        with self._lock:
-                            cancellation = self._running.get(execution_id)
-                        if cancellation is not None:
-                            reason = self.queue.cancel_requested(execution_id) or "cancelled"
-                            log.info("%s: cancel requested (%s)", execution_id, reason)
-                            cancellation.cancel(reason)
-                pubsub.close()
-            except Exception as exc:  # Redis went away: the cancel-key poll still works; retry
-                log.debug("cancel listener: %s", exc)
-                self._stopped.wait(1.0)

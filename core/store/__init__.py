@@ -3,14 +3,18 @@
 `Store` holds the connection and turns every connection failure into `StoreUnavailable` (never a
 redis-py traceback); each aggregate has a repository that owns every Redis command on it:
 
-    store.records      execution records, the executions index, the live set   (records.py)
-    store.variables    variables per namespace                                  (variables.py)
-    store.owners       owner heartbeats                                         (owners.py)
-    store.acl          Redis ACL users (the sidecar's per-execution credentials) (acl.py)
-    store.logs         log streams                                              (logs.py)
+    store.records      execution records, the executions index, the live set                  (records.py)
+    store.variables    variables per namespace                                                (variables.py)
+    store.owners       owner heartbeats                                                       (owners.py)
+    store.acl          Redis ACL users (the sidecar's per-execution credentials)              (acl.py)
+    store.logs         log streams                                                            (logs.py)
+    store.deployments  deployments, their jobs and scripts, the deploy generation             (deployments.py)
+    store.queue        the queue stream and group, delayed/active sets, dead letters, cancels (queue.py)
+    store.schedules    the schedulers' leader lease, each scheduled job's state               (schedules.py)
 
-Nothing outside this package sends a Redis command (a test checks it). Key layout: `keys.py` and
-docs/architecture.md.
+`probe.py` PINGs a server that may still be starting (the managed Redis). Nothing outside this
+package sends a Redis command (tests/unit/test_store_boundary.py checks it). Key layout: `keys.py`
+and docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -22,10 +26,13 @@ import redis
 from ..config import mask_url
 from ..errors import StoreUnavailable
 from .acl import AclUsers
+from .deployments import Deployments
 from .keys import Keys
 from .logs import LogStreams
 from .owners import Owners
+from .queue import WorkQueue
 from .records import ExecutionRecords
+from .schedules import Schedules
 from .spool import RecordSpool
 from .variables import Variables, validate_variable_key
 
@@ -48,6 +55,9 @@ class Store:
         self.owners = Owners(self)
         self.acl = AclUsers(self)
         self.logs = LogStreams(self)
+        self.deployments = Deployments(self)
+        self.queue = WorkQueue(self)
+        self.schedules = Schedules(self)
 
     @contextmanager
     def guard(self) -> Iterator[None]:

@@ -52,7 +52,7 @@ class Keys:
     def deploy_generation(self) -> str:
         return f"{self.prefix}deploy:generation"
 
-    # --- queue (core/fleet/queue.py) ----------------------------------------------------------------
+    # --- queue (store/queue.py) ---------------------------------------------------------------
     @property
     def queue(self) -> str:
         return f"{self.prefix}queue"
@@ -79,7 +79,7 @@ class Keys:
     def owner_pattern(self) -> str:
         return f"{self.prefix}owner:*"
 
-    # --- scheduler (core/fleet/scheduler.py) --------------------------------------------------------
+    # --- schedules (store/schedules.py) -------------------------------------------------------
     @property
     def scheduler_lease(self) -> str:
         return f"{self.prefix}scheduler:leader"

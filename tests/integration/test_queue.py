@@ -39,7 +39,7 @@ def test_three_workers_run_sixty_jobs_exactly_once(qcli, qruntime, processes, tm
     assert sorted(s for s in starts.close() if s in ids) == sorted(ids)  # (other tests may share the engine)
     owners = {r["owner"] for r in records}
     assert len(owners) >= 2, f"one worker did everything: {owners}"
-    assert owners <= {h["owner"] for h in queue.heartbeats() if h["kind"] == "worker"}
+    assert owners <= {h["owner"] for h in qruntime.store.owners.heartbeats() if h["kind"] == "worker"}
     # Everything acknowledged (after each job's cleanup): the stream holds nothing, nothing is pending.
     wait_for(lambda: (lambda s: (s["length"], s["pending"]) == (0, 0))(queue.stats()), 30,
              "every entry to be acknowledged", logs=processes.logs)

@@ -180,29 +180,24 @@ def _ensure_redis_locked(client, *, image, name, network, volume, port, state_di
 
 
 def _wait_for_ping(container, *, port: int, password: str, timeout: float, name: str) -> None:
-    import redis
-    import redis.exceptions
+    from ...store.probe import OK, PASSWORD_REFUSED, PASSWORD_REJECTED, ServerProbe
 
     deadline = time.monotonic() + timeout
     delay = 0.01
     next_check = time.monotonic() + 0.5
     last = "no answer"
-    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=1.0,
-                         socket_timeout=2.0)
+    probe = ServerProbe("127.0.0.1", port, password)
     try:
         while True:
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.AuthenticationError:
+            answer = probe.ping()
+            if answer == OK:
+                return
+            if answer == PASSWORD_REJECTED:
                 raise ServiceError(f"the managed Redis '{name}' on 127.0.0.1:{port} refused the stored password",
-                                   hint="stop it (`cronium services stop`) so it is re-created with the stored password") from None
-            except redis.exceptions.ResponseError as exc:
-                if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                    raise ServiceError(f"the managed Redis '{name}' on 127.0.0.1:{port} refused the stored password") from None
-                last = type(exc).__name__
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-                last = type(exc).__name__  # BusyLoadingError is a ConnectionError: AOF still loading
+                                   hint="stop it (`cronium services stop`) so it is re-created with the stored password")
+            if answer == PASSWORD_REFUSED:
+                raise ServiceError(f"the managed Redis '{name}' on 127.0.0.1:{port} refused the stored password")
+            last = answer
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 0.5
@@ -218,7 +213,7 @@ def _wait_for_ping(container, *, port: int, password: str, timeout: float, name:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
     finally:
-        client.close()
+        probe.close()
 
 
 def redis_status(client, *, name: str = DEFAULT_NAME, state_dir: os.PathLike | str | None = None) -> RedisStatus:
@@ -236,17 +231,15 @@ def redis_status(client, *, name: str = DEFAULT_NAME, state_dir: os.PathLike | s
     healthy = None
     ours = owned(container)
     if ours and running and state_dir is not None and host_port and password_path(state_dir).is_file():
-        import redis
+        from ...store.probe import OK, ServerProbe
 
-        password = password_path(state_dir).read_text().strip()
-        r = redis.Redis(host="127.0.0.1", port=host_port, password=password, socket_connect_timeout=1.0,
-                        socket_timeout=2.0)
+        probe = ServerProbe("127.0.0.1", host_port, password_path(state_dir).read_text().strip())
         try:
-            healthy = bool(r.ping())
+            healthy = probe.ping() == OK
         except Exception:
             healthy = False
         finally:
-            r.close()
+            probe.close()
     return RedisStatus(
         name=name, exists=True, running=running, state=container.status, container_id=container.id,
         image=attrs.get("Image"), host_port=host_port,

@@ -1,4 +1,5 @@
-"""Unit tests of the queue's pure parts (cron, deployment files, metrics format): no Docker, no Redis."""
+"""Unit tests of the queue's pure parts (cron, deployment files, metrics format, the cancel watcher):
+no Docker, no Redis."""
 from __future__ import annotations
 
 import pytest
