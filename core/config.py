@@ -438,6 +438,11 @@ def _cross_checks(cfg: Config) -> None:
         if cfg[key] < 1:
             raise ConfigError("bad value", source=cfg.source(key), key=key, expected="a whole number >= 1",
                               found=cfg[key])
+    if cfg["plugins_dir"] and not Path(cfg["plugins_dir"]).expanduser().is_dir():
+        raise ConfigError(f"the plugins directory '{cfg['plugins_dir']}' does not exist or is not a directory",
+                          source=cfg.source("plugins_dir"), key="plugins_dir",
+                          hint="create it, or set plugins_dir (CRONIUM_PLUGINS_DIR, --plugins-dir) to the folder "
+                               "holding your plugin files, or to \"\" for none")
     if not 0 <= cfg["metrics.port"] <= 65535:
         raise ConfigError("bad value", source=cfg.source("metrics.port"), key="metrics.port",
                           expected="a TCP port (0 = off)", found=cfg["metrics.port"])

@@ -48,16 +48,21 @@ class ConfigError(UsageError):
 
 
 class PluginLoadError(CroniumError):
-    """A plugin entry point could not be imported or registered."""
+    """A plugin entry point, or a file of the plugins directory (`path`), could not be imported."""
 
-    def __init__(self, entry_point: str, distribution: str, reason: str):
-        super().__init__(
-            f"plugin entry point '{entry_point}' from distribution '{distribution}' failed to load: {reason}",
-            hint=f"fix or uninstall '{distribution}', or disable it with CRONIUM_DISABLE_PLUGINS={entry_point.split('=')[0].strip()}",
-        )
+    def __init__(self, entry_point: str, distribution: str, reason: str, *, path: str | None = None):
+        name = entry_point.split('=')[0].strip()
+        if path is None:
+            message = f"plugin entry point '{entry_point}' from distribution '{distribution}' failed to load: {reason}"
+            hint = f"fix or uninstall '{distribution}', or disable it with CRONIUM_DISABLE_PLUGINS={name}"
+        else:
+            message = f"plugin file '{path}' of the plugins directory failed to load: {reason}"
+            hint = f"fix or remove the file, or disable it with CRONIUM_DISABLE_PLUGINS={name}"
+        super().__init__(message, hint=hint)
         self.entry_point = entry_point
         self.distribution = distribution
         self.reason = reason
+        self.path = path
 
 
 class PluginValidationError(CroniumError):

@@ -229,7 +229,7 @@ class Orchestrator:
         cancel.raise_if_set("setup")
 
         with self._phase(run, "job", events):
-            sinks = [s for _, s in contributions(pm, "log_sinks", execution=ex, runtime=rt)]
+            sinks = contributions(pm, "log_sinks", execution=ex, runtime=rt)
             run.pump = LogPump(run.handle.chunks(), sinks, max_line=rt.config["logs.max_line_bytes"],
                                on_sink_error=lambda name, exc: run.warnings.append(f"log sink {name} failed: {exc}"))
             run.pump.start()
@@ -336,8 +336,7 @@ class Orchestrator:
         return _PhaseTimer(run, name, events)
 
     def _options(self, ex: ExecutionInfo, role: str) -> ContainerOptions:
-        contribs = [c for _, c in contributions(self.runtime.pm, "container_options", execution=ex, role=role,
-                                                 runtime=self.runtime)]
+        contribs = contributions(self.runtime.pm, "container_options", execution=ex, role=role, runtime=self.runtime)
         merged = merge_options(contribs)
         require_security(merged, role)
         return merged

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .config import Config, load_config, state_dir
 from .errors import EngineUnavailable
 from .model import new_owner_id
-from .plugins import CroniumPluginManager, create_plugin_manager, notify
+from .plugins import CroniumPluginManager, Hooks, notify, plugin_manager_for
 
 if TYPE_CHECKING:
     import docker
@@ -52,7 +52,7 @@ class Runtime:
     def __init__(self, config: Config | None = None, *, pm: CroniumPluginManager | None = None,
                  owner: str | None = None, console: bool = False, warm_pool: bool = False):
         self.config = config or load_config()
-        self.pm = pm or create_plugin_manager(self.config["plugins.disabled"])
+        self.pm = pm or plugin_manager_for(self.config)
         self.owner = owner or new_owner_id()
         #: True when job output should also go to this process's terminal.
         self.console = console
@@ -63,6 +63,11 @@ class Runtime:
         self._lock = threading.Lock()
         self._started = False
         self._gates: dict[str, threading.BoundedSemaphore] = {}
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        """Typed calls of every hook on `pm` (see `cronium.core.plugins.Hooks`)."""
+        return Hooks(self.pm)
 
     @cached_property
     def docker(self) -> "docker.DockerClient":

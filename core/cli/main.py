@@ -64,12 +64,12 @@ class CroniumGroup(click.Group):
         if CroniumGroup._plugins_loaded:
             return
         CroniumGroup._plugins_loaded = True
-        from cronium.core.config import load_config
-        from cronium.core.plugins import create_plugin_manager
+        from cronium.core.plugins import Hooks, plugin_manager_for
 
-        app = ctx.obj if isinstance(ctx.obj, AppContext) else None
-        disabled = app.config["plugins.disabled"] if app else load_config()["plugins.disabled"]
-        create_plugin_manager(disabled).hook.register_commands(cli=self)
+        # Click resolves the command before the group's callback sets ctx.obj: read the global
+        # options (--config, --set, --plugins-dir) from the parsed parameters then.
+        app = ctx.obj if isinstance(ctx.obj, AppContext) else _app_context(ctx.params)
+        Hooks(plugin_manager_for(app.config)).register_commands(cli=self)
 
     def get_command(self, ctx: click.Context, name: str):
         command = super().get_command(ctx, name)
@@ -106,8 +106,11 @@ class CroniumGroup(click.Group):
 @click.option("--debug", is_flag=True, envvar="CRONIUM_DEBUG", help="Show tracebacks for errors.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override a config key for this command (highest precedence), e.g. --set logs.file=false.")
+@click.option("--plugins-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Also load every *.py file in DIR as a plugin (config key plugins_dir, CRONIUM_PLUGINS_DIR).")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tuple[str, ...],
+        plugins_dir: str | None) -> None:
     """cronium runs untrusted job scripts in Docker containers, each with its own network, a
     runtime-API sidecar and a token scoped to that one execution.
 
@@ -116,7 +119,15 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tupl
       make setup                 # engine, venv, images, managed Redis
       cronium run examples/hello.py
     """
-    ctx.obj = AppContext(config_file, debug, _parse_set(settings))
+    ctx.obj = _app_context(ctx.params)
+
+
+def _app_context(params: dict[str, Any]) -> AppContext:
+    """The AppContext of the group's parsed global options."""
+    overrides = _parse_set(params.get("settings") or ())
+    if params.get("plugins_dir") is not None:
+        overrides["plugins_dir"] = params["plugins_dir"]
+    return AppContext(params.get("config_file"), bool(params.get("debug")), overrides)
 
 
 def _register_commands() -> None:

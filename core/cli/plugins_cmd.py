@@ -1,4 +1,4 @@
-"""`cronium plugins`: which plugins are installed, where from, which hooks, enabled or not."""
+"""`cronium plugins`: which plugins are loaded, where from, which hooks, enabled or not."""
 from __future__ import annotations
 
 import json
@@ -12,18 +12,19 @@ from .options import json_option
 @json_option()
 @click.pass_obj
 def plugins(app, as_json):
-    """List plugins found through the `cronium` entry-point group (built-in and third-party)."""
-    from cronium.core.plugins import create_plugin_manager
+    """List plugins: built-in, installed (the `cronium` entry-point group) and the files of the
+    plugins directory (plugins_dir, --plugins-dir). Source is `builtin`, the distribution of an
+    installed plugin, or `directory`."""
+    from cronium.core.plugins import SOURCE_DIRECTORY, plugin_manager_for
 
-    pm = create_plugin_manager(app.config["plugins.disabled"])
-    infos = pm.plugin_infos()
+    infos = plugin_manager_for(app.config).plugin_infos()
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
         return
     for info in infos:
         state = "enabled" if info.enabled else "disabled"
-        kind = "built-in" if info.builtin else "third-party"
-        click.echo(f"{info.name:18} {state:9} {kind:11} {info.distribution} {info.version}  ({info.module})")
+        where = info.path if info.source == SOURCE_DIRECTORY else f"{info.version}  ({info.module})"
+        click.echo(f"{info.name:18} {state:9} {info.source:10} {where}")
         click.echo(f"{'':18} hooks: {', '.join(info.hooks) if info.hooks else '(not loaded)'}")
 
 
