@@ -29,7 +29,6 @@ from .model import (
     JobSpec,
     Status,
 )
-from .plugins import contributions, notify, notify_or_raise, provide
 from .record import new_record
 from .runtime import Runtime
 from .spec import resolve, script_file_name
@@ -194,16 +193,16 @@ class Orchestrator:
 
     # --- phases ----------------------------------------------------------------------------
     def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[Status, int | None]:
-        rt, pm, ex = self.runtime, self.runtime.pm, run.execution
+        rt, hooks, ex = self.runtime, self.runtime.hooks, run.execution
 
         with self._phase(run, "token", events):
-            run.token = provide(pm, "issue_token", execution=ex, runtime=rt)
-            notify_or_raise(pm, "token_issued", execution=ex, claims=run.token.claims)
+            run.token = hooks.issue_token(execution=ex, runtime=rt)
+            hooks.strict.token_issued(execution=ex, claims=run.token.claims)
         cancel.raise_if_set("setup")
 
         with self._phase(run, "network", events):
-            network = provide(pm, "create_network", execution=ex, runtime=rt, resources=run.resources)
-            notify_or_raise(pm, "network_created", execution=ex, network=network)
+            network = hooks.create_network(execution=ex, runtime=rt, resources=run.resources)
+            hooks.strict.network_created(execution=ex, network=network)
         cancel.raise_if_set("setup")
 
         with self._phase(run, "sidecar", events):
@@ -213,30 +212,30 @@ class Orchestrator:
             # Boot the sidecar and create + start the job container at the same time; the job
             # container waits for its script until the sidecar is ready (handle.release()).
             sidecar_future = run.sidecar_future = self._pool.submit(
-                provide, pm, "launch_sidecar", execution=ex, network=network, token=run.token,
+                hooks.launch_sidecar, execution=ex, network=network, token=run.token,
                 options=sidecar_options, runtime=rt, resources=run.resources)
             try:
-                run.handle = provide(pm, "start_job", execution=ex, network=network, launch=launch,
-                                     runtime=rt, resources=run.resources)
+                run.handle = hooks.start_job(execution=ex, network=network, launch=launch, runtime=rt,
+                                             resources=run.resources)
                 run.handle.start()
             except BaseException:
                 # Let the sidecar launch finish so that what it created is registered for cleanup.
                 sidecar_future.exception()
                 raise
             sidecar = sidecar_future.result()
-            notify_or_raise(pm, "sidecar_started", execution=ex, sidecar=sidecar)
+            hooks.strict.sidecar_started(execution=ex, sidecar=sidecar)
         run.timings["sidecar_ready"] = sidecar.ready_seconds
         cancel.raise_if_set("setup")
 
         with self._phase(run, "job", events):
-            sinks = contributions(pm, "log_sinks", execution=ex, runtime=rt)
+            sinks = hooks.log_sinks(execution=ex, runtime=rt)
             run.pump = LogPump(run.handle.chunks(), sinks, max_line=rt.config["logs.max_line_bytes"],
                                on_sink_error=lambda name, exc: run.warnings.append(f"log sink {name} failed: {exc}"))
             run.pump.start()
             run.handle.release()
             run.job_started_at = time.time()
             self._record(run, {"status": Status.RUNNING, "started_at": run.job_started_at}, only_if=Status.PENDING)
-            notify_or_raise(pm, "job_started", execution=ex, container_id=run.handle.container_id, runtime=rt)
+            hooks.strict.job_started(execution=ex, container_id=run.handle.container_id, runtime=rt)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
         if outcome == "timed_out":
@@ -271,13 +270,13 @@ class Orchestrator:
                            "timings": result.timings, "error": result.error or "",
                            "error_phase": result.error_phase or "", "log_lines": result.log_lines,
                            "warnings": run.warnings})
-        for name, exc in notify(rt.pm, "job_finished", execution=ex, result=result, runtime=rt):
+        for name, exc in rt.hooks.job_finished(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
             on_result(result)
         self._cleanup(run, events)
         result = replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
-        for name, exc in notify(rt.pm, "cleanup", execution=ex, result=result, runtime=rt):
+        for name, exc in rt.hooks.cleanup(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
         self._record(run, {"timings": run.timings, "warnings": run.warnings})
         if run.spooled:
@@ -336,7 +335,7 @@ class Orchestrator:
         return _PhaseTimer(run, name, events)
 
     def _options(self, ex: ExecutionInfo, role: str) -> ContainerOptions:
-        contribs = contributions(self.runtime.pm, "container_options", execution=ex, role=role, runtime=self.runtime)
+        contribs = self.runtime.hooks.container_options(execution=ex, role=role, runtime=self.runtime)
         merged = merge_options(contribs)
         require_security(merged, role)
         return merged
