@@ -247,9 +247,9 @@ def reap_orphans(judge, dry_run, report, runtime):
         resource you find, as late as possible — right before removing it: `judge.verdict(labels)`
         for a resource that carries the execution's labels, `judge.verdict_for(execution_id)` for
         one that carries none (judged by the execution's record). A verdict is true when the
-        resource is orphaned (its owner died, or its deadline passed, or it is selected);
-        `verdict.reason` says why. It is never true for this process's own resources nor for
-        another installation's.
+        resource is orphaned (its owner died, or its deadline passed, or it belongs to the one
+        execution the judgement selects); `verdict.reason` says why. A sweep never condemns the
+        sweeping process's own resources nor another installation's.
     :param dry_run: True: remove nothing; report what would be removed.
     :param report: the sweep's `cronium.core.reaper.ReapReport`. Append `"<kind> <name>"` to
         `report.removed` for each resource removed (or, in a dry run, that would be), to
