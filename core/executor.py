@@ -16,11 +16,14 @@ class ExitStatus:
 
 
 class JobHandle(Protocol):
-    """A prepared job: created and attached, not yet started.
+    """A prepared job: created and attached, not yet started (what `start_job` returns).
 
     Starting happens in two steps so that the container's start-up overlaps the sidecar's boot
-    while no job code runs before the sidecar is ready: `start()` starts the container, which
-    waits for its secrets and script; `release()` delivers them and the job's own code begins."""
+    while no job code runs before the sidecar is ready: the core calls `start()` right after
+    `start_job`, while the sidecar still boots — the container starts and waits for its secrets and
+    script; once the sidecar is ready and the log reader reads `chunks()`, `release()` delivers them
+    and the job's own code begins. Then `stop()` on timeout or cancel, and `exit_status()` once
+    the output has ended. `cronium.core.testing.ExecutorConformance` tests an implementation."""
 
     container_id: str
 
@@ -32,14 +35,14 @@ class JobHandle(Protocol):
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
         """Raw output in arrival order: (1 = stdout | 2 = stderr, bytes). A `(0, None)` item means
-        "nothing more right now" (the reader flushes its batches). Ends when the job's output
-        closes (the job exited or was stopped)."""
+        "nothing more right now" (the reader flushes its batches). Read from before `release()`,
+        so nothing is missed. Ends when the job's output closes (the job exited or was stopped)."""
 
     def exit_status(self) -> ExitStatus:
         """Once output has ended: the exit code and whether the kernel OOM-killed the job."""
 
     def stop(self, grace: float) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds."""
+        """SIGTERM, then SIGKILL after `grace` seconds. May be called more than once."""
 
 
 #: Security settings the core requires in the merged options of every container, with a check.

@@ -10,6 +10,8 @@ Two kinds of hooks:
 - **Notifications** tell every plugin what happened. The core calls every implementation even if
   one raises, and reports all failures together, naming the plugins (see `core/plugins.py`).
   Notifications return nothing.
+- **Reaping** (`reap_orphans`, last) is dispatched like a notification but outside any execution:
+  every plugin finds and removes its own orphans; the core only judges what is orphaned.
 
 Arguments are always passed by keyword; a hook's arguments may grow but are never renamed. Payloads
 are frozen dataclasses from `cronium.core.model`. No hook ever receives the execution token or a
@@ -170,15 +172,21 @@ def log_sinks(execution, runtime):
 
 @hookspec(firstresult=True)
 def start_job(execution, network, launch, runtime, resources):
-    """Provider (firstresult): the executor. Create the job container, attach to its output,
-    deliver the script, start it.
+    """Provider (firstresult): the executor. Create the job, attached to its output but not
+    started, and return a handle the core drives.
 
-    Called once the network exists, while the sidecar is still starting (the two run in
-    parallel); the core starts the job (`handle.start()`) only after `sidecar_started`. The
-    built-in `docker_executor` plugin creates `cronium-job-<execution>` on the job network only,
-    attaches to stdin/stdout/stderr before it starts (so no output can be missed), and on start
-    writes the secret env block and the script to its stdin. An executor for another engine
-    (Kubernetes, Nomad) implements this hook (and `create_network`/`launch_sidecar`) in a plugin.
+    Called once the network exists, while the sidecar is still booting (`launch_sidecar` runs on
+    another thread at the same time). Right after this hook returns, still while the sidecar boots,
+    the core calls `handle.start()`: the job's container starts and waits for its secrets and
+    script, running none of the job's code. Once `sidecar_started` has fired and the log reader
+    reads `handle.chunks()`, the core calls `handle.release()`: the secret env and the script are
+    delivered and the job's code — and its timeout — start. Then `handle.stop(grace)` on timeout or
+    cancel, and `handle.exit_status()` once the output has ended. The built-in `docker_executor`
+    plugin creates `cronium-job-<execution>` on the job network only, attaches to
+    stdin/stdout/stderr before it starts (so no output can be missed), and on release writes the
+    secret env block and the script to its stdin. An executor for another engine (Swarm,
+    Kubernetes) implements this hook (and `create_network`/`launch_sidecar`, and `reap_orphans`
+    for what it creates) in a plugin; `cronium.core.testing.ExecutorConformance` is its test suite.
 
     :param network: `NetworkInfo` of the job network (the only network the job joins).
     :param launch: `JobLaunch` (image, command, env, secret env incl. the token as `Secret`s,
@@ -214,4 +222,38 @@ def cleanup(execution, result, runtime):
     path, including setup errors halfway.
 
     :param result: the final `JobResult` (status "error" when setup failed).
+    """
+
+
+# --- 8. reaping: what no cleanup reached ---------------------------------------------------------
+
+@hookspec
+def reap_orphans(judge, dry_run, report, runtime):
+    """Notification (reaping): find the resources this plugin creates that a crashed or cut-off
+    orchestrator left behind, and remove the orphaned ones. Each plugin reaps only its own kinds
+    (the built-ins: job containers and volumes by `docker_executor`, sidecar containers incl.
+    pooled ones and Redis ACL users by `sidecar`, networks and egress firewall rules by
+    `network`); the core never lists or removes anything itself.
+
+    Called outside any execution: by `cronium gc`, by the background reaper every process starts
+    (`gc.on_start`), every `worker.reap_interval` seconds in a worker, and — with a judgement that
+    selects one execution — by a worker before it runs an execution again whose owner died. Every
+    implementation is called even if one raises (the failure becomes an error of the sweep), in
+    pluggy's order — no order between plugins is promised: a plugin whose resource others depend on
+    copes with them still being there (the built-in `network` plugin detaches the containers still
+    attached to an orphaned network before removing it).
+
+    :param judge: the core's decision (`cronium.core.owners.Judgement`). Ask it about every
+        resource you find, as late as possible — right before removing it: `judge.verdict(labels)`
+        for a resource that carries the execution's labels, `judge.verdict_for(execution_id)` for
+        one that carries none (judged by the execution's record). A verdict is true when the
+        resource is orphaned (its owner died, or its deadline passed, or it belongs to the one
+        execution the judgement selects); `verdict.reason` says why. A sweep never condemns the
+        sweeping process's own resources nor another installation's.
+    :param dry_run: True: remove nothing; report what would be removed.
+    :param report: the sweep's `cronium.core.reaper.ReapReport`. Append `"<kind> <name>"` to
+        `report.removed` for each resource removed (or, in a dry run, that would be), to
+        `report.kept` for each one whose verdict is false, and `"<kind> <name>: <error>"` to
+        `report.errors` for each removal that failed (then carry on with the next one).
+    :return: ignored; everything goes into `report`.
     """

@@ -3,6 +3,7 @@ client, the Redis store. Created once per process; everything is connected lazil
 so that `cronium --help` and friends stay fast."""
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from .plugins import CroniumPluginManager, Hooks, notify, plugin_manager_for
 if TYPE_CHECKING:
     import docker
 
+    from .owners import Heartbeat
     from .store import Store
 
 
@@ -63,6 +65,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._started = False
         self._gates: dict[str, threading.BoundedSemaphore] = {}
+        #: The owner heartbeat (`cronium.core.owners.Heartbeat`) once `start()` ran, else None.
+        self.heartbeat: "Heartbeat | None" = None
 
     @cached_property
     def hooks(self) -> Hooks:
@@ -160,29 +164,32 @@ class Runtime:
             return gate
 
     def start(self, kind: str = "run") -> list[tuple[str, BaseException]]:
-        """Once per process, before its first job: start the owner heartbeat, reap what dead
-        owners left behind (in the background), fire `startup`. Returns plugin failures."""
-        from .reaper import Heartbeat
+        """Once per process, before its first job: start the owner heartbeat (`self.heartbeat`),
+        reap what dead owners left behind (in the background), fire `startup`. Returns plugin
+        failures."""
+        from .owners import Heartbeat
 
         with self._lock:
             if self._started:
                 return []
             self._started = True
-        self._heartbeat = Heartbeat(self, kind)
-        self._heartbeat.start()
+        self.heartbeat = Heartbeat(self, kind)
+        self.heartbeat.start()
         if self.config["gc.on_start"]:
             self._reaper = threading.Thread(target=self._reap_quietly, name="cronium-reaper", daemon=True)
             self._reaper.start()
         return notify(self.pm, "startup", runtime=self)
 
     def _reap_quietly(self) -> None:
+        """Best effort at start-up: `cronium gc` reports errors loudly; here they are only logged
+        at debug level (a `cronium run` must not print them)."""
         from .reaper import reap
 
         try:
             self.flush_spool()
-            self.last_reap = reap(self)
-        except Exception as exc:  # best effort at start-up; `cronium gc` reports errors loudly
-            self.last_reap_error = exc
+            reap(self)
+        except Exception:
+            logging.getLogger("cronium.reaper").debug("background reap failed", exc_info=True)
 
     def close(self) -> None:
         for ext in list(self._extensions.values()):
@@ -193,9 +200,8 @@ class Runtime:
         reaper = self.__dict__.get("_reaper")
         if reaper is not None:
             reaper.join(10)
-        heartbeat = self.__dict__.get("_heartbeat")
-        if heartbeat is not None:
-            heartbeat.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if "docker" in self.__dict__:
             self.docker.close()
         if "store" in self.__dict__:

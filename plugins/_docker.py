@@ -103,29 +103,67 @@ def while_engine_down(action, *, wait: float):
 CLEANUP_WAIT = 120.0
 
 
-def remove_container(client, container_id: str, wait: float = CLEANUP_WAIT) -> None:
-    """Force-remove (kills if running); a container that is already gone is fine."""
+def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
+    """Remove a container (forced: killed if running, with its anonymous volumes), a network or a
+    volume, by id or name; one that is already gone is fine. Retries for up to `wait` seconds while
+    the engine does not answer."""
     from docker.errors import NotFound
 
-    def remove():
+    api = client.api
+    action = {"container": lambda: api.remove_container(ident, force=True, v=True),
+              "network": lambda: api.remove_network(ident),
+              "volume": lambda: api.remove_volume(ident, force=True)}[kind]
+
+    def remove_if_present():
         try:
-            client.api.remove_container(container_id, force=True, v=True)
+            action()
         except NotFound:
             pass
 
-    while_engine_down(remove, wait=wait)
+    while_engine_down(remove_if_present, wait=wait)
 
 
-def remove_network(client, network_id: str, wait: float = CLEANUP_WAIT) -> None:
-    from docker.errors import NotFound
+def labelled(client, kind: str, *labels: str, name: str | None = None) -> list[dict]:
+    """Containers (also stopped ones), networks or volumes carrying every label given (`key` or
+    `key=value`), and whose name contains `name` if given — as the engine lists them, plus a
+    `Name` key for containers (their first name, without the slash)."""
+    filters: dict = {"label": list(labels)}
+    if name:
+        filters["name"] = name
+    api = client.api
+    if kind == "container":
+        found = api.containers(all=True, filters=filters)
+        for c in found:
+            c["Name"] = (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/")
+        return found
+    if kind == "network":
+        return api.networks(filters=filters)
+    return api.volumes(filters=filters).get("Volumes") or []
 
-    def remove():
-        try:
-            client.api.remove_network(network_id)
-        except NotFound:
-            pass
 
-    while_engine_down(remove, wait=wait)
+def reap(client, kind: str, found: list[dict], judge, dry_run: bool, report, *, labels_of=None,
+         remove_one=None) -> None:
+    """The `reap_orphans` chore for engine objects listed by `labelled()`: ask `judge` about each
+    (by its labels, or by `labels_of(item)`), remove the orphaned ones unless `dry_run` (with
+    `remove_one(item)` if given, else `remove()`), and account for each in `report`."""
+    for item in found:
+        if item.get("State") == "removing":
+            continue  # the engine is already removing it
+        what = f"{kind} {item['Name']}"
+        labels = labels_of(item) if labels_of is not None else item.get("Labels") or {}
+        if not judge.verdict(labels):
+            report.kept.append(what)
+            continue
+        if not dry_run:
+            try:
+                if remove_one is not None:
+                    remove_one(item)
+                else:
+                    remove(client, kind, item.get("Id") or item["Name"], wait=0)
+            except Exception as exc:
+                report.errors.append(f"{what}: {exc}")
+                continue
+        report.removed.append(what)
 
 
 _HOST_CONFIG_ARGS = {

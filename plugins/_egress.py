@@ -8,10 +8,13 @@ cloud metadata). Two sets of iptables rules, tagged with the execution id, do th
 - DOCKER-USER (forwarded traffic): let traffic stay inside the job's own bridge (job <-> sidecar),
   drop traffic from the bridge to private and link-local ranges; the rest — the internet — passes.
 
-They need a local engine and root; when they cannot be applied the job refuses to start.
+They need a local engine and root; when they cannot be applied the job refuses to start. They go
+with the job (a registered resource, removed before its network) and, when a crash left them
+behind, with the network plugin's `reap_orphans`.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -72,3 +75,13 @@ def tagged(chain: str, execution_id: str | None = None) -> list[str]:
         return []
     mark = f"cronium:{execution_id}" if execution_id else "cronium:exec_"
     return [line for line in listing.stdout.splitlines() if mark in line]
+
+
+_TAG_RE = re.compile(r"cronium:(exec_[A-Za-z0-9]+)")
+
+
+def tagged_executions() -> list[str]:
+    """The executions that have rules in either chain, sorted."""
+    found = {m.group(1) for chain in ("INPUT", "DOCKER-USER") for line in tagged(chain)
+             for m in [_TAG_RE.search(line)] if m}
+    return sorted(found)

@@ -8,8 +8,10 @@ the job network with the alias `runtime-api`, send the settings — ready in abo
 replacement starts in the background.
 
 Pooled sidecars are this process's resources like any other: labelled `cronium.managed` with this
-process as `cronium.owner` (so the reaper removes them if the process dies), removed when the
-runtime closes, and — once claimed — removed with the job that claimed them.
+process as `cronium.owner` and with this installation's `cronium.installation` (so the sidecar
+plugin's `reap_orphans` removes them if the process dies), removed when the runtime closes, and —
+once claimed — removed with the job that claimed them. Their `cronium.execution` label stays the
+pool name they were created with; a claimed one is known by its name, `cronium-runtime-<execution>`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from typing import Callable
 
 from cronium.plugins import _docker
 
+#: Names of idle pooled sidecars (a claimed one is renamed `cronium-runtime-<execution>`).
+POOL_PREFIX = "cronium-pool-"
 #: Slack added to a pooled sidecar's deadline label (it may wait idle, then serve a long job).
 IDLE_ALLOWANCE = 3600
 
@@ -75,7 +79,7 @@ class SidecarPool:
 
     def _fill_one(self, key: str, create: Callable[[str], str]) -> None:
         container_id = None
-        name = f"cronium-pool-{secrets.token_hex(6)}"
+        name = f"{POOL_PREFIX}{secrets.token_hex(6)}"
         try:
             container_id = create(name)
         except Exception:
@@ -93,7 +97,7 @@ class SidecarPool:
 
     def _remove(self, ident: str) -> None:
         try:
-            _docker.remove_container(self.runtime.docker, ident, wait=30)
+            _docker.remove(self.runtime.docker, "container", ident, wait=30)
         except Exception:
             pass  # the reaper removes it once this process is gone (our owner label)
 
@@ -109,8 +113,8 @@ class SidecarPool:
             t.join(30)
         try:
             # Claimed ones keep the pool label but were renamed (cronium-runtime-<exec>): not these.
-            idle += [c["Id"] for c in self.runtime.docker.api.containers(all=True, filters={
-                "label": [f"cronium.owner={self.runtime.owner}", "cronium.pool"], "name": "cronium-pool-"})]
+            idle += [c["Id"] for c in _docker.labelled(self.runtime.docker, "container", "cronium.pool",
+                                                       f"cronium.owner={self.runtime.owner}", name=POOL_PREFIX)]
         except Exception:
             pass  # engine unreachable: remove what we know of (retried below while it is down)
         for cid in dict.fromkeys(idle):

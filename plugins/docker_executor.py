@@ -6,7 +6,7 @@ sidecar is ready. Secret env values (the execution token first of all) and the s
 stdin: a tiny `/bin/sh` prelude exports `NAME=value` lines up to an empty line, then writes the
 script to the tmpfs work dir and execs the interpreter on it. So neither the token nor the script
 appears in argv, in the container's config or in `docker inspect`, and no host path is mounted (a
-remote engine works the same way).
+remote engine works the same way). `reap_orphans` removes orphaned job containers and volumes.
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def start_job(execution, network, launch, runtime, resources):
         **_docker.host_config_kwargs(options.host_config))
     # Registered before the create call (by name): a create that times out on our side may still
     # complete in the engine.
-    resources.add("container", launch.name, lambda: _docker.remove_container(client, launch.name))
+    resources.add("container", launch.name, lambda: _docker.remove(client, "container", launch.name))
     try:
         created = client.api.create_container(
             launch.image, command=wrap_command(launch.command), name=launch.name, user=options.user,
@@ -120,3 +120,12 @@ def start_job(execution, network, launch, runtime, resources):
     raw = _docker.attach(client, container_id)
     stdin = secret_block(launch.secret_env) + (launch.script or b"")
     return DockerJobHandle(client, container_id, raw, stdin)
+
+
+@hookimpl(trylast=True)
+def reap_orphans(judge, dry_run, report, runtime):
+    """Orphaned job containers, and volumes labelled `cronium.managed`."""
+    client = runtime.docker
+    _docker.reap(client, "container", _docker.labelled(client, "container", "cronium.managed=true", "cronium.role=job"),
+                 judge, dry_run, report)
+    _docker.reap(client, "volume", _docker.labelled(client, "volume", "cronium.managed=true"), judge, dry_run, report)

@@ -5,6 +5,7 @@ keep it off this host and private networks (see `_egress`) — and it takes a sm
 subnet (a /28 by default) out of `network.pool`, so thousands of jobs can run at once instead of
 the ~30 networks Docker's default address pools allow. The bridge gets no IPv4 address on the
 host (`inhibit_ipv4`), so a job cannot reach the Docker host through its own network either.
+`reap_orphans` removes orphaned networks, then the firewall rules of executions whose network is gone.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from docker.types import IPAMConfig, IPAMPool
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
+
+
+def network_name(execution_id: str) -> str:
+    return f"cronium-net-{execution_id}"
 
 
 def candidate_subnets(pool: str, prefix: int, rng: random.Random) -> list[ipaddress.IPv4Network]:
@@ -42,7 +47,7 @@ def create_network(execution, runtime, resources):
     client = runtime.docker
     cfg = runtime.config
     internal = not execution.egress
-    name = f"cronium-net-{execution.execution_id}"
+    name = network_name(execution.execution_id)
     labels = {**execution.labels, "cronium.role": "network"}
     options = {"com.docker.network.bridge.enable_icc": "true"}
     if internal:
@@ -54,7 +59,7 @@ def create_network(execution, runtime, resources):
         options["com.docker.network.bridge.name"] = _egress.bridge_name(execution.execution_id)
     # Registered before the create call: a create that times out on our side may still complete
     # in the engine, and must be removed all the same (by name).
-    resources.add("network", name, lambda: _docker.remove_network(client, name))
+    resources.add("network", name, lambda: _docker.remove(client, "network", name))
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
@@ -86,3 +91,53 @@ def container_options(execution, role):
     if execution.egress:
         return None
     return ContainerOptions(host_config={"DnsOptions": ["timeout:1", "attempts:1"]}, source="network")
+
+
+@hookimpl(trylast=True)
+def reap_orphans(judge, dry_run, report, runtime):
+    """Orphaned networks, then egress firewall rules."""
+    client = runtime.docker
+    found = _docker.labelled(client, "network", "cronium.managed=true", "cronium.role=network")
+    _docker.reap(client, "network", found, judge, dry_run, report,
+                 remove_one=lambda network: _detach_and_remove(client, network["Id"]))
+    if _egress.available() is None:
+        gone_in_dry_run = {n["Name"] for n in found if dry_run and f"network {n['Name']}" in report.removed}
+        for execution in _egress.tagged_executions():
+            _reap_rules(client, execution, judge, dry_run, report, gone_in_dry_run)
+
+
+def _detach_and_remove(client, network_id: str) -> None:
+    """An orphaned network may still have its execution's containers attached (the plugins that
+    reap them may come later in the sweep): detach them, then remove the network."""
+    from docker.errors import NotFound
+
+    try:
+        attached = client.api.inspect_network(network_id).get("Containers") or {}
+    except NotFound:
+        return
+    for container_id in attached:
+        try:
+            client.api.disconnect_container_from_network(container_id, network_id, force=True)
+        except (NotFound, APIError):
+            pass  # gone meanwhile; if it is still attached, the removal below says so
+    _docker.remove(client, "network", network_id, wait=0)
+
+
+def _reap_rules(client, execution: str, judge, dry_run: bool, report, gone_in_dry_run: set[str]) -> None:
+    """Rules are created after their network and removed before it: while the network exists they
+    stay (they still guard it, also when its removal failed); once it is gone they are judged by
+    their execution's record. The network is looked up now, not in a listing taken before the
+    rules were: an egress job that starts during the sweep keeps its rules."""
+    what = f"firewall rules of {execution}"
+    name = network_name(execution)
+    exists = any(n["Name"] == name for n in _docker.labelled(client, "network", "cronium.managed=true", name=name))
+    if (exists and name not in gone_in_dry_run) or not judge.verdict_for(execution):
+        report.kept.append(what)
+        return
+    if not dry_run:
+        try:
+            _egress.remove(execution)
+        except Exception as exc:
+            report.errors.append(f"{what}: {exc}")
+            return
+    report.removed.append(what)

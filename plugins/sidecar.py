@@ -6,6 +6,7 @@ Redis. Its settings — the token's verify key and a Redis URL with a per-execut
 touch only this execution's record and its namespace's variables — go over the attached stdin, so
 `docker inspect` shows neither. Readiness is event-driven: the sidecar prints one ready line when it
 accepts connections; we read it from the attach stream, then confirm with one `GET /health`.
+`reap_orphans` removes orphaned sidecar containers (pooled ones too) and ACL users.
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
+from cronium.core.owners import installation_id
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label, pool_key
 from docker.errors import APIError
 
 ALIAS = "runtime-api"
+#: Name prefix of an execution's sidecar (also of a pooled one once claimed).
+NAME_PREFIX = "cronium-runtime-"
 PORT = 8081
 #: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py).
 SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "select")
@@ -103,7 +107,7 @@ def wait_ready(raw, timeout: float) -> tuple[bool, bytes]:
 @hookimpl(trylast=True)
 def launch_sidecar(execution, network, token, options, runtime, resources):
     client, cfg = runtime.docker, runtime.config
-    name = f"cronium-runtime-{execution.execution_id}"
+    name = f"{NAME_PREFIX}{execution.execution_id}"
     if cfg["redis.sidecar_auth"] == "acl":
         redis_url = _create_acl_user(runtime, execution, resources)
     else:
@@ -117,11 +121,12 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     if runtime.warm_pool and services_network and cfg["sidecar.pool_size"] > 0:
         pool = runtime.extension("sidecar-pool", lambda: SidecarPool(runtime, cfg["sidecar.pool_size"]))
         key = pool_key(image, options.user, options.host_config)
+        installation = installation_id(runtime)
 
         def create_pooled(pool_name: str) -> str:
             labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",
                       "cronium.execution": pool_name, "cronium.deadline": deadline_label(runtime),
-                      "cronium.pool": key, **options.labels}
+                      "cronium.installation": installation, "cronium.pool": key, **options.labels}
             cid = _create(client, image, pool_name, options, labels, host_kwargs, services_network, None)
             client.api.start(cid)
             return cid
@@ -131,16 +136,16 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
         # with this job's own start-up for the CPU.
         pool.refill_later(execution.execution_id, key, create_pooled)
         if warm is not None:
-            resources.add("container", name, lambda: _docker.remove_container(client, warm))
+            resources.add("container", name, lambda: _docker.remove(client, "container", warm))
             try:
                 return _claim(client, warm, name, network, settings, services_network, cfg)
             except PhaseError:
                 # It died while waiting (or could not be claimed): remove it now — it may already
                 # carry this execution's name — and boot a fresh one below.
-                _docker.remove_container(client, warm, wait=10)
+                _docker.remove(client, "container", warm, wait=10)
 
     # Registered before the create call (by name): see the network plugin.
-    resources.add("container", name, lambda: _docker.remove_container(client, name))
+    resources.add("container", name, lambda: _docker.remove(client, "container", name))
     container_id = _create(client, image, name, options, {**execution.labels, **options.labels, "cronium.role": "sidecar"},
                            host_kwargs, network.name, [ALIAS])
     if services_network:
@@ -247,7 +252,7 @@ def job_finished(execution, result, runtime):
     """Record in the execution's record whether the sidecar outlived the job (if it died, the
     job's helper calls failed: the record says so)."""
     try:
-        state = runtime.docker.api.inspect_container(f"cronium-runtime-{execution.execution_id}")["State"]
+        state = runtime.docker.api.inspect_container(f"{NAME_PREFIX}{execution.execution_id}")["State"]
     except APIError:
         return  # never started (setup failed earlier)
     if state.get("Running"):
@@ -271,3 +276,47 @@ def cleanup(execution, runtime):
     pool = runtime.extension_if_present("sidecar-pool")
     if pool is not None:
         pool.refill_now(execution.execution_id)
+
+
+@hookimpl(trylast=True)
+def reap_orphans(judge, dry_run, report, runtime):
+    """Orphaned sidecar containers (pooled ones too) and per-execution Redis ACL users."""
+    client = runtime.docker
+    found = [c for c in _docker.labelled(client, "container", "cronium.managed=true")
+             if (c.get("Labels") or {}).get("cronium.role") == "sidecar" or "cronium.pool" in (c.get("Labels") or {})]
+    _docker.reap(client, "container", found, judge, dry_run, report, labels_of=_labels_for_judging)
+    if runtime.config["redis.sidecar_auth"] == "acl":
+        _reap_acl_users(runtime.store, judge, dry_run, report)
+
+
+def _labels_for_judging(container: dict) -> dict:
+    """A claimed pooled sidecar still carries its pool name as `cronium.execution`: it is judged as
+    the execution its name says it serves."""
+    labels = dict(container.get("Labels") or {})
+    if container["Name"].startswith(NAME_PREFIX):
+        labels["cronium.execution"] = container["Name"].removeprefix(NAME_PREFIX)
+    return labels
+
+
+def _reap_acl_users(store, judge, dry_run, report) -> None:
+    """ACL users carry no labels: each is judged by its execution's record (owner and deadline);
+    one whose execution has no record in this installation's store is not ours and stays."""
+    prefix = store.keys.acl_user("")
+    try:
+        users = store.acl.names(store.keys.acl_user("exec_"))
+    except Exception as exc:
+        if "unknown" not in str(exc).lower():  # a Redis without ACL has no users to reap
+            report.errors.append(f"redis acl users: {exc}")
+        return
+    for user in users:
+        what = f"redis-acl-user {user}"
+        if not judge.verdict_for(user.removeprefix(prefix)):
+            report.kept.append(what)
+            continue
+        if not dry_run:
+            try:
+                store.acl.delete(user)
+            except Exception as exc:
+                report.errors.append(f"{what}: {exc}")
+                continue
+        report.removed.append(what)

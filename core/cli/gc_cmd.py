@@ -13,9 +13,11 @@ from .options import dry_run_option, json_option
 @json_option()
 @click.pass_obj
 def gc(app, dry_run, as_json):
-    """Remove containers, networks and volumes labelled cronium.managed whose owner is gone (its
+    """Remove what crashed orchestrators left behind: every plugin removes its own orphans
+    (containers, networks, volumes, firewall rules, Redis ACL users) whose owner is gone (its
     heartbeat expired, or its process died on this host) or whose deadline passed. Never touches a
-    live job of another process. Executions whose owner died are marked `lost`."""
+    live job of another process, nor another installation's. Executions whose owner died are
+    marked `lost`."""
     from cronium.core.reaper import reap
 
     report = reap(app.runtime(), dry_run=dry_run)

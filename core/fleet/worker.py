@@ -248,9 +248,11 @@ class Worker:
         and the traces of its attempt in the record and the log stream."""
         log.warning("%s runs again: its previous owner %s is gone", execution_id, previous_owner or "?")
         self.metrics.claimed.inc()
-        removed = remove_execution_resources(self.runtime, execution_id)
-        if removed:
-            log.info("%s: removed %s", execution_id, ", ".join(removed))
+        report = remove_execution_resources(self.runtime, execution_id)
+        if report.removed:
+            log.info("%s: removed %s", execution_id, ", ".join(report.removed))
+        for error in report.errors:
+            log.warning("%s: %s", execution_id, error)
         store = self.runtime.store
         store.records.drop_fields(execution_id, ATTEMPT_FIELDS)
         store.logs.delete(execution_id)
@@ -305,7 +307,7 @@ class Worker:
     def _check_heartbeat(self) -> None:
         """Self-fencing: when this worker could not renew its heartbeat for longer than its TTL,
         other workers may take its executions over, so it stops them itself."""
-        heartbeat = getattr(self.runtime, "_heartbeat", None)
+        heartbeat = self.runtime.heartbeat
         if heartbeat is None:
             return
         heartbeat.info.update({"running": len(self._running), "concurrency": self.concurrency})

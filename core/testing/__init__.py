@@ -5,7 +5,10 @@ environment with cronium installed can use them:
 
 - `cronium_redis` — which Redis to use: `{"url", "sidecar_url", "network"}`. The default starts
   (or reuses) cronium's managed Redis; override it in your `conftest.py` to point at your own.
-- `cronium_config` — a `Config` for tests: that Redis, a temporary log directory, overrides.
+- `cronium_overrides` — extra config values (override it in your `conftest.py` or test class).
+- `cronium_flags` — the config values of `cronium_config` (that Redis, a temporary log directory,
+  the overrides), e.g. to start another process with the same configuration.
+- `cronium_config` — a `Config` for tests built from `cronium_flags`.
 - `cronium_runtime` — a `Runtime` on that config (plugins loaded from entry points, as in
   production); closed after the test.
 - `cronium_run` — `cronium_run(script, job_type="python", **spec_fields) -> JobResult`: run one job
@@ -13,18 +16,27 @@ environment with cronium installed can use them:
 - `docker_leftovers` — `docker_leftovers(execution_id=None) -> list[str]`: containers, networks and
   volumes still labelled `cronium.managed` (for one execution — by label or by name —, or any),
   except the idle pooled sidecars the live runtime keeps warm.
+- `docker_inspect` — `docker_inspect(execution_id) -> str`: `docker inspect` of the execution's
+  containers (by label or by name), as JSON text.
 - `hook_recorder` — registers a plugin on `cronium_runtime` that records every notification hook
   as `(hook name, kwargs)` in `hook_recorder.calls`.
+
+`ExecutorConformance` (`conformance.py`) is the executor conformance kit: a test class an executor
+plugin subclasses to run the executor contract against itself.
 
 Nothing here imports docker or redis until a fixture is used.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from ..plugins import hookimpl
+from .conformance import ExecutorConformance
+
+__all__ = ["ExecutorConformance", "HookRecorder"]
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +64,22 @@ def cronium_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def cronium_config(cronium_redis, cronium_overrides, tmp_path):
-    from ..config import load_config
-
-    flags = {
+def cronium_flags(cronium_redis, cronium_overrides, tmp_path) -> dict[str, Any]:
+    """The config values `cronium_config` is built from (JSON-serialisable)."""
+    return {
         "redis.url": cronium_redis["url"],
         "redis.sidecar_url": cronium_redis["sidecar_url"],
         "services.network": cronium_redis["network"],
         "logs.dir": str(tmp_path / "logs"),
         **cronium_overrides,
     }
-    return load_config(flags=flags, use_user_config=False, environ={}, cwd=tmp_path)
+
+
+@pytest.fixture
+def cronium_config(cronium_flags, tmp_path):
+    from ..config import load_config
+
+    return load_config(flags=cronium_flags, use_user_config=False, environ={}, cwd=tmp_path)
 
 
 @pytest.fixture
@@ -112,6 +129,19 @@ def docker_leftovers(cronium_runtime):
         return found
 
     return leftovers
+
+
+@pytest.fixture
+def docker_inspect(cronium_runtime):
+    api = cronium_runtime.docker.api
+
+    def inspect(execution_id: str) -> str:
+        """`docker inspect` of every container labelled for `execution_id` or named after it."""
+        found = api.containers(all=True, filters={"label": f"cronium.execution={execution_id}"})
+        found += api.containers(all=True, filters={"name": execution_id})
+        return json.dumps([api.inspect_container(c_id) for c_id in sorted({c["Id"] for c in found})])
+
+    return inspect
 
 
 class HookRecorder:

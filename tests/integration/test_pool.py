@@ -93,3 +93,44 @@ def test_close_removes_pooled_sidecars_it_lost_track_of(cronium_runtime, engine)
         "cronium.managed": "true", "cronium.owner": cronium_runtime.owner, "cronium.pool": "test"})
     SidecarPool(cronium_runtime, 2).close()
     assert engine.api.containers(all=True, filters={"name": name}) == []
+
+
+def test_pooled_sidecars_are_reaped_by_their_owner_installation_and_name(cronium_runtime, engine):
+    """Idle pooled sidecars carry a pool name as `cronium.execution`: judged by their owner and
+    installation. A claimed one is known by its name, `cronium-runtime-<execution>`."""
+    import os
+    import socket
+    import subprocess
+
+    from cronium.core.model import new_execution_id
+    from cronium.core.owners import installation_id
+    from cronium.core.reaper import reap, remove_execution_resources
+    from cronium.plugins import _docker
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    dead, alive = f"{socket.gethostname()}.{proc.pid}.dead00", f"{socket.gethostname()}.{os.getpid()}.other0"
+    ours = installation_id(cronium_runtime)
+    execution = new_execution_id()
+    cronium_runtime.store.records.create(execution, {"id": execution, "status": "running", "owner": alive},
+                                         created_at=0)
+
+    def pooled(name: str, owner: str, installation: str) -> str:
+        return engine.api.create_container(cronium_runtime.config["images.sidecar"], name=name, labels={
+            "cronium.managed": "true", "cronium.owner": owner, "cronium.role": "sidecar", "cronium.pool": "test",
+            "cronium.execution": name if name.startswith("cronium-pool-") else "cronium-pool-0123456789ab",
+            "cronium.installation": installation})["Id"]
+
+    orphan = pooled("cronium-pool-00000000dead", dead, ours)
+    foreign = pooled("cronium-pool-0000foreign0", dead, "another-installation")
+    claimed = pooled(f"cronium-runtime-{execution}", alive, ours)
+    try:
+        report = reap(cronium_runtime)
+        assert "container cronium-pool-00000000dead" in report.removed, report
+        assert {"container cronium-pool-0000foreign0", f"container cronium-runtime-{execution}"} <= set(report.kept)
+        assert remove_execution_resources(cronium_runtime, execution).removed == [f"container cronium-runtime-{execution}"]
+        assert [engine.api.containers(all=True, filters={"id": c}) for c in (orphan, claimed)] == [[], []]
+    finally:
+        for container in (orphan, foreign, claimed):
+            _docker.remove(engine, "container", container, wait=0)
+        cronium_runtime.store.records.update(execution, {"status": "succeeded"})

@@ -47,7 +47,7 @@ def test_reference_lists_every_hook_in_lifecycle_order():
     positions = [reference.index(f"#### {name}\n") for name in names]
     assert positions == sorted(positions)
     assert [d.name for d in docgen.hook_docs()] == names
-    assert names[:3] == ["startup", "register_commands", "issue_token"] and names[-1] == "cleanup"
+    assert names[:3] == ["startup", "register_commands", "issue_token"] and names[-2:] == ["cleanup", "reap_orphans"]
 
 
 def test_reference_shows_signature_firstresult_and_docstring():

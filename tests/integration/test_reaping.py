@@ -1,0 +1,102 @@
+"""Reaping through the `reap_orphans` hook, against the real engine, Redis and iptables.
+
+Every object here is created by the test itself, labelled with an owner on this host whose process
+has exited (dead) or with this test process (alive, but not the runtime under test)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+from cronium.core.model import new_execution_id
+
+pytestmark = pytest.mark.integration
+
+HOST = socket.gethostname()
+LIVE_OWNER = f"{HOST}.{os.getpid()}.other0"  # alive (this process), not the runtime under test
+
+
+def dead_owner() -> str:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return f"{HOST}.{proc.pid}.dead00"
+
+
+def labels(execution: str, owner: str, role: str) -> dict:
+    return {"cronium.managed": "true", "cronium.execution": execution, "cronium.owner": owner,
+            "cronium.deadline": str(int(time.time() + 3600)), "cronium.role": role}
+
+
+def record(runtime, execution: str, owner: str, *, age: float = 600) -> None:
+    """A live execution record (older than a heartbeat's TTL, so the record sweep judges it)."""
+    created = time.time() - age
+    runtime.store.records.create(execution, {"id": execution, "status": "running", "owner": owner,
+                                             "created_at": created, "deadline": time.time() + 3600},
+                                 created_at=created)
+
+
+@pytest.fixture
+def network_disabled(cronium_overrides):
+    cronium_overrides["plugins.disabled"] = ["network"]
+
+
+def test_the_reaper_needs_no_plugin_of_a_kind(network_disabled, cronium_runtime, cronium_config, engine):
+    """With the network plugin disabled, an orphaned network is nobody's business: untouched, no
+    error (the record sweep, the core's own, still marks its execution lost). With the plugin
+    enabled, the same network is removed."""
+    from cronium.core.plugins import create_plugin_manager
+    from cronium.core.reaper import reap
+    from cronium.core.runtime import Runtime
+    from cronium.plugins import _docker
+
+    execution, owner = new_execution_id(), dead_owner()
+    record(cronium_runtime, execution, owner)
+    name = f"cronium-net-{execution}"
+    network_id = engine.api.create_network(name, internal=True, labels=labels(execution, owner, "network"))["Id"]
+    try:
+        report = reap(cronium_runtime)
+        assert report.errors == [], report
+        assert not [item for item in report.removed + report.kept if name in item], report
+        assert engine.api.inspect_network(network_id)["Name"] == name
+        assert execution in report.lost
+
+        with_network = Runtime(cronium_config, pm=create_plugin_manager())
+        try:
+            report = reap(with_network)
+        finally:
+            with_network.close()
+        assert f"network {name}" in report.removed, report
+        assert engine.api.networks(filters={"name": name}) == []
+    finally:
+        _docker.remove(engine, "network", network_id, wait=0)
+
+
+def test_firewall_rules_go_with_their_execution_not_with_a_listing(cronium_runtime, engine):
+    """Rules whose network is gone and whose owner died are removed; the rules of a live
+    execution's network stay, whatever else the sweep removes."""
+    from cronium.core.reaper import reap
+    from cronium.plugins import _docker, _egress
+
+    if _egress.available() is not None:
+        pytest.skip(f"no egress firewall here: {_egress.available()}")
+    orphan, live = new_execution_id(), new_execution_id()
+    record(cronium_runtime, orphan, dead_owner())
+    record(cronium_runtime, live, LIVE_OWNER)
+    network_id = engine.api.create_network(f"cronium-net-{live}", internal=True,
+                                           labels=labels(live, LIVE_OWNER, "network"))["Id"]
+    try:
+        _egress.apply(orphan)
+        _egress.apply(live)
+        report = reap(cronium_runtime)
+        assert f"firewall rules of {orphan}" in report.removed, report
+        assert f"firewall rules of {live}" in report.kept, report
+        assert _egress.tagged("INPUT", orphan) == [] and _egress.tagged("DOCKER-USER", orphan) == []
+        assert _egress.tagged("INPUT", live) and _egress.tagged("DOCKER-USER", live)
+        assert orphan in report.lost and live not in report.lost
+    finally:
+        _egress.remove(orphan)
+        _egress.remove(live)
+        _docker.remove(engine, "network", network_id, wait=0)
+        cronium_runtime.store.records.update(live, {"status": "succeeded"})

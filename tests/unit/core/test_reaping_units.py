@@ -1,0 +1,243 @@
+"""Reaping without Docker or Redis: the core's judgement (core/owners.py), `reap()` through the
+`reap_orphans` hook with a third-party plugin, and the network plugin's firewall rules judged at
+removal time (stand-ins for the store and the engine; the real ones are in
+tests/integration/test_reaping.py)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+from cronium.core import hookimpl
+from cronium.core.owners import ExecutionJudgement, SweepJudgement, owner_host_and_pid, pid_alive
+from cronium.core.plugins import create_plugin_manager
+from cronium.core.reaper import ReapReport, reap, remove_execution_resources
+
+HOST = socket.gethostname()
+NOW = 1_000_000.0
+
+
+def dead_owner() -> str:
+    """An owner on this host whose process has exited."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return f"{HOST}.{proc.pid}.dead00"
+
+
+LIVE_OWNER = f"{HOST}.{os.getppid()}.live00"  # our parent process: alive
+
+
+class StandInRecords:
+    def __init__(self, rows: dict[str, dict]):
+        self.rows = rows
+        self.marked: list[tuple[str, str, str]] = []
+
+    def exists(self, execution_id):
+        return execution_id in self.rows
+
+    def values(self, execution_id, names):
+        row = self.rows.get(execution_id, {})
+        return {n: row[n] for n in names if n in row}
+
+    def mark_lost(self, execution_id, *, owner, error, statuses):
+        row = self.rows.get(execution_id)
+        if row is None or row["status"] not in statuses or (owner and row["owner"] != owner):
+            return False
+        row["status"] = "lost"
+        self.marked.append((execution_id, owner, error))
+        return True
+
+    def live(self):
+        return [{"id": i, "status": r["status"], "owner": r["owner"], "created_at": r.get("created_at")}
+                for i, r in self.rows.items() if r["status"] in ("pending", "running")]
+
+
+class StandInOwners:
+    def __init__(self, alive: set[str]):
+        self._alive = alive
+
+    def alive(self, owner):
+        return owner in self._alive
+
+
+class StandInStore:
+    def __init__(self, rows, alive=()):
+        self.records = StandInRecords(rows)
+        self.owners = StandInOwners(set(alive))
+
+
+class StandInRuntime:
+    def __init__(self, config, store, pm=None, owner=f"{HOST}.{os.getpid()}.self00"):
+        self.config, self.store, self.owner = config, store, owner
+        self.pm = pm or create_plugin_manager(entry_points=[])
+        self.sidecar_redis_url = "redis://redis:6379/0"
+
+
+@pytest.fixture
+def runtime(make_config):
+    def make(rows=None, alive=(), pm=None):
+        return StandInRuntime(make_config({"services.network": "cronium-test-services"}),
+                              StandInStore(rows or {}, alive), pm)
+
+    return make
+
+
+def labels(execution: str, owner: str, deadline: float = NOW + 3600, **extra) -> dict:
+    return {"cronium.managed": "true", "cronium.execution": execution, "cronium.owner": owner,
+            "cronium.deadline": str(int(deadline)), **extra}
+
+
+# --- owners ----------------------------------------------------------------------------------
+
+def test_owner_ids_and_pids():
+    assert owner_host_and_pid("web-1.example.1234.abcdef") == ("web-1.example", 1234)
+    assert owner_host_and_pid("nonsense") == ("nonsense", None)
+    assert pid_alive(os.getpid()) is True
+    assert pid_alive(int(dead_owner().split(".")[-2])) is False
+
+
+def test_sweep_judgement_decides_by_owner_deadline_process_and_installation(runtime):
+    dead = dead_owner()
+    rows = {f"exec_{n}": {"owner": LIVE_OWNER, "status": "running"} for n in ("dead", "late", "live", "own")}
+    rt = runtime(rows)
+    judge = SweepJudgement(rt, now=NOW)
+    assert judge.verdict(labels("exec_dead", dead)).reason == "its owner died"
+    assert judge.verdict(labels("exec_late", LIVE_OWNER, deadline=NOW - 1)).reason == "its deadline passed"
+    assert not judge.verdict(labels("exec_live", LIVE_OWNER))
+    assert judge.verdict(labels("exec_own", rt.owner, deadline=NOW - 1)).reason == "owned by this process"
+    # Not this installation's: no record here, or another installation's label.
+    assert not judge.verdict(labels("exec_elsewhere", dead, deadline=NOW - 1))
+    assert not judge.verdict(labels("cronium-pool-1", dead, **{"cronium.installation": "someone-else"}))
+    assert judge.verdict(labels("cronium-pool-2", dead, **{"cronium.installation": judge.installation}))
+    assert sorted(judge.condemned) == ["exec_dead", "exec_late"]  # only executions, for the record sweep
+
+
+def test_verdict_for_a_resource_without_labels_reads_the_record(runtime):
+    dead = dead_owner()
+    judge = SweepJudgement(runtime({"exec_a": {"owner": dead, "status": "running", "deadline": NOW + 60},
+                                    "exec_b": {"owner": LIVE_OWNER, "status": "running", "deadline": NOW + 60}}),
+                           now=NOW)
+    assert judge.verdict_for("exec_a").reason == "its owner died"
+    assert not judge.verdict_for("exec_b")
+    assert not judge.verdict_for("exec_unknown")  # no record: another installation's
+
+
+def test_execution_judgement_selects_one_execution_whoever_owns_it():
+    judge = ExecutionJudgement("exec_a")
+    assert judge.verdict(labels("exec_a", LIVE_OWNER)) and judge.verdict_for("exec_a")
+    assert not judge.verdict(labels("exec_b", dead_owner())) and not judge.verdict_for("exec_b")
+
+
+# --- reap() through the hook -----------------------------------------------------------------
+
+class FakeThings:
+    """A third-party plugin with its own kind of resource ("thing"), reaped through the hook."""
+
+    def __init__(self, things: dict[str, dict]):
+        self.things = things
+        self.calls: list[tuple[object, bool]] = []
+
+    @hookimpl
+    def reap_orphans(self, judge, dry_run, report, runtime):
+        self.calls.append((judge, dry_run))
+        for name, thing_labels in sorted(self.things.items()):
+            if not judge.verdict(thing_labels):
+                report.kept.append(f"thing {name}")
+                continue
+            if not dry_run:
+                del self.things[name]
+            report.removed.append(f"thing {name}")
+
+
+class Broken:
+    @hookimpl
+    def reap_orphans(self):
+        raise RuntimeError("broken plugin")
+
+
+def test_reap_calls_every_plugin_with_the_judgement_and_dry_run(runtime):
+    dead = dead_owner()
+    things = {"a": labels("exec_a", dead), "b": labels("exec_b", LIVE_OWNER), "c": labels("pool-c", dead)}
+    plugin = FakeThings(dict(things))
+    pm = create_plugin_manager(entry_points=[])
+    pm.register(Broken(), name="broken")
+    pm.register(plugin, name="things")
+    rt = runtime({"exec_a": {"owner": dead, "status": "running"}, "exec_b": {"owner": LIVE_OWNER, "status": "running"}},
+                 pm=pm)
+
+    dry = reap(rt, dry_run=True, now=NOW)
+    assert isinstance(plugin.calls[0][0], SweepJudgement) and plugin.calls[0][1] is True
+    assert dry.removed == ["thing a", "thing c"] and dry.kept == ["thing b"] and dry.lost == ["exec_a"]
+    assert plugin.things == things and rt.store.records.marked == []  # a dry run changes nothing
+    assert dry.errors == ["plugin broken failed in reap_orphans: RuntimeError: broken plugin"]
+
+    done = reap(rt, now=NOW)
+    assert plugin.calls[1][1] is False
+    assert done.removed == ["thing a", "thing c"] and done.lost == ["exec_a"]
+    assert plugin.things == {"b": things["b"]}
+    assert rt.store.records.marked == [("exec_a", dead, "lost: its owner died")]
+
+
+def test_the_record_sweep_needs_no_plugin(runtime):
+    dead = dead_owner()
+    rt = runtime({"exec_a": {"owner": dead, "status": "running", "created_at": NOW - 600},
+                  "exec_b": {"owner": LIVE_OWNER, "status": "running", "created_at": NOW - 600}})
+    report = reap(rt, now=NOW)
+    assert report.as_dict() == {"removed": [], "lost": ["exec_a"], "kept": [], "errors": [], "dry_run": False}
+
+
+def test_remove_execution_resources_selects_that_execution_only(runtime):
+    plugin = FakeThings({"a": labels("exec_a", LIVE_OWNER), "b": labels("exec_b", dead_owner())})
+    pm = create_plugin_manager(entry_points=[])
+    pm.register(plugin, name="things")
+    report = remove_execution_resources(runtime(pm=pm), "exec_a")
+    assert isinstance(plugin.calls[0][0], ExecutionJudgement)
+    assert report.removed == ["thing a"] and report.kept == ["thing b"] and report.lost == []
+    assert list(plugin.things) == ["b"]
+
+
+# --- firewall rules are judged when they are removed -------------------------------------------
+
+class StandInEngine:
+    """The one engine call the network plugin's reaping makes: `client.api.networks(filters)`,
+    over a list of networks that the test changes."""
+
+    def __init__(self):
+        self.existing: list[dict] = []
+        self.api = self
+
+    def networks(self, filters):
+        def matches(network, label):
+            key, _, value = label.partition("=")
+            return key in network["Labels"] and (not value or network["Labels"][key] == value)
+
+        return [n for n in self.existing if all(matches(n, label) for label in filters.get("label", []))
+                and filters.get("name", "") in n["Name"]]
+
+
+def test_egress_rules_of_a_job_that_starts_during_the_sweep_are_kept(runtime, monkeypatch):
+    from cronium.plugins import _egress, network
+
+    engine = StandInEngine()
+    removed: list[str] = []
+    dead = dead_owner()
+
+    def rules_now():
+        # The sweep listed the networks before this egress job existed; by the time the rules are
+        # listed, its network and then its rules were created.
+        engine.existing.append({"Id": "n1", "Name": "cronium-net-exec_new",
+                                "Labels": {**labels("exec_new", LIVE_OWNER), "cronium.role": "network"}})
+        return ["exec_gone", "exec_new"]
+
+    monkeypatch.setattr(_egress, "available", lambda: None)
+    monkeypatch.setattr(_egress, "tagged_executions", rules_now)
+    monkeypatch.setattr(_egress, "remove", removed.append)
+    rt = runtime({"exec_gone": {"owner": dead, "status": "running"},
+                  "exec_new": {"owner": LIVE_OWNER, "status": "running"}})
+    rt.docker = engine
+    report = ReapReport()
+    network.reap_orphans(judge=SweepJudgement(rt, now=NOW), dry_run=False, report=report, runtime=rt)
+    assert removed == ["exec_gone"]  # its network is gone and its owner died
+    assert report.removed == ["firewall rules of exec_gone"]
+    assert report.kept == ["firewall rules of exec_new"]
