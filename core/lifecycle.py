@@ -31,7 +31,7 @@ from .model import (
 )
 from .record import new_record
 from .runtime import Runtime
-from .spec import resolve, script_file_name
+from .spec import resolve, script_file_name, validate
 
 RUNTIME_API_URL = "http://runtime-api:8081"
 
@@ -160,8 +160,9 @@ class Orchestrator:
         events = events or (lambda phase, state: None)
         cancel = cancel or Cancellation()
         t0 = time.time()
-        spec, execution = resolve(spec, rt.config, owner=rt.owner)
+        validate(spec, rt.config)  # bad input: exit 2 before anything else
         rt.connect()  # Redis and the engine must answer before anything is created
+        spec, execution = resolve(spec, rt.config, owner=rt.owner, installation=rt.installation)
         startup_failures = rt.start()
         run = _Run(execution, spec, ResourceRegistry(), {},
                    [f"plugin {name} failed in startup: {exc}" for name, exc in startup_failures])

@@ -137,7 +137,7 @@ class SweepJudgement:
         self.runtime = runtime
         self.now = time.time() if now is None else now
         self.owners = OwnerCheck(runtime)
-        self.installation = installation_id(runtime)
+        self.installation = runtime.installation
         self.condemned: dict[str, Verdict] = {}
         self._ours: dict[str, bool] = {}
         self._lock = threading.Lock()

@@ -473,3 +473,6 @@ class Hooks:
 
     def cleanup(self, *, execution, result, runtime) -> Failures:
         return self._notify("cleanup", execution=execution, result=result, runtime=runtime)
+
+    def reap_orphans(self, *, judge, dry_run, report, runtime) -> Failures:
+        return self._notify("reap_orphans", judge=judge, dry_run=dry_run, report=report, runtime=runtime)

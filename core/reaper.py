@@ -22,7 +22,6 @@ from typing import Any
 from .errors import StoreUnavailable
 from .model import LIVE_STATUSES
 from .owners import HEARTBEAT_TTL, ExecutionJudgement, Judgement, SweepJudgement
-from .plugins import notify
 
 
 @dataclass
@@ -44,8 +43,7 @@ class ReapReport:
 def reap_through_plugins(runtime: Any, judge: Judgement, *, dry_run: bool) -> ReapReport:
     """Call `reap_orphans` on every plugin with this judgement; a plugin that raises is an error."""
     report = ReapReport(dry_run=dry_run)
-    for name, exc in notify(runtime.pm, "reap_orphans", judge=judge, dry_run=dry_run, report=report,
-                            runtime=runtime):
+    for name, exc in runtime.hooks.reap_orphans(judge=judge, dry_run=dry_run, report=report, runtime=runtime):
         report.errors.append(f"plugin {name} failed in reap_orphans: {type(exc).__name__}: {exc}")
     return report
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .config import Config, load_config, state_dir
 from .errors import EngineUnavailable
 from .model import new_owner_id
-from .plugins import CroniumPluginManager, Hooks, notify, plugin_manager_for
+from .plugins import CroniumPluginManager, Hooks, plugin_manager_for
 
 if TYPE_CHECKING:
     import docker
@@ -72,6 +72,14 @@ class Runtime:
     def hooks(self) -> Hooks:
         """Typed calls of every hook on `pm` (see `cronium.core.plugins.Hooks`)."""
         return Hooks(self.pm)
+
+    @cached_property
+    def installation(self) -> str:
+        """This installation's id (`cronium.core.owners.installation_id`), labelled on everything
+        its executions create, so that a reaper touches only its own installation's objects."""
+        from .owners import installation_id
+
+        return installation_id(self)
 
     @cached_property
     def docker(self) -> "docker.DockerClient":
@@ -178,7 +186,7 @@ class Runtime:
         if self.config["gc.on_start"]:
             self._reaper = threading.Thread(target=self._reap_quietly, name="cronium-reaper", daemon=True)
             self._reaper.start()
-        return notify(self.pm, "startup", runtime=self)
+        return self.hooks.startup(runtime=self)
 
     def _reap_quietly(self) -> None:
         """Best effort at start-up: `cronium gc` reports errors loudly; here they are only logged

@@ -188,9 +188,16 @@ class Resolved(NamedTuple):
     execution: ExecutionInfo
 
 
-def resolve(spec: JobSpec, config: Config, *, owner: str, now: float | None = None) -> Resolved:
-    """Validate (raise-first) and resolve once: defaults, profile, clamped resources, deadline, labels."""
+def validate(spec: JobSpec, config: Config) -> None:
+    """Raise the first problem of `spec` as a `UsageError` (exit 2): nothing has been created."""
     check(spec, config, Problems(raise_first=True))
+
+
+def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = "",
+            now: float | None = None) -> Resolved:
+    """Validate (raise-first) and resolve once: defaults, profile, clamped resources, deadline,
+    labels (with `cronium.installation` when `installation` is given)."""
+    validate(spec, config)
     spec = replace(spec, timeout=float(spec.timeout if spec.timeout is not None else config["timeout"]),
                    profile=spec.profile or config["profile"], namespace=spec.namespace or config["namespace"])
     profile = config.profile(spec.profile)
@@ -206,6 +213,8 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, now: float | None = No
     job_id = spec.job_id or "adhoc"
     labels = {"cronium.managed": "true", "cronium.execution": execution_id, "cronium.owner": owner,
               "cronium.deadline": str(int(deadline)), "cronium.job": job_id[:63]}
+    if installation:
+        labels["cronium.installation"] = installation
     execution = ExecutionInfo(
         execution_id=execution_id, job_id=job_id, job_name=spec.job_name or job_id, job_type=spec.job_type,
         namespace=spec.namespace, owner=owner, image=spec.image or config[f"images.{spec.job_type}"],

@@ -21,7 +21,6 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
-from cronium.core.owners import installation_id
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label, pool_key
 from docker.errors import APIError
@@ -121,7 +120,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     if runtime.warm_pool and services_network and cfg["sidecar.pool_size"] > 0:
         pool = runtime.extension("sidecar-pool", lambda: SidecarPool(runtime, cfg["sidecar.pool_size"]))
         key = pool_key(image, options.user, options.host_config)
-        installation = installation_id(runtime)
+        installation = runtime.installation
 
         def create_pooled(pool_name: str) -> str:
             labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",

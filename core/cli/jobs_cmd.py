@@ -10,7 +10,13 @@ from cronium.core.errors import CroniumError
 from cronium.core.model import FINAL_STATUSES, Status
 
 from .display import describe_job, human_record, job_lines, record_summary, when
-from .options import input_option, json_option, parse_input, wait_option, wait_timeout_option
+from .options import (
+    input_option,
+    json_option,
+    parse_input,
+    wait_option,
+    wait_timeout_option,
+)
 
 #: Statuses an execution can have, for --status.
 STATUSES = tuple(s.value for s in Status)

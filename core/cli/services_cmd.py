@@ -32,8 +32,8 @@ def services_group():
 @click.pass_obj
 def status(app, as_json):
     """Show whether the managed Redis runs (or which external Redis is configured)."""
-    from cronium.core.host import services
     from cronium.core.config import mask_url
+    from cronium.core.host import services
 
     cfg = app.config
     if not cfg.redis_managed:
@@ -54,8 +54,8 @@ def status(app, as_json):
 @click.pass_obj
 def start(app):
     """Start the managed Redis (idempotent)."""
-    from cronium.core.host import services
     from cronium.core.config import mask_url
+    from cronium.core.host import services
 
     cfg = app.config
     if not cfg.redis_managed:

@@ -5,9 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cronium.core.errors import CroniumError
 from cronium.core.host import images
 from cronium.core.host.images import build, debootstrap, engine, inputs
-from cronium.core.errors import CroniumError
 
 
 def _copy_images_tree(tmp_path: Path) -> Path:

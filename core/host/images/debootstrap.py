@@ -11,7 +11,15 @@ import time
 from pathlib import Path
 
 from .engine import ImageBuildError, Progress, Reporter, get_image
-from .inputs import DEBIAN_MIRROR, DEBIAN_SUITE, LABEL_INPUTS, LABEL_NAME, LABEL_SOURCE, Plan, is_current
+from .inputs import (
+    DEBIAN_MIRROR,
+    DEBIAN_SUITE,
+    LABEL_INPUTS,
+    LABEL_NAME,
+    LABEL_SOURCE,
+    Plan,
+    is_current,
+)
 
 #: debootstrap's per-package lines, grouped into phases for condensed progress.
 _DEBOOTSTRAP_PHASES = {"Retrieving": "downloading", "Validating": "downloading", "Extracting": "extracting",

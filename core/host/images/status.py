@@ -6,7 +6,14 @@ from typing import Mapping
 
 from ...errors import CroniumError
 from .engine import get_image
-from .inputs import IMAGE_NAMES, LABEL_INPUTS, default_tags, image_labels, is_current, make_plan
+from .inputs import (
+    IMAGE_NAMES,
+    LABEL_INPUTS,
+    default_tags,
+    image_labels,
+    is_current,
+    make_plan,
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,12 @@ from click.testing import CliRunner
 from cronium.core.cli import cli
 from cronium.core.cli.main import CroniumGroup
 from cronium.core.errors import ConfigError, PluginLoadError, PluginValidationError
-from cronium.core.plugins import BUILTIN_PLUGINS, create_plugin_manager, notify, plugin_manager_for
+from cronium.core.plugins import (
+    BUILTIN_PLUGINS,
+    create_plugin_manager,
+    notify,
+    plugin_manager_for,
+)
 from docs_examples import python_example
 
 FINISHED = """

@@ -378,8 +378,8 @@ def test_trylast_not_registration_order_decides():
 
 
 def test_builtin_answers_when_the_third_party_declines(stand_in_runtime):
-    from cronium.core.spec import resolve
     from cronium.core.model import IssuedToken, JobSpec
+    from cronium.core.spec import resolve
 
     rt = stand_in_runtime()
     pm = create_plugin_manager(environ={})

@@ -10,8 +10,14 @@ import subprocess
 
 import pytest
 from cronium.core import hookimpl
-from cronium.core.owners import ExecutionJudgement, SweepJudgement, owner_host_and_pid, pid_alive
-from cronium.core.plugins import create_plugin_manager
+from cronium.core.owners import (
+    ExecutionJudgement,
+    SweepJudgement,
+    installation_id,
+    owner_host_and_pid,
+    pid_alive,
+)
+from cronium.core.plugins import Hooks, create_plugin_manager
 from cronium.core.reaper import ReapReport, reap, remove_execution_resources
 
 HOST = socket.gethostname()
@@ -71,7 +77,9 @@ class StandInRuntime:
     def __init__(self, config, store, pm=None, owner=f"{HOST}.{os.getpid()}.self00"):
         self.config, self.store, self.owner = config, store, owner
         self.pm = pm or create_plugin_manager(entry_points=[])
+        self.hooks = Hooks(self.pm)
         self.sidecar_redis_url = "redis://redis:6379/0"
+        self.installation = installation_id(self)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 from cronium.core.config import parse_size
 from cronium.core.errors import SecurityNotApplied
 from cronium.core.executor import REQUIRED_SETTINGS, merge_options, require_security
-from cronium.core.spec import resolve
 from cronium.core.model import JobSpec, Resources
+from cronium.core.spec import resolve
 from cronium.plugins import security
 from cronium.plugins.security import build_options, container_options, load_seccomp
 

@@ -6,8 +6,8 @@ import pickle
 
 import jwt
 import pytest
-from cronium.core.spec import resolve
 from cronium.core.model import IssuedToken, JobSpec, Secret, TokenClaims
+from cronium.core.spec import resolve
 from cronium.plugins.token import AUDIENCE, issue_token
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
