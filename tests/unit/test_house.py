@@ -104,3 +104,11 @@ def test_the_checks_see_the_code():
     assert {"cronium.core.lifecycle", "cronium.core.spec", "cronium.plugins.docker_executor",
             "cronium.sidecar.app"} <= set(MODULES)
     assert "cronium.core.model" in _imports("cronium.core.lifecycle", *MODULES["cronium.core.lifecycle"])
+
+
+def test_every_package_is_in_the_distribution():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name, (path, _) in MODULES.items() if path.name == "__init__.py"}
+    assert found - listed == set()
