@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ConfigError
 from .model import NAMESPACE_RE
+from .terminal import ESCAPE_MODES
 
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -138,6 +139,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "limits.max_timeout": _positive_number,
     "limits.stop_grace": _positive_number,
     "logs.docker_driver": _one_of("none", "json-file", "local"),
+    "logs.terminal_escape": _one_of(*ESCAPE_MODES),
     "heartbeat.ttl": _positive_number,
     "heartbeat.interval": _positive_number,
     "queue.claim_interval": _positive_number,

@@ -7,6 +7,13 @@ stdin: a tiny `/bin/sh` prelude exports `NAME=value` lines up to an empty line, 
 script to the tmpfs work dir and execs the interpreter on it. So neither the token nor the script
 appears in argv, in the container's config or in `docker inspect`, and no host path is mounted (a
 remote engine works the same way). `reap_orphans` removes orphaned job containers and volumes.
+
+The prelude is the container's entrypoint, so the image's own `ENTRYPOINT` never sees the secret
+block on stdin. Container jobs (`--image`) still run the image's entrypoint, after the prelude, as
+docker would: `ENTRYPOINT + command` (the image's `CMD` when there is no command). Script jobs
+ignore the image's entrypoint: they run the interpreter on the script. The container runs with an
+init (`docker-init`) as PID 1, so the job is not PID 1: SIGTERM (timeout, cancel) reaches it with
+its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
 """
 from __future__ import annotations
 
@@ -28,6 +35,19 @@ def wrap_command(command: tuple[str, ...]) -> list[str]:
     if command[:2] == ("/bin/sh", "-c"):
         return ["/bin/sh", "-c", SECRET_PRELUDE + command[2], *command[3:]]
     return ["/bin/sh", "-c", SECRET_PRELUDE + 'exec "$@"', "sh", *command]
+
+
+def job_argv(job_type: str, command: tuple[str, ...], image_config: dict | None) -> list[str]:
+    """What the job container runs: the secret prelude, then — for container jobs — the image's
+    ENTRYPOINT followed by the command (or the image's CMD when there is none), as docker would
+    compose them; script jobs run their command alone (the image's entrypoint is ignored)."""
+    if job_type == "container":
+        config = image_config or {}
+        command = (*(config.get("Entrypoint") or ()), *(command or config.get("Cmd") or ()))
+        if not command:
+            raise PhaseError("job", "the container job has no command, and its image has neither ENTRYPOINT nor CMD",
+                             hint="give a command: cronium run --image IMAGE -- CMD ARGS…")
+    return wrap_command(tuple(command))
 
 
 def secret_block(secret_env) -> bytes:
@@ -100,16 +120,22 @@ class DockerJobHandle:
 def start_job(execution, network, launch, runtime, resources):
     client, cfg = runtime.docker, runtime.config
     options = launch.options
+    # init=True: docker-init is PID 1 and forwards signals, so the job's own process is not PID 1
+    # and a SIGTERM it does not handle ends it (timeout and cancel are prompt).
     host_config = client.api.create_host_config(
-        network_mode=network.name,
+        network_mode=network.name, init=True,
         log_config={"type": cfg["logs.docker_driver"], "config": {}},
         **_docker.host_config_kwargs(options.host_config))
     # Registered before the create call (by name): a create that times out on our side may still
     # complete in the engine.
     resources.add("container", launch.name, lambda: _docker.remove(client, "container", launch.name))
     try:
+        image_config = (client.api.inspect_image(launch.image).get("Config") if execution.job_type == "container"
+                        else None)
+        argv = job_argv(execution.job_type, launch.command, image_config)
+        # The prelude is the entrypoint: the image's own ENTRYPOINT must never get the secret stdin.
         created = client.api.create_container(
-            launch.image, command=wrap_command(launch.command), name=launch.name, user=options.user,
+            launch.image, entrypoint=argv[:2], command=argv[2:], name=launch.name, user=options.user,
             working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
             labels={**execution.labels, **options.labels, "cronium.role": "job"}, host_config=host_config)
     except APIError as exc:

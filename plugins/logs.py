@@ -1,6 +1,8 @@
 """Built-in plugin `logs`: the sinks for job output — terminal, Redis stream, file.
 
-- terminal: stdout to our stdout, stderr to our stderr (in red on a terminal), flushed per batch.
+- terminal: stdout to our stdout, stderr to our stderr (in red on a terminal), flushed per batch;
+  on a terminal, control characters are shown escaped (`cronium.core.terminal`, config
+  `logs.terminal_escape`: `auto`, `always`, `never`); into a pipe or a file, the exact bytes.
 - Redis stream `P logs:<execution>`: one entry per run of lines (fields seq, stream, data,
   partial), approximately trimmed to `logs.redis_max_entries`, closed with an `eof` entry and
   expired after `logs.redis_ttl` seconds.
@@ -17,6 +19,7 @@ from typing import Sequence
 from cronium.core import hookimpl
 from cronium.core.config import state_dir
 from cronium.core.logs import LogBatch
+from cronium.core.terminal import SafeWriter, is_terminal, should_escape
 
 #: Upper bound of the data in one Redis stream entry.
 REDIS_ENTRY_BYTES = 512 * 1024
@@ -25,17 +28,22 @@ REDIS_ENTRY_BYTES = 512 * 1024
 class TerminalSink:
     name = "terminal"
 
-    def __init__(self, out=None, err=None):
-        self.out = out or sys.stdout.buffer
-        self.err = err or sys.stderr.buffer
-        self.color = (err or sys.stderr).isatty() if hasattr(err or sys.stderr, "isatty") else False
+    def __init__(self, out=None, err=None, *, escape: str = "auto"):
+        out = out or sys.stdout.buffer
+        err = err or sys.stderr.buffer
+        self.out = SafeWriter(out, should_escape(out, escape))
+        self.err = SafeWriter(err, should_escape(err, escape))
+        self.color = is_terminal(err)
 
     def write(self, batches: Sequence[LogBatch]) -> None:
         touched = set()
         for b in batches:
             if b.stream == "stderr":
-                data = b.raw()
-                self.err.write(b"\x1b[31m" + data + b"\x1b[0m" if self.color else data)
+                if self.color:
+                    self.err.fh.write(b"\x1b[31m")
+                self.err.write(b.raw())
+                if self.color:
+                    self.err.fh.write(b"\x1b[0m")
                 touched.add(self.err)
             else:
                 self.out.write(b.raw())
@@ -44,8 +52,8 @@ class TerminalSink:
             fh.flush()
 
     def close(self, ok: bool) -> None:
-        self.out.flush()
-        self.err.flush()
+        self.out.close()
+        self.err.close()
 
 
 class FileSink:
@@ -106,7 +114,7 @@ def log_sinks(execution, runtime):
     cfg = runtime.config
     sinks = []
     if runtime.console:
-        sinks.append(TerminalSink())
+        sinks.append(TerminalSink(escape=cfg["logs.terminal_escape"]))
     if cfg["logs.redis"]:
         sinks.append(RedisStreamSink(runtime.store, execution.execution_id,
                                      max_entries=cfg["logs.redis_max_entries"], ttl=cfg["logs.redis_ttl"]))

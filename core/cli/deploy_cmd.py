@@ -7,7 +7,7 @@ import click
 from cronium.core.errors import DeploymentInvalid
 
 from .display import describe_job, job_lines, next_fire, when, when_in
-from .options import dry_run_option, json_option
+from .options import dry_run_option, echo_shown, escape_mode, json_option, raw_option
 
 
 @click.command()
@@ -103,33 +103,40 @@ def list_deployments(app, as_json):
 @click.argument("name")
 @click.option("--source", is_flag=True, help="Print the deployment file as it was deployed.")
 @json_option()
+@raw_option
 @click.pass_obj
-def show_deployment(app, name, source, as_json):
-    """One deployment: file, version, and each job with its schedule, next fire time and policies."""
+def show_deployment(app, name, source, as_json, raw):
+    """One deployment: file, version, and each job with its schedule, next fire time and policies.
+
+    Deployment files may come from a less trusted user: on a terminal, control characters in them
+    are shown escaped unless --raw."""
     from cronium.core.deploy.registry import DeploymentRegistry
 
+    mode = escape_mode(app, raw)
     store = app.runtime().store
     registry = DeploymentRegistry(store)
     meta = registry.meta(name)
     if source:
-        click.echo(registry.source(name), nl=False)
+        echo_shown(registry.source(name), mode, nl=False)
         return
     jobs = [registry.job(j) for j in meta["jobs"]]
-    states = {}
-    for job in jobs:
-        states[job.name] = store.schedules.state(job.name)
+    states = {job.name: store.schedules.state(job.name) for job in jobs}
     if as_json:
-        click.echo(json.dumps({**meta, "jobs": [{**describe_job(j), "schedule_state": states[j.name]} for j in jobs]},
-                              indent=2, ensure_ascii=False))
+        echo_shown(json.dumps({**meta, "jobs": [{**describe_job(j), "schedule_state": states[j.name]} for j in jobs]},
+                              indent=2, ensure_ascii=False), mode)
         return
-    click.echo(f"deployment {meta['name']} (version {meta['version']}, deployed {when(meta['deployed_at'])})")
-    click.echo(f"file       {meta['file']}")
+    echo_shown("\n".join(_deployment_lines(meta, jobs, states)), mode)
+
+
+def _deployment_lines(meta: dict, jobs: list, states: dict) -> list[str]:
+    """`deployments show` as text lines."""
+    lines = [f"deployment {meta['name']} (version {meta['version']}, deployed {when(meta['deployed_at'])})",
+             f"file       {meta['file']}"]
     if meta.get("description"):
-        click.echo(f"about      {meta['description']}")
+        lines.append(f"about      {meta['description']}")
     for job in jobs:
-        click.echo("")
-        for line in job_lines(job):
-            click.echo(line)
+        lines.append("")
+        lines.extend(job_lines(job))
         state = states[job.name]
         if state.get("last_fire"):
             extra = [f"last fire {when(float(state['last_fire']))}"]
@@ -137,7 +144,8 @@ def show_deployment(app, name, source, as_json):
                 extra.append(f"{state['skipped']} skipped (busy)")
             if state.get("missed"):
                 extra.append(f"{state['missed']} missed")
-            click.echo("  scheduler  " + ", ".join(extra))
+            lines.append("  scheduler  " + ", ".join(extra))
+    return lines
 
 
 @deployments.command("remove")

@@ -6,11 +6,13 @@ where the help text depends on the command, the command passes its own.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from cronium.core.errors import UsageError
+from cronium.core.terminal import escape_text, should_escape
 
 
 def json_option(help: str = "Print JSON."):
@@ -26,6 +28,32 @@ def dry_run_option(help: str):
 def quiet_option(help: str):
     """`--quiet`/`-q` (parameter `quiet`)."""
     return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+# --- showing job output (run, logs, deployments show) -------------------------------------------
+
+def raw_option(func):
+    """`--raw` (parameter `raw`): control characters in job output go out as they are, also on a terminal."""
+    return click.option("--raw", is_flag=True,
+                        help="Show control characters (escape sequences) as they are, even on a terminal. "
+                             "Default: shown escaped on a terminal, exact bytes into a pipe or a file "
+                             "(config logs.terminal_escape).")(func)
+
+
+def escape_mode(app, raw: bool) -> str:
+    """The `logs.terminal_escape` mode this command uses: `never` with --raw. Call it before the
+    command's runtime exists, so that the runtime's terminal sink follows --raw as well."""
+    if raw:
+        app.flags["logs.terminal_escape"] = "never"
+        return "never"
+    return app.config["logs.terminal_escape"]
+
+
+def echo_shown(text: str, mode: str, *, err: bool = False, nl: bool = True) -> None:
+    """`click.echo` for text that a job or a deployment file controls: its control characters are
+    escaped (`cronium.core.terminal.escape_text`) when `mode` says so for that stream."""
+    stream = sys.stderr if err else sys.stdout
+    click.echo(escape_text(text) if should_escape(stream, mode) else text, err=err, nl=nl)
 
 
 # --- input and waiting (run, submit, cancel) ---------------------------------------------------

@@ -12,7 +12,7 @@ import click
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
 
-from .options import input_option, json_option, parse_input, quiet_option
+from .options import echo_shown, escape_mode, input_option, json_option, parse_input, quiet_option, raw_option
 
 EXIT_CODE_HELP = (
     "Exit status: the job's own exit code when it ran; 0 succeeded; "
@@ -145,13 +145,15 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
 @json_option("Print one JSON document with the result instead of the summary.")
 @quiet_option("Only the job's output: no status line, no summary.")
+@raw_option
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, secret_env, timeout, memory, cpus, pids, profile,
-        namespace, egress, as_json, quiet):
+        namespace, egress, as_json, quiet, raw):
     """Run SCRIPT (python, bash or node) — or CMD in --image — as one job, and wait for it.
 
     The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
-    its stdout and stderr stream here live. Everything it created is removed when it ends.
+    its stdout and stderr stream here live (on a terminal, control characters shown escaped
+    unless --raw). Everything it created is removed when it ends.
     """
     from cronium.core.lifecycle import Cancellation, Orchestrator
     from cronium.core.model import JobSpec, new_execution_id
@@ -173,6 +175,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
         timeout=timeout, profile=profile, namespace=namespace, egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)
+    mode = escape_mode(app, raw)
     runtime = app.runtime(console=not as_json, warm_pool=False)
     orchestrator = Orchestrator(runtime)
     cancellation = Cancellation()
@@ -181,7 +184,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
 
     def report(result):
         if not as_json and not quiet:
-            click.echo(summary_text(result), err=True)
+            echo_shown(summary_text(result), mode, err=True)
 
     watcher = None
     try:
@@ -202,7 +205,7 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        echo_shown(json.dumps(result.as_dict(), ensure_ascii=False), mode)
     sys.exit(result.cli_exit_code)
 
 
