@@ -10,7 +10,7 @@ remote engine works the same way). `reap_orphans` removes orphaned job container
 
 The prelude is the container's entrypoint, so the image's own `ENTRYPOINT` never sees the secret
 block on stdin. Container jobs (`--image`) still run the image's entrypoint, after the prelude, as
-docker would: `ENTRYPOINT + command` (the image's `CMD` when there is no command). Script jobs
+docker would: `ENTRYPOINT + command` (the command replaces the image's `CMD`). Script jobs
 ignore the image's entrypoint: they run the interpreter on the script. The container runs with an
 init (`docker-init`) as PID 1, so the job is not PID 1: SIGTERM (timeout, cancel) reaches it with
 its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
@@ -39,14 +39,10 @@ def wrap_command(command: tuple[str, ...]) -> list[str]:
 
 def job_argv(job_type: str, command: tuple[str, ...], image_config: dict | None) -> list[str]:
     """What the job container runs: the secret prelude, then — for container jobs — the image's
-    ENTRYPOINT followed by the command (or the image's CMD when there is none), as docker would
-    compose them; script jobs run their command alone (the image's entrypoint is ignored)."""
+    ENTRYPOINT followed by the job's command (which replaces the image's CMD, as with `docker run
+    IMAGE CMD`); script jobs run their command alone (the image's entrypoint is ignored)."""
     if job_type == "container":
-        config = image_config or {}
-        command = (*(config.get("Entrypoint") or ()), *(command or config.get("Cmd") or ()))
-        if not command:
-            raise PhaseError("job", "the container job has no command, and its image has neither ENTRYPOINT nor CMD",
-                             hint="give a command: cronium run --image IMAGE -- CMD ARGS…")
+        command = (*((image_config or {}).get("Entrypoint") or ()), *command)
     return wrap_command(tuple(command))
 
 

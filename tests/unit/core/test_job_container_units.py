@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from cronium.core.errors import PhaseError
 from cronium.plugins.docker_executor import SECRET_PRELUDE, job_argv
 
 SCRIPT_COMMAND = ("/bin/sh", "-c", 'cat > "$1" && exec "$0" "$1"', "python3", "/work/job.py")
@@ -22,14 +21,9 @@ def test_container_job_runs_entrypoint_then_command_after_the_prelude():
     assert argv == ["/bin/sh", "-c", SECRET_PRELUDE + 'exec "$@"', "sh", "/docker-entrypoint.sh", "hello", "world"]
 
 
-def test_container_job_without_command_gets_the_image_cmd():
-    argv = job_argv("container", (), {"Entrypoint": None, "Cmd": ["serve", "--once"]})
-    assert argv[-2:] == ["serve", "--once"]
-
-
-def test_container_job_with_nothing_to_run_is_a_clear_error():
-    with pytest.raises(PhaseError, match="neither ENTRYPOINT nor CMD"):
-        job_argv("container", (), {"Entrypoint": None, "Cmd": None})
+def test_container_job_without_entrypoint_runs_its_command():
+    argv = job_argv("container", ("echo", "hi"), {"Entrypoint": None, "Cmd": ["ignored"]})
+    assert argv == ["/bin/sh", "-c", SECRET_PRELUDE + 'exec "$@"', "sh", "echo", "hi"]
 
 
 def test_a_shell_entrypoint_gets_the_prelude_not_the_secret_block():
