@@ -11,6 +11,7 @@ from cronium.core.model import FINAL_STATUSES, Status
 
 from .display import describe_job, human_record, job_lines, record_summary, when
 from .options import (
+    echo_shown,
     input_option,
     json_option,
     parse_input,
@@ -73,10 +74,11 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
         return
     click.echo(f"{result.execution_id} queued; waiting", err=True)
     rec = _wait_final(store, result.execution_id, wait_timeout)
+    mode = app.config["logs.terminal_escape"]  # the record holds the job's output: escaped on a terminal
     if as_json:
-        click.echo(json.dumps(rec, indent=2, ensure_ascii=False))
+        echo_shown(json.dumps(rec, indent=2, ensure_ascii=False), mode)
     else:
-        click.echo(record_summary(rec), err=True)
+        echo_shown(record_summary(rec), mode, err=True)
     status = rec["status"]
     if status == "succeeded":
         sys.exit(0)

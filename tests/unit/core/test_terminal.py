@@ -125,3 +125,32 @@ def test_terminal_sink_raw_on_a_terminal_passes_exact_bytes():
     sink.write(frame([("stdout", ATTACK + b"\n")]))
     sink.close(ok=True)
     assert out.getvalue() == ATTACK + b"\n"
+
+
+# --- the CLI's text output (run summary, inspect, deployments show, submit --wait) ---------------
+
+def _text_stream(tty: bool):
+    return io.TextIOWrapper(FakeTTY() if tty else io.BytesIO(), encoding="utf-8", write_through=True)
+
+
+@pytest.mark.parametrize("tty, mode, expected", [
+    (True, "auto", "about \\x1b]0;PWNED\\x07 \\u009b2J\n"),
+    (False, "auto", "about \x1b]0;PWNED\x07 \u009b2J\n"),
+    (True, "never", "about \x1b]0;PWNED\x07 \u009b2J\n")])
+def test_echo_shown_escapes_text_on_a_terminal(monkeypatch, tty, mode, expected):
+    from cronium.core.cli.options import echo_shown
+
+    stream = _text_stream(tty)
+    monkeypatch.setattr("sys.stdout", stream)
+    echo_shown("about \x1b]0;PWNED\x07 \u009b2J", mode)
+    assert stream.buffer.getvalue().decode() == expected
+
+
+def test_raw_flag_turns_escaping_off_for_the_runtime_too():
+    from cronium.core.cli.main import AppContext
+    from cronium.core.cli.options import escape_mode
+
+    app = AppContext(None, False, {})
+    assert escape_mode(app, raw=True) == "never"
+    assert app.config["logs.terminal_escape"] == "never"  # what the terminal sink of `run` reads
+    assert escape_mode(AppContext(None, False, {}), raw=False) == "auto"
