@@ -184,7 +184,9 @@ def start_job(execution, network, launch, runtime, resources):
     cancel, and `handle.exit_status()` once the output has ended. The built-in `docker_executor`
     plugin creates `cronium-job-<execution>` on the job network only, attaches to
     stdin/stdout/stderr before it starts (so no output can be missed), and on release writes the
-    secret env block and the script to its stdin. An executor for another engine (Swarm,
+    secret env block and the script to its stdin; the prelude that reads them is the container's
+    entrypoint (an image's own `ENTRYPOINT` runs after it, for container jobs only, and never sees
+    the secrets), and an init is PID 1 so that SIGTERM reaches the job. An executor for another engine (Swarm,
     Kubernetes) implements this hook (and `create_network`/`launch_sidecar`, and `reap_orphans`
     for what it creates) in a plugin; `cronium.core.testing.ExecutorConformance` is its test suite.
 
