@@ -12,9 +12,11 @@ from cronium.core.model import FINAL_STATUSES, Status
 from .display import describe_job, human_record, job_lines, record_summary, when
 from .options import (
     echo_shown,
+    escape_mode,
     input_option,
     json_option,
     parse_input,
+    raw_option,
     wait_option,
     wait_timeout_option,
 )
@@ -155,12 +157,19 @@ def list_jobs(app, job_name, status, limit, as_json):
 @jobs.command("show")
 @click.argument("ident", metavar="EXECUTION|JOB")
 @json_option()
+@raw_option
 @click.pass_obj
-def show_job(app, ident, as_json):
+def show_job(app, ident, as_json, raw):
     """An execution's record with the deployment job it ran (an exec_… id), or a deployed job with
-    its recent executions (a job name)."""
+    its recent executions (a job name). On a terminal, control characters (from the job's output
+    or the deployment file) are shown escaped unless --raw."""
     from cronium.core.deploy.definition import JobDefinition
     from cronium.core.deploy.registry import DeploymentRegistry
+
+    mode = escape_mode(app, raw)
+
+    def echo(text: str = "") -> None:
+        echo_shown(text, mode)
 
     store = app.runtime().store
     registry = DeploymentRegistry(store)
@@ -168,40 +177,40 @@ def show_job(app, ident, as_json):
         rec = store.records.get(ident)
         definition = JobDefinition.from_json(json.dumps(rec["definition"])) if rec.get("definition") else None
         if as_json:
-            click.echo(json.dumps({"execution": rec, "job": describe_job(definition) if definition else None},
-                                  indent=2, ensure_ascii=False))
+            echo(json.dumps({"execution": rec, "job": describe_job(definition) if definition else None},
+                            indent=2, ensure_ascii=False))
             return
         shown = {k: v for k, v in rec.items() if k not in ("definition", "history", "metadata")}
-        click.echo(human_record(shown))
+        echo(human_record(shown))
         if rec.get("input") is not None:
-            click.echo(f"{'input':12} {json.dumps(rec['input'], ensure_ascii=False)}")
+            echo(f"{'input':12} {json.dumps(rec['input'], ensure_ascii=False)}")
         meta = rec.get("metadata") or {}
         if meta:
-            click.echo(f"{'metadata':12} {json.dumps(meta, ensure_ascii=False)}")
+            echo(f"{'metadata':12} {json.dumps(meta, ensure_ascii=False)}")
         for h in rec.get("history") or []:
-            click.echo(f"{'earlier':12} {h['status']} on {h['owner'] or '?'} ({h.get('error') or 'owner died'}), "
-                       f"taken over {when(h['at'])}")
+            echo(f"{'earlier':12} {h['status']} on {h['owner'] or '?'} ({h.get('error') or 'owner died'}), "
+                 f"taken over {when(h['at'])}")
         if definition is not None:
-            click.echo("")
-            click.echo(f"deployment {definition.deployment} ({definition.source}), as enqueued:")
+            echo("")
+            echo(f"deployment {definition.deployment} ({definition.source}), as enqueued:")
             for line in job_lines(definition):
-                click.echo(line)
+                echo(line)
         return
     definition = registry.job(ident)
     recent = [r for r in store.records.latest(1000) if r.get("job_id") == ident][:10]
     if as_json:
-        click.echo(json.dumps({"job": describe_job(definition),
-                               "executions": [{k: r.get(k) for k in ("id", "status", "trigger", "attempt",
-                                                                      "created_at", "finished_at")} for r in recent]},
-                              indent=2, ensure_ascii=False))
+        echo(json.dumps({"job": describe_job(definition),
+                         "executions": [{k: r.get(k) for k in ("id", "status", "trigger", "attempt",
+                                                                "created_at", "finished_at")} for r in recent]},
+                        indent=2, ensure_ascii=False))
         return
-    click.echo(f"deployment {definition.deployment} ({definition.source})")
+    echo(f"deployment {definition.deployment} ({definition.source})")
     for line in job_lines(definition):
-        click.echo(line)
-    click.echo("")
-    click.echo("recent executions:" if recent else "no executions yet")
+        echo(line)
+    echo("")
+    echo("recent executions:" if recent else "no executions yet")
     for r in recent:
-        click.echo(f"  {r['id']}  {r.get('status', '?'):10} {r.get('trigger') or 'run':9} {when(r.get('created_at'))}")
+        echo(f"  {r['id']}  {r.get('status', '?'):10} {r.get('trigger') or 'run':9} {when(r.get('created_at'))}")
 
 
 def register(cli: click.Group) -> None:
