@@ -20,7 +20,7 @@ class ExecutionRecords:
         self.store, self.keys, self.redis = store, store.keys, store.redis
 
     def create(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> None:
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             pipe = self.redis.pipeline()
             pipe.hset(self.keys.execution(execution_id), mapping=encode(fields))
             pipe.zadd(self.keys.executions, {execution_id: created_at})
@@ -28,7 +28,7 @@ class ExecutionRecords:
             pipe.execute()
 
     def update(self, execution_id: str, fields: Mapping[str, Any]) -> None:
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             if "status" not in fields:
                 self.redis.hset(self.keys.execution(execution_id), mapping=encode(fields))
                 return
@@ -74,7 +74,7 @@ class ExecutionRecords:
         args: list[str] = [status, owner, execution_id, str(len(LIVE_STATUSES)), *LIVE_STATUSES]
         for k, v in encode(fields).items():
             args += [k, v]
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             return bool(self.redis.eval(self._GUARDED_UPDATE, 2, self.keys.execution(execution_id),
                                         self.keys.live, *args))
 
