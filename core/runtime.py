@@ -94,7 +94,7 @@ class Runtime:
         return services.ensure_redis(
             self.docker, image=cfg["images.redis"], name=cfg["services.redis_container"],
             network=cfg["services.network"], volume=cfg["services.redis_volume"],
-            port=cfg["services.redis_port"], state_dir=state_dir(),
+            port=cfg["services.redis_port"], state_dir=state_dir(), maxmemory=cfg["services.redis_maxmemory"],
         )
 
     @cached_property

@@ -123,3 +123,37 @@ def test_bad_retention_config_names_the_key(make_config):
         make_config({"retention.max_age": "a while"})
     with pytest.raises(ConfigError, match="logs.max_bytes"):
         make_config({"logs.max_bytes": "lots"})
+
+
+# --- the managed Redis's memory limit -------------------------------------------------------------
+
+def test_managed_redis_config_holds_maxmemory_with_noeviction():
+    from cronium.core.host.services.objects import _config_text
+
+    text = _config_text("pw", 268435456).splitlines()
+    assert "maxmemory 268435456" in text and "maxmemory-policy noeviction" in text
+
+
+@pytest.mark.parametrize("limits, managed, ok", [
+    ({"maxmemory": 268435456, "maxmemory_policy": "noeviction", "used_memory": 1}, True, True),
+    ({"maxmemory": 0, "maxmemory_policy": "noeviction", "used_memory": 1}, True, False),
+    ({"maxmemory": 268435456, "maxmemory_policy": "allkeys-lru", "used_memory": 1}, True, False),
+    ({"maxmemory": 0, "maxmemory_policy": "noeviction", "used_memory": 1}, False, True),
+    ({"maxmemory": 0, "maxmemory_policy": "volatile-lru", "used_memory": 1}, False, False),
+])
+def test_doctor_checks_what_the_server_holds(make_config, limits, managed, ok):
+    from cronium.core.cli.doctor_cmd import memory_check
+
+    cfg = make_config({} if managed else {"redis.url": "redis://127.0.0.1:1/0"})
+    passed, detail, fix = memory_check(cfg, limits)
+    assert passed is ok
+    assert ok or fix
+
+
+def test_store_full_names_the_key_and_the_fix():
+    from cronium.core.errors import StoreFull, StoreUnavailable
+
+    err = StoreFull("cronium:exec:exec_0000000000000001")
+    assert isinstance(err, StoreUnavailable)  # a job's final record is spooled, cleanup still runs
+    assert "cronium:exec:exec_0000000000000001" in str(err) and "full" in str(err)
+    assert "cronium prune" in str(err) and "services.redis_maxmemory" in str(err)
