@@ -104,6 +104,24 @@ def tiny_managed_redis(engine, tmp_path):
         services.remove_redis(engine, **names)
 
 
+def test_a_changed_limit_applies_when_the_managed_redis_is_recreated(tiny_managed_redis, engine, tmp_path):
+    from cronium.core.host import services
+    from cronium.core.store import Store
+
+    names = dict(name=tiny_managed_redis.name, network=tiny_managed_redis.network, port=tiny_managed_redis.port,
+                 volume=f"cronium-test-redis-{tiny_managed_redis.name.rsplit('-', 1)[1]}", state_dir=tmp_path / "state")
+    running = services.ensure_redis(engine, image="cronium/redis:latest", maxmemory="4mb", **names)
+    assert running.action == "reused"  # a running server is never restarted under its jobs
+    services.stop_redis(engine, name=tiny_managed_redis.name)
+    again = services.ensure_redis(engine, image="cronium/redis:latest", maxmemory="4mb", **names)
+    assert again.action == "created"
+    store = Store(again.url)
+    try:
+        assert store.memory_limits()["maxmemory"] == 4 * 1024 * 1024
+    finally:
+        store.close()
+
+
 def test_a_full_redis_is_a_clear_error_naming_the_key(tiny_managed_redis, cli, engine, tmp_path):
     from cronium.core.errors import StoreFull
     from cronium.core.store import Store
