@@ -25,18 +25,20 @@ EXECUTION_ID_RE = re.compile(r"^exec_[0-9a-f]{16}$")
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """`max_age` seconds (0: no age limit), `max_count` executions (0: no count limit)."""
+    """`max_age` seconds (0: no age limit), `max_count` newest executions kept (None: no count
+    limit; 0 keeps none)."""
 
     max_age: float = 0.0
-    max_count: int = 0
+    max_count: int | None = None
 
     @property
     def active(self) -> bool:
-        return self.max_age > 0 or self.max_count > 0
+        return self.max_age > 0 or self.max_count is not None
 
     @classmethod
     def from_config(cls, cfg) -> "RetentionPolicy":
-        return cls(max_age=parse_duration(cfg["retention.max_age"]), max_count=cfg["retention.max_count"])
+        """The configured policy; `retention.max_count` 0 means no count limit there."""
+        return cls(max_age=parse_duration(cfg["retention.max_age"]), max_count=cfg["retention.max_count"] or None)
 
     @classmethod
     def from_options(cls, cfg, older_than: str | None, keep: int | None) -> "RetentionPolicy":
@@ -57,7 +59,7 @@ class RetentionPolicy:
             raise UsageError("--older-than must be more than 0", hint="e.g. --older-than 7d")
         if keep is not None and keep < 0:
             raise UsageError(f"--keep {keep} is negative", hint="give the number of newest executions to keep, e.g. --keep 100")
-        return cls(max_age=age, max_count=keep or 0)
+        return cls(max_age=age, max_count=keep)
 
 
 @dataclass
@@ -83,7 +85,7 @@ def prune(runtime, policy: RetentionPolicy, *, dry_run: bool = False, batch: int
     records, cfg = runtime.store.records, runtime.config
     batch = batch or cfg["retention.batch"] or 500
     before = (now or time.time()) - policy.max_age if policy.max_age else None
-    keep = policy.max_count or None
+    keep = policy.max_count
     pages = 0
     while True:
         ids = records.retention_candidates(created_before=before, keep_newest=keep, offset=offset, limit=batch)

@@ -10,7 +10,7 @@ from .options import dry_run_option, json_option
 
 @click.command()
 @click.option("--older-than", metavar="AGE", help="Remove executions created more than AGE ago (e.g. 7d, 12h, 90m).")
-@click.option("--keep", type=int, metavar="N", help="Keep the newest N executions; remove older finished ones.")
+@click.option("--keep", type=int, metavar="N", help="Keep the newest N executions; remove older finished ones (0: every finished one).")
 @dry_run_option("Only report what would be removed.")
 @json_option()
 @click.pass_obj

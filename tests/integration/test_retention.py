@@ -151,6 +151,17 @@ def test_a_full_redis_is_a_clear_error_naming_the_key(tiny_managed_redis, cli, e
     assert "Traceback" not in err and tiny_managed_redis.password not in err
     label = {"label": "cronium.managed=true"}
     assert engine.api.containers(all=True, filters=label) == [] and engine.api.networks(filters=label) == []
+    # The fix the message names works on the full server: prune frees it (deleting is allowed).
+    pruned = cli("prune", "--keep", "0", "--json", env={"CRONIUM_REDIS_URL": tiny_managed_redis.url,
+                                                         "XDG_STATE_HOME": str(tmp_path / "state-home")})
+    assert pruned.returncode == 0, pruned.stderr.decode()
+    assert len(json.loads(pruned.stdout)["removed"]) == i
+    store = Store(tiny_managed_redis.url)
+    try:
+        store.redis.config_set("maxmemory", str(3 * 1024 * 1024))
+        store.records.create("exec_ffffffffffffffff", {"status": "succeeded"}, created_at=time.time())
+    finally:
+        store.close()
 
 
 # --- retention --------------------------------------------------------------------------------------

@@ -157,3 +157,8 @@ def test_store_full_names_the_key_and_the_fix():
     assert isinstance(err, StoreUnavailable)  # a job's final record is spooled, cleanup still runs
     assert "cronium:exec:exec_0000000000000001" in str(err) and "full" in str(err)
     assert "cronium prune" in str(err) and "services.redis_maxmemory" in str(err)
+
+
+def test_keep_zero_removes_every_finished_one(make_config):
+    rt = Runtime(make_config(), rows(["succeeded", "running", "failed"]))
+    assert prune(rt, RetentionPolicy.from_options(make_config(), None, 0)).removed == [ex(0), ex(2)]
