@@ -162,3 +162,23 @@ def test_store_full_names_the_key_and_the_fix():
 def test_keep_zero_removes_every_finished_one(make_config):
     rt = Runtime(make_config(), rows(["succeeded", "running", "failed"]))
     assert prune(rt, RetentionPolicy.from_options(make_config(), None, 0)).removed == [ex(0), ex(2)]
+
+
+def test_a_full_redis_is_not_waited_for_when_flushing_the_spool(make_config):
+    """Waiting does not free a full Redis (a prune does): the spool is left for later at once."""
+    from cronium.core.errors import StoreFull
+    from cronium.core.runtime import Runtime as RealRuntime
+
+    calls = []
+
+    class FullRecords:
+        def update(self, execution_id, fields):
+            calls.append(execution_id)
+            raise StoreFull(f"cronium:exec:{execution_id}")
+
+    rt = RealRuntime(make_config())
+    rt.__dict__["store"] = type("S", (), {"records": FullRecords()})()
+    rt.spool.put(ex(7), {"status": "succeeded"})
+    assert rt.flush_spool(wait=1.0) is False
+    assert calls == [ex(7)]  # tried once, not retried until the wait is over
+    assert rt.spool.pending() == [ex(7)]  # nothing lost
