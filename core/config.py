@@ -47,6 +47,27 @@ def parse_size(text: str | int) -> int:
     return int(float(number) * SIZE_UNITS[unit.lower()])
 
 
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'7d' -> seconds. Accepts s/m/h/d/w; a bare number is seconds; '' is 0 (no limit)."""
+    if isinstance(text, bool):
+        raise ValueError("not a duration")
+    if isinstance(text, (int, float)):
+        if text < 0 or text != text or text == float("inf"):
+            raise ValueError("not a finite non-negative duration")
+        return float(text)
+    if not str(text).strip():
+        return 0.0
+    m = DURATION_RE.match(str(text))
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    number, unit = m.groups()
+    return float(number) * DURATION_UNITS[unit.lower()]
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a URL like redis://user:secret@host (even one with an unencoded '@')."""
     scheme, sep, rest = url.partition("://")
@@ -85,6 +106,22 @@ def _size(v: Any) -> str:
     except ValueError:
         raise ValueError("a size such as 256m, 1g or 512k") from None
     return str(v)
+
+
+def _duration(v: Any) -> str:
+    try:
+        if not isinstance(v, str):
+            raise ValueError
+        parse_duration(v)
+    except ValueError:
+        raise ValueError("a duration such as 30d, 12h or 90m ('' for none)") from None
+    return v
+
+
+def _count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError("a whole number, 0 or more")
+    return v
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
@@ -140,6 +177,12 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "limits.stop_grace": _positive_number,
     "logs.docker_driver": _one_of("none", "json-file", "local"),
     "logs.terminal_escape": _one_of(*ESCAPE_MODES),
+    "logs.max_bytes": _size,
+    "services.redis_maxmemory": _size,
+    "retention.max_age": _duration,
+    "retention.max_count": _count,
+    "retention.interval": _positive_number,
+    "retention.batch": _count,
     "heartbeat.ttl": _positive_number,
     "heartbeat.interval": _positive_number,
     "queue.claim_interval": _positive_number,

@@ -110,6 +110,21 @@ class StoreUnavailable(CroniumError):
         )
 
 
+class StoreFull(StoreUnavailable):
+    """Redis refused a write because it reached its `maxmemory` (policy `noeviction`). A kind of
+    `StoreUnavailable`, so a job's record is spooled and written once there is room again."""
+
+    def __init__(self, key: str | None):
+        CroniumError.__init__(
+            self,
+            f"the Redis store is full: it refused to write {key or 'a key'} (maxmemory reached, nothing is evicted)",
+            hint="free space with `cronium prune` (finished executions and their logs), or raise the server's "
+                 "maxmemory (the managed Redis: services.redis_maxmemory, applied when `cronium services stop` and "
+                 "`cronium services start` re-create it)",
+        )
+        self.key = key
+
+
 class ImageMissing(CroniumError):
     """A required image is not present on the engine."""
 

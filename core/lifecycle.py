@@ -17,6 +17,7 @@ from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple
 
+from .config import parse_size
 from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable
 from .executor import ExitStatus, JobHandle, merge_options, require_security
 from .logs import LogPump
@@ -231,6 +232,7 @@ class Orchestrator:
         with self._phase(run, "job", events):
             sinks = hooks.log_sinks(execution=ex, runtime=rt)
             run.pump = LogPump(run.handle.chunks(), sinks, max_line=rt.config["logs.max_line_bytes"],
+                               max_bytes=parse_size(rt.config["logs.max_bytes"]),
                                on_sink_error=lambda name, exc: run.warnings.append(f"log sink {name} failed: {exc}"))
             run.pump.start()
             run.handle.release()
@@ -270,7 +272,7 @@ class Orchestrator:
         self._record(run, {"status": result.status, "exit_code": result.exit_code, "finished_at": result.finished_at,
                            "timings": result.timings, "error": result.error or "",
                            "error_phase": result.error_phase or "", "log_lines": result.log_lines,
-                           "warnings": run.warnings})
+                           "logs_truncated": result.logs_truncated, "warnings": run.warnings})
         for name, exc in rt.hooks.job_finished(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
@@ -300,7 +302,8 @@ class Orchestrator:
             execution_id=ex.execution_id, job_id=ex.job_id, status=str(outcome.status), exit_code=outcome.exit_code,
             started_at=ex.created_at, finished_at=finished, timings=dict(run.timings), output=values.get("output"),
             condition=values.get("condition"), error=outcome.error, error_phase=outcome.error_phase,
-            log_lines=run.pump.lines if run.pump else 0, warnings=tuple(run.warnings))
+            log_lines=run.pump.lines if run.pump else 0, warnings=tuple(run.warnings),
+            logs_truncated=bool(run.pump and run.pump.truncated))
 
     def _cleanup(self, run: _Run, events: EventCallback) -> None:
         """Remove everything the execution registered, in reverse order; never raises."""

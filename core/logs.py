@@ -7,16 +7,31 @@ partial, so memory stays bounded under any volume). Lines travel in `LogBatch`es
 consecutive lines of one stream — so a million lines cost a few thousand sink calls, not a million.
 Sinks are called synchronously from the reader thread: a slow sink slows the reader, the engine's
 pipe fills and the job blocks on write (backpressure) instead of cronium buffering without bound.
+`LogBudget` bounds the bytes one execution may store (`logs.max_bytes`): the batch that crosses it
+is cut at the limit, one marker line follows, and the rest of the output is read and dropped so
+the job never blocks on a full pipe (`LogPump.truncated` is then true).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
+from .config import state_dir
 from .model import LogRecord
 
 STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def log_dir(cfg) -> Path:
+    """The file sink's directory: `logs.dir`, or `<state dir>/logs`."""
+    return Path(cfg["logs.dir"]).expanduser() if cfg["logs.dir"] else state_dir() / "logs"
+
+
+def log_file(cfg, execution_id: str) -> Path:
+    """The file sink's file of one execution (written by the logs plugin, removed by retention)."""
+    return log_dir(cfg) / f"{execution_id}.log"
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,53 @@ class LogSink(Protocol):
     def write(self, batches: Sequence[LogBatch]) -> None: ...
 
     def close(self, ok: bool) -> None: ...
+
+
+#: The one line every sink receives when an execution's output passes `logs.max_bytes`.
+TRUNCATION_MARKER = "[cronium] output truncated after {limit} bytes (logs.max_bytes)"
+
+
+class LogBudget:
+    """How many bytes of output an execution may still store; no I/O. `limit` 0 = no limit."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.exhausted = False
+
+    def admit(self, batches: Sequence[LogBatch], next_seq: int) -> list[LogBatch]:
+        """The part of `batches` within the budget; when they cross it, the batch that does is cut
+        at the limit and the marker batch (sequence `next_seq`, stderr) is appended, once. After
+        that, nothing is admitted."""
+        if self.exhausted:
+            return []
+        if not self.limit:
+            return list(batches)
+        out: list[LogBatch] = []
+        for batch in batches:
+            size = sum(len(line) for line in batch.lines) + batch.count - (0 if batch.terminated else 1)
+            if self.used + size <= self.limit:
+                self.used += size
+                out.append(batch)
+                continue
+            head = _cut(batch, self.limit - self.used)
+            if head is not None:
+                out.append(head)
+            self.used, self.exhausted = self.limit, True
+            marker = TRUNCATION_MARKER.format(limit=self.limit).encode()
+            out.append(LogBatch("stderr", next_seq, (marker,), terminated=True))
+            break
+        return out
+
+
+def _cut(batch: LogBatch, room: int) -> LogBatch | None:
+    """The first `room` bytes of `batch` (exactly), or None when room is 0."""
+    data = batch.raw()[:room]
+    if not data:
+        return None
+    terminated = data.endswith(b"\n")
+    lines = (data[:-1] if terminated else data).split(b"\n")
+    return LogBatch(batch.stream, batch.first_seq, tuple(lines), terminated)
 
 
 class LineFramer:
@@ -127,10 +189,12 @@ class LogPump:
     """Runs the reader in a thread: chunks -> framer -> sinks. `done` is set at end of stream."""
 
     def __init__(self, chunks: Iterable[tuple[int, bytes]], sinks: Sequence[LogSink], *,
-                 max_line: int = 65536, on_sink_error: Callable[[str, BaseException], None] | None = None):
+                 max_line: int = 65536, max_bytes: int = 0,
+                 on_sink_error: Callable[[str, BaseException], None] | None = None):
         self._chunks = chunks
         self.sinks = list(sinks)
         self.framer = LineFramer(max_line)
+        self.budget = LogBudget(max_bytes)
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.sink_errors: list[tuple[str, BaseException]] = []
@@ -141,10 +205,16 @@ class LogPump:
     def lines(self) -> int:
         return self.framer.seq
 
+    @property
+    def truncated(self) -> bool:
+        """True once the output passed `max_bytes`: the sinks got the marker and nothing after it."""
+        return self.budget.exhausted
+
     def start(self) -> None:
         self._thread.start()
 
     def _deliver(self, batches: list[LogBatch]) -> None:
+        batches = self.budget.admit(batches, self.framer.seq)
         if not batches:
             return
         for sink in list(self.sinks):
@@ -160,6 +230,8 @@ class LogPump:
         framer = self.framer
         try:
             for stream_id, data in self._chunks:
+                if self.budget.exhausted:
+                    continue  # over logs.max_bytes: drain, so the job never blocks on a full pipe
                 if data is None:  # the executor signals "nothing more right now": flush
                     self._deliver(framer.take())
                     continue

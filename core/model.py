@@ -289,6 +289,8 @@ class JobResult:
     error_phase: str | None = None
     log_lines: int = 0
     warnings: tuple[str, ...] = ()
+    #: True when the output passed `logs.max_bytes` and the sinks stored only that much.
+    logs_truncated: bool = False
 
     @property
     def duration(self) -> float:
@@ -310,6 +312,7 @@ class JobResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "output": self.output, "condition": self.condition, "error": self.error,
             "error_phase": self.error_phase, "log_lines": self.log_lines, "warnings": list(self.warnings),
+            "logs_truncated": self.logs_truncated,
         }
 
 

@@ -18,7 +18,7 @@ from .model import Status, dumps
 
 #: Fields holding JSON.
 JSON_FIELDS = frozenset({"spec", "timings", "input", "output", "condition", "context", "warnings", "metadata",
-                         "definition", "history"})
+                         "definition", "history", "logs_truncated"})
 #: Fields holding a unix time (or another float).
 NUMBER_FIELDS = frozenset({"created_at", "started_at", "finished_at", "deadline", "queued_at", "claimed_at",
                            "not_before", "scheduled_for"})
@@ -26,7 +26,7 @@ NUMBER_FIELDS = frozenset({"created_at", "started_at", "finished_at", "deadline"
 INT_FIELDS = frozenset({"exit_code"})
 #: Fields of one attempt: dropped when a worker runs the execution again after its owner died.
 ATTEMPT_FIELDS = ("started_at", "finished_at", "exit_code", "timings", "output", "condition", "log_lines",
-                  "warnings", "sidecar_state", "followups")
+                  "logs_truncated", "warnings", "sidecar_state", "followups")
 
 
 def encode(fields: Mapping[str, Any]) -> dict[str, str]:

@@ -94,7 +94,7 @@ class Runtime:
         return services.ensure_redis(
             self.docker, image=cfg["images.redis"], name=cfg["services.redis_container"],
             network=cfg["services.network"], volume=cfg["services.redis_volume"],
-            port=cfg["services.redis_port"], state_dir=state_dir(),
+            port=cfg["services.redis_port"], state_dir=state_dir(), maxmemory=cfg["services.redis_maxmemory"],
         )
 
     @cached_property
@@ -135,16 +135,19 @@ class Runtime:
         return RecordSpool(state_dir() / "spool")
 
     def flush_spool(self, wait: float = 0.0) -> bool:
-        """Write spooled records to Redis, retrying for up to `wait` seconds. True when none is left."""
+        """Write spooled records to Redis, retrying for up to `wait` seconds while it does not
+        answer (not while it is full: that needs a prune first). True when none is left."""
         import time
 
-        from .errors import StoreUnavailable
+        from .errors import StoreFull, StoreUnavailable
 
         deadline = time.monotonic() + wait
         while True:
             try:
                 self.spool.flush(self.store)
                 return True
+            except StoreFull:
+                return False
             except StoreUnavailable:
                 if time.monotonic() >= deadline:
                     return False

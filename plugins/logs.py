@@ -4,8 +4,9 @@
   on a terminal, control characters are shown escaped (`cronium.core.terminal`, config
   `logs.terminal_escape`: `auto`, `always`, `never`); into a pipe or a file, the exact bytes.
 - Redis stream `P logs:<execution>`: one entry per run of lines (fields seq, stream, data,
-  partial), approximately trimmed to `logs.redis_max_entries`, closed with an `eof` entry and
-  expired after `logs.redis_ttl` seconds.
+  partial), approximately trimmed to `logs.redis_max_entries`, closed with an `eof` entry. Its
+  expiry (`logs.redis_ttl` seconds) is set with the first entry and renewed with every write, so
+  the stream of an owner that crashed expires too.
 - file `<logs.dir>/<execution>.log`: the exact bytes the job wrote, stdout and stderr interleaved
   in arrival order (binary and invalid UTF-8 preserved), mode 0600.
 """
@@ -17,8 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
-from cronium.core.config import state_dir
-from cronium.core.logs import LogBatch
+from cronium.core.logs import LogBatch, log_file
 from cronium.core.terminal import SafeWriter, is_terminal, should_escape
 
 #: Upper bound of the data in one Redis stream entry.
@@ -87,7 +87,7 @@ class RedisStreamSink:
     def write(self, batches: Sequence[LogBatch]) -> None:
         entries = ({"seq": seq, "stream": b.stream, "data": data, "partial": int(partial)}
                    for b in batches for seq, data, partial in _entries(b))
-        self.logs.append(self.execution_id, entries, max_entries=self.max_entries)
+        self.logs.append(self.execution_id, entries, max_entries=self.max_entries, ttl=self.ttl)
 
     def close(self, ok: bool) -> None:
         self.logs.end(self.execution_id, max_entries=self.max_entries, ttl=self.ttl)
@@ -105,10 +105,6 @@ def _entries(batch: LogBatch):
     yield seq + start, tail + b"\n" if batch.terminated else tail, not batch.terminated
 
 
-def log_dir(cfg) -> Path:
-    return Path(cfg["logs.dir"]).expanduser() if cfg["logs.dir"] else state_dir() / "logs"
-
-
 @hookimpl(trylast=True)
 def log_sinks(execution, runtime):
     cfg = runtime.config
@@ -119,5 +115,5 @@ def log_sinks(execution, runtime):
         sinks.append(RedisStreamSink(runtime.store, execution.execution_id,
                                      max_entries=cfg["logs.redis_max_entries"], ttl=cfg["logs.redis_ttl"]))
     if cfg["logs.file"]:
-        sinks.append(FileSink(log_dir(cfg) / f"{execution.execution_id}.log"))
+        sinks.append(FileSink(log_file(cfg, execution.execution_id)))
     return sinks

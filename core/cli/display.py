@@ -36,7 +36,8 @@ def when_in(ts: float | None, tz_name: str) -> str:
 def human_record(rec: dict) -> str:
     """An execution record as `key value` lines (input and the spec left out)."""
     order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
-             "created_at", "started_at", "finished_at", "timings", "output", "condition", "log_lines", "warnings"]
+             "created_at", "started_at", "finished_at", "timings", "output", "condition", "log_lines",
+             "logs_truncated", "warnings"]
     lines = []
     for key in order + sorted(k for k in rec if k not in order and k not in ("spec", "context", "input")):
         if key not in rec or rec[key] in (None, "", [], {}):
@@ -44,6 +45,8 @@ def human_record(rec: dict) -> str:
         value = rec[key]
         if key.endswith("_at"):
             value = timestamp(value) + f" ({value:.3f})"
+        elif key == "logs_truncated":
+            value = "yes: the output passed logs.max_bytes; the rest was dropped" if value else "no"
         elif isinstance(value, (dict, list, bool)) or key in ("output", "condition"):
             value = json.dumps(value, ensure_ascii=False)
         lines.append(f"{key:12} {value}")

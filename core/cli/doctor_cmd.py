@@ -65,9 +65,30 @@ def run_checks(app) -> list[dict]:
         store = app.runtime().store
         server = store.server_info()
         add("redis", True, f"{'managed' if cfg.redis_managed else 'external'}, version {server.get('redis_version')}")
+        add("redis memory", *memory_check(cfg, store.memory_limits()))
     except CroniumError as exc:
         add("redis", False, exc.message, exc.hint)
     return checks
+
+
+def memory_check(cfg, limits: dict) -> tuple[bool, str, str]:
+    """(ok, detail, fix) for the server's maxmemory and policy: the managed Redis must hold
+    `services.redis_maxmemory` with noeviction; any server must not evict (it would drop records,
+    queue entries and variables without a word)."""
+    from cronium.core.config import parse_size
+
+    limit, policy, used = limits.get("maxmemory"), limits.get("maxmemory_policy"), limits.get("used_memory")
+    if limit is None:
+        return True, f"unknown (the server refuses CONFIG GET), {used} bytes used", ""
+    detail = f"maxmemory {limit or 'none'} bytes, policy {policy}, {used} bytes used"
+    if policy != "noeviction":
+        return False, detail, ("set maxmemory-policy noeviction on the server: with eviction, Redis drops records, "
+                               "queue entries and variables silently")
+    if cfg.redis_managed and limit != parse_size(cfg["services.redis_maxmemory"]):
+        return False, detail + f"; services.redis_maxmemory is {cfg['services.redis_maxmemory']}", (
+            "re-create the managed Redis with the configured limit (the data volume is kept): "
+            "`cronium services stop` then `cronium services start`")
+    return True, detail, ""
 
 
 @click.command()

@@ -140,6 +140,7 @@ def _register_commands() -> None:
         images_cmd,
         jobs_cmd,
         plugins_cmd,
+        prune_cmd,
         queue_cmd,
         records_cmd,
         run_cmd,
@@ -147,7 +148,8 @@ def _register_commands() -> None:
         vars_cmd,
     )
 
-    for module in (run_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd,
+    for module in (run_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, prune_cmd,
+                   plugins_cmd,
                    config_cmd, images_cmd, services_cmd, doctor_cmd):
         module.register(cli)
 

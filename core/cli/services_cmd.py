@@ -13,7 +13,8 @@ def _args(cfg) -> dict:
     from cronium.core.config import state_dir
 
     return dict(image=cfg["images.redis"], name=cfg["services.redis_container"], network=cfg["services.network"],
-                volume=cfg["services.redis_volume"], port=cfg["services.redis_port"], state_dir=state_dir())
+                volume=cfg["services.redis_volume"], port=cfg["services.redis_port"], state_dir=state_dir(),
+                maxmemory=cfg["services.redis_maxmemory"])
 
 
 def _client(app):

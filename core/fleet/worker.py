@@ -5,7 +5,8 @@ One worker process = one consumer of the queue's consumer group, named by its ow
 `concurrency` executions at once (threads; the containers do the work). Besides the read loop,
 a maintenance thread claims entries of dead workers, promotes due retries, reaps what dead
 owners left in Docker every `worker.reap_interval` seconds, and forgets dead consumers that hold
-nothing; a `CancelWatcher` (cancel.py) turns `cronium cancel` requests for the executions running
+nothing, and applies retention (`retention.*`: one bounded page of finished executions every
+`retention.interval` seconds, see core/retention.py); a `CancelWatcher` (cancel.py) turns `cronium cancel` requests for the executions running
 here into `Cancellation.cancel()`. See docs/queue.md for the delivery semantics.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..lifecycle import Cancellation, Orchestrator
 from ..model import JobSpec
 from ..reaper import reap, remove_execution_resources
 from ..record import ATTEMPT_FIELDS
+from ..retention import RetentionPolicy, prune
 from ..runtime import Runtime
 from .cancel import CancelWatcher
 from .metrics import CroniumMetrics
@@ -61,6 +63,7 @@ class Worker:
         self._paused_until = 0.0
         self._threads: list[threading.Thread] = []
         self._cancels = CancelWatcher(runtime.store, running=self._running_now)
+        self._retention_offset = 0
 
     @property
     def owner(self) -> str:
@@ -268,7 +271,7 @@ class Worker:
     # --- background duties ---------------------------------------------------------------------
     def _maintain(self) -> None:
         cfg = self.runtime.config
-        next_claim = next_promote = next_forget = 0.0
+        next_claim = next_promote = next_forget = next_retention = 0.0
         next_reap = time.monotonic() + cfg["worker.reap_interval"]  # Runtime.start reaped once already
         while not self._stopped.wait(0.25):
             now = time.monotonic()
@@ -299,10 +302,26 @@ class Worker:
                 if now >= next_forget:
                     next_forget = now + 60.0
                     self.queue.forget_dead_consumers(min_idle=cfg["heartbeat.ttl"])
+                if now >= next_retention:
+                    next_retention = now + cfg["retention.interval"]
+                    self.apply_retention()
             except StoreUnavailable as exc:
                 log.warning("maintenance: %s", exc.message)
             except Exception:
                 log.exception("maintenance step failed")
+
+    def apply_retention(self) -> list[str]:
+        """One bounded pass of the configured retention (`retention.batch` executions at most);
+        the next pass goes on where this one stopped. Returns the executions removed."""
+        policy = RetentionPolicy.from_config(self.runtime.config)
+        report = prune(self.runtime, policy, max_pages=1, offset=self._retention_offset)
+        self._retention_offset = report.next_offset
+        if report.removed:
+            log.info("retention: removed %d finished execution(s), %d log file(s)", len(report.removed),
+                     len(report.files))
+        for error in report.errors:
+            log.warning("retention: %s", error)
+        return report.removed
 
     def _check_heartbeat(self) -> None:
         """Self-fencing: when this worker could not renew its heartbeat for longer than its TTL,

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import redis
 
 from ..config import mask_url
-from ..errors import StoreUnavailable
+from ..errors import StoreFull, StoreUnavailable
 from .acl import AclUsers
 from .deployments import Deployments
 from .keys import Keys
@@ -60,9 +60,17 @@ class Store:
         self.schedules = Schedules(self)
 
     @contextmanager
-    def guard(self) -> Iterator[None]:
+    def guard(self, *, key: str | None = None) -> Iterator[None]:
+        """Redis errors -> cronium errors: unreachable -> `StoreUnavailable`; out of memory
+        (`maxmemory` with `noeviction`) -> `StoreFull` naming `key`, the key being written."""
         try:
             yield
+        except redis.exceptions.OutOfMemoryError:
+            raise StoreFull(key) from None
+        except redis.ResponseError as exc:
+            if "OOM command not allowed" in str(exc):  # raised inside a Lua script
+                raise StoreFull(key) from None
+            raise
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StoreUnavailable(f"{mask_url(self.url)}: {exc}", hint=self._hint) from None
         except redis.AuthenticationError as exc:
@@ -77,6 +85,21 @@ class Store:
         """The `INFO server` section (version, mode)."""
         with self.guard():
             return self.redis.info("server")
+
+    def memory_limits(self) -> dict[str, Any]:
+        """`maxmemory` (bytes, 0 = none), `maxmemory_policy` and `used_memory` of the server; the
+        first two are None when the server refuses CONFIG GET (a hosted Redis may)."""
+        with self.guard():
+            used = self.redis.info("memory").get("used_memory")
+            try:
+                conf = self.redis.config_get("maxmemory*")
+            except redis.ResponseError:
+                conf = {}
+        text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in conf.items()}
+        limit = text.get("maxmemory")
+        return {"maxmemory": int(limit) if limit is not None else None,
+                "maxmemory_policy": text.get("maxmemory-policy"), "used_memory": used}
 
     def close(self) -> None:
         self.redis.close()

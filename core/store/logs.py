@@ -11,19 +11,23 @@ class LogStreams:
     def __init__(self, store: "Store"):
         self.store, self.keys, self.redis = store, store.keys, store.redis
 
-    def append(self, execution_id: str, entries: Iterable[Mapping[str, object]], *, max_entries: int) -> None:
-        """Add entries (field maps) in order, trimming the stream to about `max_entries`."""
+    def append(self, execution_id: str, entries: Iterable[Mapping[str, object]], *, max_entries: int,
+               ttl: int) -> None:
+        """Add entries (field maps) in order, trimming the stream to about `max_entries`, and (re)set
+        its expiry to `ttl` seconds: from the first write on, so a stream whose writer crashed
+        before `end` still expires."""
         key = self.keys.logs(execution_id)
-        with self.store.guard():
+        with self.store.guard(key=key):
             pipe = self.redis.pipeline(transaction=False)
             for fields in entries:
                 pipe.xadd(key, dict(fields), maxlen=max_entries, approximate=True)
+            pipe.expire(key, ttl)
             pipe.execute()
 
     def end(self, execution_id: str, *, max_entries: int, ttl: int) -> None:
         """The `eof` entry, and the stream's expiry."""
         key = self.keys.logs(execution_id)
-        with self.store.guard():
+        with self.store.guard(key=key):
             pipe = self.redis.pipeline(transaction=False)
             pipe.xadd(key, {"eof": 1}, maxlen=max_entries, approximate=True)
             pipe.expire(key, ttl)

@@ -16,7 +16,7 @@ class Owners:
         self.store, self.keys, self.redis = store, store.keys, store.redis
 
     def beat(self, owner: str, ttl: float, info: Mapping[str, Any] | None = None) -> None:
-        with self.store.guard():
+        with self.store.guard(key=self.keys.owner(owner)):
             self.redis.set(self.keys.owner(owner), dumps({"t": time.time(), **(info or {})}), px=int(ttl * 1000))
 
     def alive(self, owner: str) -> bool:

@@ -115,7 +115,7 @@ class WorkQueue:
             args += [k, v]
         keys = [self.keys.execution(execution_id), self.keys.executions, self.keys.queue, self.keys.delayed,
                 self.keys.active(job)]
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             created, detail = self.redis.eval(self._ENQUEUE, len(keys), *keys, *args)
         return bool(created), _s(detail)
 

@@ -5,7 +5,7 @@ import time
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import NotFound
-from ..model import LIVE_STATUSES, Status
+from ..model import FINAL_STATUSES, LIVE_STATUSES, Status
 from ..record import decode, encode
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ class ExecutionRecords:
         self.store, self.keys, self.redis = store, store.keys, store.redis
 
     def create(self, execution_id: str, fields: Mapping[str, Any], *, created_at: float) -> None:
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             pipe = self.redis.pipeline()
             pipe.hset(self.keys.execution(execution_id), mapping=encode(fields))
             pipe.zadd(self.keys.executions, {execution_id: created_at})
@@ -28,7 +28,7 @@ class ExecutionRecords:
             pipe.execute()
 
     def update(self, execution_id: str, fields: Mapping[str, Any]) -> None:
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             if "status" not in fields:
                 self.redis.hset(self.keys.execution(execution_id), mapping=encode(fields))
                 return
@@ -74,7 +74,7 @@ class ExecutionRecords:
         args: list[str] = [status, owner, execution_id, str(len(LIVE_STATUSES)), *LIVE_STATUSES]
         for k, v in encode(fields).items():
             args += [k, v]
-        with self.store.guard():
+        with self.store.guard(key=self.keys.execution(execution_id)):
             return bool(self.redis.eval(self._GUARDED_UPDATE, 2, self.keys.execution(execution_id),
                                         self.keys.live, *args))
 
@@ -159,3 +159,56 @@ class ExecutionRecords:
             if stale:
                 self.redis.srem(self.keys.live, *stale)
         return out
+
+    # --- retention -----------------------------------------------------------------------------
+    def retention_candidates(self, *, created_before: float | None, keep_newest: int | None, offset: int,
+                             limit: int) -> list[str]:
+        """Up to `limit` execution ids, oldest first from `offset`, that retention may look at: those
+        created before `created_before` or not among the newest `keep_newest` (either None: not a
+        criterion). Both criteria select a prefix of the `P executions` index, so their union is
+        the longer prefix."""
+        with self.store.guard():
+            total = self.redis.zcard(self.keys.executions)
+            by_count = max(total - keep_newest, 0) if keep_newest is not None else 0
+            by_age = self.redis.zcount(self.keys.executions, "-inf", f"({created_before}") \
+                if created_before is not None else 0
+            end = min(max(by_count, by_age), offset + limit)
+            if end <= offset:
+                return []
+            ids = self.redis.zrange(self.keys.executions, offset, end - 1)
+        return [i.decode() for i in ids]
+
+    _REMOVE_FINISHED = """
+    -- KEYS: record, executions index, live set, log stream, cancel key. ARGV: execution id,
+    -- dry run ('1'/'0'), then the removable statuses. A record that is gone leaves only its index
+    -- entry and stream behind: those go. A `lost` one of the queue (with a definition) may still run
+    -- again: kept.
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if status then
+        local removable = false
+        for i = 3, #ARGV do if status == ARGV[i] then removable = true end end
+        if status == 'lost' and redis.call('HEXISTS', KEYS[1], 'definition') == 1 then removable = false end
+        if not removable then return 0 end
+    end
+    if ARGV[2] == '1' then return 1 end
+    redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('SREM', KEYS[3], ARGV[1])
+    return 1
+    """
+
+    def remove_finished(self, execution_ids: Sequence[str], *, dry_run: bool = False) -> list[str]:
+        """Remove the records of `execution_ids` that have ended — with their index entries, log
+        streams and cancel keys — and return the ids removed (with `dry_run`: that would be). Each
+        check-and-remove is atomic: a record that is queued, pending or running is never touched."""
+        if not execution_ids:
+            return []
+        k = self.keys
+        statuses = [*FINAL_STATUSES, Status.LOST]
+        with self.store.guard():
+            pipe = self.redis.pipeline(transaction=False)
+            for i in execution_ids:
+                pipe.eval(self._REMOVE_FINISHED, 5, k.execution(i), k.executions, k.live, k.logs(i), k.cancel(i),
+                          i, "1" if dry_run else "0", *statuses)
+            done = pipe.execute()
+        return [i for i, ok in zip(execution_ids, done) if ok]

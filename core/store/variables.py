@@ -35,7 +35,7 @@ class Variables:
 
     def set(self, namespace: str, key: str, value: Any) -> None:
         validate_variable_key(key)
-        with self.store.guard():
+        with self.store.guard(key=self.keys.variables(namespace)):
             self.redis.hset(self.keys.variables(namespace), key, dumps(value))
 
     def delete(self, namespace: str, key: str) -> bool:

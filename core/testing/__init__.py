@@ -53,7 +53,7 @@ def cronium_redis():
     redis = services.ensure_redis(
         connect_docker(cfg), image=cfg["images.redis"], name=cfg["services.redis_container"],
         network=cfg["services.network"], volume=cfg["services.redis_volume"], port=cfg["services.redis_port"],
-        state_dir=state_dir())
+        state_dir=state_dir(), maxmemory=cfg["services.redis_maxmemory"])
     return {"url": redis.url, "sidecar_url": redis.network_url, "network": cfg["services.network"]}
 
 

@@ -10,7 +10,11 @@ is configured.
 - published only on ``127.0.0.1:<port>`` (default 6390) for the orchestrator on the host;
 - attached to the internal network ``cronium-services`` so that sidecars on that network reach it as
   ``redis://cronium-redis:6379`` while that network has no route out;
-- restart policy ``unless-stopped``.
+- restart policy ``unless-stopped``;
+- ``maxmemory`` (``services.redis_maxmemory``, default 256mb) with ``maxmemory-policy noeviction``:
+  a full Redis refuses writes (cronium raises ``StoreFull``) instead of evicting records or queue
+  entries. Set when the container is created; a stopped container whose limit differs is
+  re-created, a running one is kept (``cronium doctor`` reports the mismatch).
 
 Only objects carrying cronium's service labels are ever started, stopped or removed here.
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from ...config import parse_size
 from ...errors import ImageMissing, StoreUnavailable
 from .objects import (
     LABEL_AUTH,
+    LABEL_MAXMEMORY,
     LABEL_SPEC,
     REDIS_PORT,
     NameTaken,
@@ -37,6 +39,7 @@ DEFAULT_NAME = "cronium-redis"
 DEFAULT_NETWORK = "cronium-services"
 DEFAULT_VOLUME = "cronium-redis-data"
 DEFAULT_PORT = 6390
+DEFAULT_MAXMEMORY = "256mb"
 
 
 @dataclass(frozen=True)
@@ -85,17 +88,20 @@ class RedisStatus:
 
 def ensure_redis(client, *, image: str = DEFAULT_IMAGE, name: str = DEFAULT_NAME, network: str = DEFAULT_NETWORK,
                  volume: str = DEFAULT_VOLUME, port: int = DEFAULT_PORT, state_dir: os.PathLike | str,
-                 timeout: float = 30.0, progress: Progress | None = None) -> ManagedRedis:
+                 maxmemory: str | int = DEFAULT_MAXMEMORY, timeout: float = 30.0,
+                 progress: Progress | None = None) -> ManagedRedis:
     """Make sure the managed Redis runs and answers PING; return how to reach it.
 
     Idempotent: a running container is reused as it is (even when its image was rebuilt since, so
     that jobs using it are not disturbed); a stopped one is started; a missing one is created.
     A container whose password, port, network or volume no longer match is re-created (the data
-    volume is kept); so is a stopped one whose image was rebuilt.
+    volume is kept); so is a stopped one whose image or `maxmemory` (bytes, or a size such as
+    "256mb"; policy noeviction) changed since.
     """
     with _state_lock(state_dir, name):
         return _ensure_redis_locked(client, image=image, name=name, network=network, volume=volume, port=port,
-                                    state_dir=state_dir, timeout=timeout, progress=progress)
+                                    state_dir=state_dir, maxmemory=parse_size(maxmemory), timeout=timeout,
+                                    progress=progress)
 
 
 @contextlib.contextmanager
@@ -110,7 +116,8 @@ def _state_lock(state_dir: os.PathLike | str, name: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _ensure_redis_locked(client, *, image, name, network, volume, port, state_dir, timeout, progress) -> ManagedRedis:
+def _ensure_redis_locked(client, *, image, name, network, volume, port, state_dir, maxmemory, timeout,
+                         progress) -> ManagedRedis:
     import docker.errors
 
     password = load_or_create_password(state_dir)
@@ -131,6 +138,8 @@ def _ensure_redis_locked(client, *, image, name, network, volume, port, state_di
         stale = labels.get(LABEL_SPEC) != spec or labels.get(LABEL_AUTH) != digest(password)
         if not running and image_obj is not None and container.attrs.get("Image") != image_obj.id:
             stale = True
+        if not running and labels.get(LABEL_MAXMEMORY) != str(maxmemory):
+            stale = True  # a running one keeps its limit until it is re-created (`cronium doctor` says so)
         if not stale and not running:
             net = ensure_network(client, network)
             if not attached_to(container, net):
@@ -152,7 +161,7 @@ def _ensure_redis_locked(client, *, image, name, network, volume, port, state_di
             raise ImageMissing(image, "redis")
         try:
             container = create_container(client, image=image, name=name, network=network, volume=volume, port=port,
-                                password=password, progress=progress)
+                                         password=password, maxmemory=maxmemory, progress=progress)
         except NameTaken:
             # created concurrently by another cronium process: use that one once it runs
             container = get_container(client, name)

@@ -15,6 +15,8 @@ from ...errors import CroniumError
 LABEL_SERVICE = "cronium.service"
 LABEL_SPEC = "cronium.service.spec"
 LABEL_AUTH = "cronium.service.auth"
+#: The `maxmemory` (bytes) the container was created with.
+LABEL_MAXMEMORY = "cronium.service.maxmemory"
 
 REDIS_PORT = 6379  # inside the container / on the services network
 REDIS_UID = 999  # the redis user of images/redis/Dockerfile
@@ -112,7 +114,7 @@ def spec_digest(*, port: int, network: str, volume: str) -> str:
     return digest(json.dumps({"port": port, "network": network, "volume": volume, "v": 1}, sort_keys=True))
 
 
-def _config_text(password: str) -> str:
+def _config_text(password: str, maxmemory: int) -> str:
     return "\n".join([
         "# written by cronium (managed Redis); the password is also in the owner's state dir",
         "bind 0.0.0.0",
@@ -124,12 +126,15 @@ def _config_text(password: str) -> str:
         'logfile ""',
         "daemonize no",
         f"requirepass {password}",
+        # Full is a clear error (OOM -> StoreFull), never records or queue entries evicted.
+        f"maxmemory {maxmemory}",
+        "maxmemory-policy noeviction",
         "",
     ])
 
 
-def _config_tar(password: str) -> bytes:
-    data = _config_text(password).encode()
+def _config_tar(password: str, maxmemory: int) -> bytes:
+    data = _config_text(password, maxmemory).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo(CONFIG_NAME)
@@ -145,7 +150,8 @@ class NameTaken(Exception):
     pass
 
 
-def create_container(client, *, image, name, network, volume, port, password, progress: Progress | None):
+def create_container(client, *, image, name, network, volume, port, password, maxmemory: int,
+                     progress: Progress | None):
     import docker.errors
 
     net = ensure_network(client, network)
@@ -160,7 +166,7 @@ def create_container(client, *, image, name, network, volume, port, password, pr
             detach=True,
             labels={LABEL_SERVICE: "redis",
                     LABEL_SPEC: spec_digest(port=port, network=network, volume=volume),
-                    LABEL_AUTH: digest(password)},
+                    LABEL_AUTH: digest(password), LABEL_MAXMEMORY: str(maxmemory)},
             ports={f"{REDIS_PORT}/tcp": ("127.0.0.1", port)},
             volumes={volume: {"bind": "/data", "mode": "rw"}},
             restart_policy={"Name": "unless-stopped"},
@@ -173,7 +179,7 @@ def create_container(client, *, image, name, network, volume, port, password, pr
             raise NameTaken() from None  # another cronium process created it just now
         raise ServiceError(f"could not create the Redis container '{name}': {exc.explanation or exc}") from None
     try:
-        if not container.put_archive(CONFIG_DIR, _config_tar(password)):
+        if not container.put_archive(CONFIG_DIR, _config_tar(password, maxmemory)):
             raise ServiceError(f"could not write the Redis config into '{name}'")
         net.connect(container)
     except BaseException:
