@@ -14,8 +14,10 @@ from .options import dry_run_option, json_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @dry_run_option("Only validate (no Redis needed); job names taken by other deployments are checked on deploy.")
 @json_option("Print what was (or would be) registered as JSON.")
+@click.option("--replace", is_flag=True,
+              help="Take over a deployment of the same name, or a namespace, that another file registered.")
 @click.pass_obj
-def deploy(app, files, dry_run, as_json):
+def deploy(app, files, dry_run, as_json, replace):
     """Validate deployment FILES (TOML) and register their jobs, schedules and scripts in Redis.
 
     Scripts are read relative to each file and stored with the jobs, so workers on other hosts can
@@ -52,7 +54,7 @@ def deploy(app, files, dry_run, as_json):
 
         registry = DeploymentRegistry(app.runtime().store)
         for d in deployments:
-            results.append(registry.register(d))
+            results.append(registry.register(d, shared_namespace=app.config["namespace"], replace=replace))
     if as_json:
         out = [{"deployment": d.name, "file": d.path, "digest": d.digest, "dry_run": dry_run,
                 "version": r.get("version") if r else None, "removed_jobs": r.get("removed_jobs", []) if r else [],

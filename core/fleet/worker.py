@@ -263,7 +263,8 @@ class Worker:
         definition = JobDefinition.from_json(json.dumps(record["definition"]))
         script = self.registry.script(definition.script_digest) if definition.script_digest else None
         return definition.job_spec(script, execution_id=execution_id, input=record.get("input"),
-                                   attempt=int(record.get("attempt") or 1), metadata=record.get("metadata") or {})
+                                   attempt=int(record.get("attempt") or 1), metadata=record.get("metadata") or {},
+                                   allow=self.runtime.config["worker.secret_env_allow"])
 
     # --- background duties ---------------------------------------------------------------------
     def _maintain(self) -> None:
