@@ -29,6 +29,7 @@ from .model import (
     JobSpec,
     Status,
 )
+from .owners import parse_owner
 from .record import new_record
 from .runtime import Runtime
 from .spec import resolve, script_file_name, validate
@@ -390,7 +391,7 @@ def _first_record(run: _Run, owner: str) -> dict[str, Any]:
     return new_record(
         execution_id=ex.execution_id, job_id=ex.job_id, job_name=ex.job_name, job_type=ex.job_type,
         namespace=ex.namespace, status=Status.PENDING, created_at=ex.created_at, spec=spec.describe(),
-        attempt=spec.attempt, input=spec.input, metadata=spec.metadata, owner=owner, host=owner.split(".")[0],
+        attempt=spec.attempt, input=spec.input, metadata=spec.metadata, owner=owner, host=parse_owner(owner).host,
         deadline=ex.deadline)
 
 

@@ -90,9 +90,20 @@ def new_execution_id() -> str:
     return "exec_" + secrets.token_hex(8)
 
 
+def pid_namespace() -> str:
+    """The inode of this process's PID namespace ("0" where it cannot be read): two processes with
+    the same host name and pid are the same process only if this is the same too (a worker in a
+    container may have both its host's name and a pid that is taken on the host)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
 def new_owner_id() -> str:
-    """Identifies one orchestrating process (a `cronium run` or a worker): host, pid, random."""
-    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+    """Identifies one orchestrating process (a `cronium run` or a worker):
+    `<host>.<pid>-<pid namespace>.<random>` (parsed by `cronium.core.owners.parse_owner`)."""
+    return f"{socket.gethostname()}.{os.getpid()}-{pid_namespace()}.{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The worker: takes executions off the queue and runs them through the lifecycle.
 
 One worker process = one consumer of the queue's consumer group, named by its owner id
-(`<host>.<pid>.<random>`), holding the owner heartbeat of its `Runtime`. It runs up to
+(`<host>.<pid>-<pid namespace>.<random>`), holding the owner heartbeat of its `Runtime`. It runs up to
 `concurrency` executions at once (threads; the containers do the work). Besides the read loop,
 a maintenance thread claims entries of dead workers, promotes due retries, reaps what dead
 owners left in Docker every `worker.reap_interval` seconds, and forgets dead consumers that hold
