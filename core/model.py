@@ -5,6 +5,7 @@ Nothing here holds a secret in clear: the execution token and secret env values 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -181,6 +182,13 @@ class ExecutionInfo:
     attempt: int = 1
     #: Free-form settings for plugins, by plugin name (see JobSpec.plugin_settings).
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def attempt_tag(self) -> str:
+        """Tells this attempt of the execution from every other one — also from a re-run with the
+        same attempt number by another owner: 8 hex characters of (attempt, owner). Names and
+        credentials that must differ per attempt (the sidecar's Redis ACL user) carry it."""
+        return hashlib.sha256(f"{self.attempt}.{self.owner}".encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,7 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = ""
     deadline = now + config["sidecar.ready_timeout"] + spec.timeout + limits["stop_grace"] + DEADLINE_SLACK
     job_id = spec.job_id or "adhoc"
     labels = {"cronium.managed": "true", "cronium.execution": execution_id, "cronium.owner": owner,
-              "cronium.deadline": str(int(deadline)), "cronium.job": job_id[:63]}
+              "cronium.attempt": str(spec.attempt), "cronium.deadline": str(int(deadline)), "cronium.job": job_id[:63]}
     if installation:
         labels["cronium.installation"] = installation
     execution = ExecutionInfo(

@@ -105,13 +105,14 @@ def start_job(execution, network, launch, runtime, resources):
         log_config={"type": cfg["logs.docker_driver"], "config": {}},
         **_docker.host_config_kwargs(options.host_config))
     # Registered before the create call (by name): a create that times out on our side may still
-    # complete in the engine.
-    resources.add("container", launch.name, lambda: _docker.remove(client, "container", launch.name))
+    # complete in the engine. Removed only while it is this attempt's (by its labels, then by id).
+    labels = {**options.labels, **execution.labels, "cronium.role": "job"}
+    resources.add("container", launch.name, lambda: _docker.remove_owned(client, "container", launch.name, labels))
     try:
         created = client.api.create_container(
             launch.image, command=wrap_command(launch.command), name=launch.name, user=options.user,
             working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
-            labels={**execution.labels, **options.labels, "cronium.role": "job"}, host_config=host_config)
+            labels=labels, host_config=host_config)
     except APIError as exc:
         raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
                                    role=f"{execution.job_type} job") from None
