@@ -13,7 +13,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 JOB_TYPES = ("python", "bash", "node", "container")
 #: Script file extension -> job type (`cronium run hello.py`, `script = "x.sh"` in a deployment).
@@ -85,6 +85,23 @@ class Secret:
 
     def __reduce__(self):  # never pickled into a record by mistake
         raise TypeError("Secret values cannot be pickled")
+
+
+class DeferredSecret(Secret):
+    """A `Secret` whose value is made on its first `reveal()`: the execution token, signed when the
+    executor hands it to the job (the Docker executor: at release), so its lifetime counts from
+    there."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], str]):
+        super().__init__("")
+        self._make: Callable[[], str] | None = make
+
+    def reveal(self) -> str:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
 
 
 def new_execution_id() -> str:
@@ -218,11 +235,14 @@ class TokenClaims:
 @dataclass(frozen=True)
 class IssuedToken:
     """Returned by the `issue_token` provider: the token (as a Secret), the key the sidecar verifies
-    with, and the claims."""
+    with, the claims, and optionally how to sign it again (`renew`)."""
 
     token: Secret
     verify_key: Secret  # PEM public key (EdDSA) or the shared secret (HS256)
     claims: TokenClaims
+    #: Signs the same token again (same key, same jti), valid from the moment it is called; None
+    #: when the provider cannot. The core calls it when the job is released and then drops it.
+    renew: Callable[[], "IssuedToken"] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

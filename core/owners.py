@@ -14,7 +14,8 @@ reaper's plugins act on (see the `reap_orphans` hook):
 - orphaned when its owner is gone — by pid (immediate) when it ran on this host *in this PID
   namespace*, otherwise (another host, a worker in a container, an id without a namespace) by
   heartbeat (expired after `heartbeat.ttl`) — or when its deadline has passed (whatever the owner's
-  state).
+  state). A deadline counts from the job's release: never while the record says `pending`
+  (set-up, which may wait at unbounded gates), then the record's deadline, written at release.
 
 `SweepJudgement` is that rule for a sweep (`cronium gc`, the background reaper); `ExecutionJudgement`
 selects every resource of one execution whoever owned it (a worker re-running an execution whose
@@ -160,6 +161,7 @@ class SweepJudgement:
         self.installation = runtime.installation
         self.condemned: dict[str, Verdict] = {}
         self._ours: dict[str, bool] = {}
+        self._rows: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def verdict(self, labels: Mapping[str, str]) -> Verdict:
@@ -186,7 +188,7 @@ class SweepJudgement:
             return Verdict(False, "another installation's (no record here)", execution, owner)
         if not owner or not self.owners.alive(owner):
             verdict = Verdict(True, "its owner died", execution, owner)
-        elif _deadline_passed(deadline, self.now):
+        elif _deadline_passed(deadline, self.now) and self._deadline_applies(execution):
             verdict = Verdict(True, "its deadline passed", execution, owner)
         else:
             return Verdict(False, "its owner is alive", execution, owner)
@@ -194,6 +196,26 @@ class SweepJudgement:
             with self._lock:
                 self.condemned.setdefault(execution, verdict)
         return verdict
+
+    def _deadline_applies(self, execution: str) -> bool:
+        """Deadlines count from the job's release, which waits for unbounded set-up gates: while
+        the record says `pending` (set-up), a live owner's execution is never past its deadline;
+        once released, the record's deadline (written at release) is the one that counts."""
+        if not execution.startswith("exec_"):
+            return True
+        with self._lock:
+            row = self._rows.get(execution)
+        if row is None:
+            try:
+                row = self.runtime.store.records.values(execution, ("status", "deadline"))
+            except StoreUnavailable:
+                self.owners.redis_ok = False
+                return False  # cannot tell: keep it
+            with self._lock:
+                self._rows[execution] = row
+        if row.get("status") == "pending":
+            return False
+        return "deadline" not in row or _deadline_passed(row["deadline"], self.now)
 
     def _is_ours(self, execution: str) -> bool:
         with self._lock:

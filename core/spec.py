@@ -230,6 +230,12 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = ""
     return Resolved(replace(spec, execution_id=execution_id), execution)
 
 
+def release_deadline(config: Config, execution: ExecutionInfo, released_at: float) -> float:
+    """When a released job's resources may be reaped even though its owner looks alive: its
+    timeout, the stop grace and DEADLINE_SLACK after the release (written to the record)."""
+    return released_at + execution.timeout + config["limits.stop_grace"] + DEADLINE_SLACK
+
+
 def _clamp(value: float | int | None, default: Any, maximum: float | int) -> Any:
     return min(default if value is None else value, maximum)
 

@@ -16,6 +16,7 @@ from typing import Iterator
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError, UsageError
 from cronium.core.executor import ExitStatus, check_engine_warnings
+from cronium.core.model import DeferredSecret
 from cronium.plugins import _docker
 from docker.errors import APIError
 
@@ -43,11 +44,11 @@ def secret_block(secret_env) -> bytes:
 class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
-    def __init__(self, client, container_id: str, raw, stdin: bytes):
+    def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None):
         self._client = client
         self.container_id = container_id
         self._raw = raw
-        self._stdin = stdin
+        self._secret_env, self._script = secret_env, script or b""
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -57,8 +58,11 @@ class DockerJobHandle:
             raise PhaseError("job", f"the engine could not start the job container: {exc.explanation or exc}") from None
 
     def release(self) -> None:
-        _docker.send_and_close_stdin(self._raw, self._stdin)
-        self._stdin = b""
+        """Deliver the secret env block and the script. The values are revealed now: the
+        execution token is signed at this moment (its lifetime counts from the release)."""
+        stdin = secret_block(self._secret_env) + self._script
+        self._secret_env, self._script = {}, b""
+        _docker.send_and_close_stdin(self._raw, stdin)
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
         try:
@@ -118,9 +122,9 @@ def start_job(execution, network, launch, runtime, resources):
                                    role=f"{execution.job_type} job") from None
     container_id = created["Id"]
     check_engine_warnings(created.get("Warnings"), "job")
+    secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early
     raw = _docker.attach(client, container_id)
-    stdin = secret_block(launch.secret_env) + (launch.script or b"")
-    return DockerJobHandle(client, container_id, raw, stdin)
+    return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script)
 
 
 @hookimpl(trylast=True)

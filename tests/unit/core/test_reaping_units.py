@@ -285,3 +285,19 @@ def test_same_host_and_pid_in_another_pid_namespace_is_judged_by_its_heartbeat(r
     check = OwnerCheck(rt)
     assert not check.shares_process_table(impostor) and check.shares_process_table(rt.owner)
     assert check.alive(impostor) is False
+
+
+def test_a_deadline_counts_from_the_release_not_from_before_the_set_up_gates(runtime):
+    """The labels' deadline is fixed when the objects are created; a job that waited long at the
+    network or sidecar-boot gate is released later. Its live owner's objects stay until the
+    deadline written at release (the record's) has passed, and are never past it during set-up."""
+    passed = NOW - 1  # the labels' deadline
+    rows = {"exec_setup": {"owner": LIVE_OWNER, "status": "pending", "deadline": NOW - 10},
+            "exec_late": {"owner": LIVE_OWNER, "status": "running", "deadline": NOW + 600},
+            "exec_overdue": {"owner": LIVE_OWNER, "status": "running", "deadline": NOW - 1}}
+    judge = SweepJudgement(runtime(rows), now=NOW)
+    assert judge.verdict(labels("exec_setup", LIVE_OWNER, deadline=passed)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_late", LIVE_OWNER, deadline=passed)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_overdue", LIVE_OWNER, deadline=passed)).reason == "its deadline passed"
+    assert not judge.verdict_for("exec_setup")  # an ACL user, judged by the record
+    assert judge.verdict_for("exec_overdue").reason == "its deadline passed"
