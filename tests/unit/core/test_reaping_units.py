@@ -301,3 +301,18 @@ def test_a_deadline_counts_from_the_release_not_from_before_the_set_up_gates(run
     assert judge.verdict(labels("exec_overdue", LIVE_OWNER, deadline=passed)).reason == "its deadline passed"
     assert not judge.verdict_for("exec_setup")  # an ACL user, judged by the record
     assert judge.verdict_for("exec_overdue").reason == "its deadline passed"
+
+
+def test_every_attempt_has_its_own_acl_user_and_the_reaper_knows_its_execution(make_config):
+    from cronium.core.model import JobSpec
+    from cronium.core.spec import resolve
+    from cronium.core.store.keys import Keys
+
+    spec = JobSpec(job_type="bash", script=b"true", execution_id="exec_0123456789abcdef")
+    first = resolve(spec, make_config({}), owner=f"{HOST}.1-{PIDNS}.aaaaaa").execution
+    rerun = resolve(spec, make_config({}), owner=f"{HOST}.2-{PIDNS}.bbbbbb").execution
+    assert first.labels["cronium.attempt"] == "1" and first.attempt_tag != rerun.attempt_tag
+    keys = Keys("cronium:")
+    users = {keys.acl_user(e.execution_id, e.attempt_tag) for e in (first, rerun)}
+    assert len(users) == 2 and all(u.startswith(keys.acl_user("exec_")) for u in users)
+    assert {keys.acl_user_execution(u) for u in users} == {"exec_0123456789abcdef"}

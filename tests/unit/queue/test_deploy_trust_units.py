@@ -132,3 +132,26 @@ def test_non_finite_numbers_are_refused_in_deployment_files(tmp_path, config, li
 def test_non_finite_numbers_are_refused_by_the_one_validator(config, spec):
     with pytest.raises(UsageError, match="finite"):
         validate(spec, config)
+
+
+# --- names and namespaces belong to the file that registered them -------------------------------------
+
+def test_a_file_takes_neither_another_file_s_deployment_nor_its_namespace(tmp_path, config):
+    """The rule the store applies inside its transaction (the end-to-end test is
+    tests/integration/test_deploy_trust.py)."""
+    from cronium.core.store.deployments import _refuse_takeover
+
+    path = _file(tmp_path, 'namespace = "payments-ns"\n')
+    d = load_deployment(path, config)
+    origin = str(path.resolve())
+    assert d.origin == origin and d.namespaces(shared="default") == ["payments-ns"]
+    mine = {"name": "deploy", "origin": origin, "namespaces": ["payments-ns"]}
+    theirs = {"name": "payments", "origin": "/elsewhere/deploy.toml", "namespaces": ["payments-ns"]}
+    _refuse_takeover("f", "deploy", origin, ["payments-ns"], mine, [])  # the same file again: fine
+    with pytest.raises(UsageError, match="was registered from /elsewhere/deploy.toml") as info:
+        _refuse_takeover("f", "deploy", origin, [], {**theirs, "name": "deploy"}, [])
+    assert "--replace" in info.value.hint
+    with pytest.raises(UsageError, match="namespace 'payments-ns' belongs to deployment 'payments'"):
+        _refuse_takeover("f", "deploy", origin, ["payments-ns"], {}, [theirs])
+    shared = _file(tmp_path, 'namespace = "default"\n')
+    assert load_deployment(shared, config).namespaces(shared="default") == []
