@@ -54,7 +54,7 @@ def test_example_schedule_runs_on_time_under_serve(qcli, qruntime, processes, tm
     assert re.search(r'^cronium_scheduler_enqueued_total\{job="daily-report"\} \d+$', metrics, re.M)
     assert re.search(r"^cronium_queue_length \d+$", metrics, re.M)
     assert re.search(r"^cronium_scheduler_leader 1$", metrics, re.M)
-    beat = re.search(rf'^cronium_heartbeat_timestamp_seconds\{{owner="[^"]+\.{serve.pid}\.[0-9a-f]+",kind="worker",'
+    beat = re.search(rf'^cronium_heartbeat_timestamp_seconds\{{owner="[^"]+\.{serve.pid}-[0-9]+\.[0-9a-f]+",kind="worker",'
                      rf'host="[^"]+"\}} ([0-9.e+]+)$', metrics, re.M)
     assert beat and abs(float(beat.group(1)) - time.time()) < 60
     assert processes.stop(serve) == 0, processes.logs()
