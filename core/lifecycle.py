@@ -24,15 +24,17 @@ from .logs import LogPump
 from .model import (
     INTERPRETERS,
     ContainerOptions,
+    DeferredSecret,
     ExecutionInfo,
     JobLaunch,
     JobResult,
     JobSpec,
     Status,
 )
+from .owners import parse_owner
 from .record import new_record
 from .runtime import Runtime
-from .spec import resolve, script_file_name, validate
+from .spec import release_deadline, resolve, script_file_name, validate
 
 RUNTIME_API_URL = "http://runtime-api:8081"
 
@@ -237,7 +239,10 @@ class Orchestrator:
             run.pump.start()
             run.handle.release()
             run.job_started_at = time.time()
-            self._record(run, {"status": Status.RUNNING, "started_at": run.job_started_at}, only_if=Status.PENDING)
+            # The deadline counts from the release: set-up may have waited at unbounded gates.
+            self._record(run, {"status": Status.RUNNING, "started_at": run.job_started_at,
+                               "deadline": release_deadline(rt.config, run.execution, run.job_started_at)},
+                         only_if=Status.PENDING)
             hooks.strict.job_started(execution=ex, container_id=run.handle.container_id, runtime=rt)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
@@ -358,7 +363,7 @@ class Orchestrator:
             "CRONIUM_RUNTIME_API": RUNTIME_API_URL,
         })
         secret_env = dict(spec.secret_env)
-        secret_env["CRONIUM_EXECUTION_TOKEN"] = run.token.token
+        secret_env["CRONIUM_EXECUTION_TOKEN"] = DeferredSecret(lambda: _token_at_delivery(run))
         if spec.job_type == "container":
             command = tuple(spec.command)
         else:
@@ -371,6 +376,15 @@ class Orchestrator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _token_at_delivery(run: _Run) -> str:
+    """The token the job gets, signed again when the executor delivers it (the Docker executor:
+    at release, past the network and sidecar-boot gates), so that its lifetime counts from there;
+    the signing key is dropped then."""
+    if run.token.renew is not None:
+        run.token = replace(run.token.renew(), renew=None)
+    return run.token.token.reveal()
 
 
 def _status_of(exit_status: ExitStatus) -> Status:
@@ -393,7 +407,7 @@ def _first_record(run: _Run, owner: str) -> dict[str, Any]:
     return new_record(
         execution_id=ex.execution_id, job_id=ex.job_id, job_name=ex.job_name, job_type=ex.job_type,
         namespace=ex.namespace, status=Status.PENDING, created_at=ex.created_at, spec=spec.describe(),
-        attempt=spec.attempt, input=spec.input, metadata=spec.metadata, owner=owner, host=owner.split(".")[0],
+        attempt=spec.attempt, input=spec.input, metadata=spec.metadata, owner=owner, host=parse_owner(owner).host,
         deadline=ex.deadline)
 
 

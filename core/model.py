@@ -5,6 +5,7 @@ Nothing here holds a secret in clear: the execution token and secret env values 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 JOB_TYPES = ("python", "bash", "node", "container")
 #: Script file extension -> job type (`cronium run hello.py`, `script = "x.sh"` in a deployment).
@@ -86,13 +87,41 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
+class DeferredSecret(Secret):
+    """A `Secret` whose value is made on its first `reveal()`: the execution token, signed when the
+    executor hands it to the job (the Docker executor: at release), so its lifetime counts from
+    there."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], str]):
+        super().__init__("")
+        self._make: Callable[[], str] | None = make
+
+    def reveal(self) -> str:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
+
+
 def new_execution_id() -> str:
     return "exec_" + secrets.token_hex(8)
 
 
+def pid_namespace() -> str:
+    """The inode of this process's PID namespace ("0" where it cannot be read): two processes with
+    the same host name and pid are the same process only if this is the same too (a worker in a
+    container may have both its host's name and a pid that is taken on the host)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
 def new_owner_id() -> str:
-    """Identifies one orchestrating process (a `cronium run` or a worker): host, pid, random."""
-    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+    """Identifies one orchestrating process (a `cronium run` or a worker):
+    `<host>.<pid>-<pid namespace>.<random>` (parsed by `cronium.core.owners.parse_owner`)."""
+    return f"{socket.gethostname()}.{os.getpid()}-{pid_namespace()}.{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -171,6 +200,13 @@ class ExecutionInfo:
     #: Free-form settings for plugins, by plugin name (see JobSpec.plugin_settings).
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
+    @property
+    def attempt_tag(self) -> str:
+        """Tells this attempt of the execution from every other one — also from a re-run with the
+        same attempt number by another owner: 8 hex characters of (attempt, owner). Names and
+        credentials that must differ per attempt (the sidecar's Redis ACL user) carry it."""
+        return hashlib.sha256(f"{self.attempt}.{self.owner}".encode()).hexdigest()[:8]
+
 
 @dataclass(frozen=True)
 class TokenClaims:
@@ -199,11 +235,14 @@ class TokenClaims:
 @dataclass(frozen=True)
 class IssuedToken:
     """Returned by the `issue_token` provider: the token (as a Secret), the key the sidecar verifies
-    with, and the claims."""
+    with, the claims, and optionally how to sign it again (`renew`)."""
 
     token: Secret
     verify_key: Secret  # PEM public key (EdDSA) or the shared secret (HS256)
     claims: TokenClaims
+    #: Signs the same token again (same key, same jti), valid from the moment it is called; None
+    #: when the provider cannot. The core calls it when the job is released and then drops it.
+    renew: Callable[[], "IssuedToken"] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

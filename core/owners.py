@@ -1,8 +1,8 @@
 """Owners: which orchestrating process owns what, whether it is alive, and what may be reaped.
 
 Every orchestrating process (a `cronium run`, a worker, the scheduler) has an owner id
-`<host>.<pid>.<random>` and keeps a heartbeat key `P owner:<owner>` in Redis while it lives
-(`Heartbeat`). Every resource of an execution carries the execution's labels (`cronium.execution`,
+`<host>.<pid>-<pid namespace inode>.<random>` and keeps a heartbeat key `P owner:<owner>` in Redis
+while it lives (`Heartbeat`). Every resource of an execution carries the execution's labels (`cronium.execution`,
 `cronium.owner`, `cronium.deadline`). A `Judgement` turns those into a `Verdict` — the decision the
 reaper's plugins act on (see the `reap_orphans` hook):
 
@@ -11,8 +11,11 @@ reaper's plugins act on (see the `reap_orphans` hook):
   only if the execution has a record in this installation's store (the lifecycle writes it before
   anything is created); a resource labelled `cronium.installation` with another installation's id
   (`installation_id`) is not ours either;
-- orphaned when its owner is gone — on this host by pid (immediate), elsewhere by heartbeat (expired
-  after `heartbeat.ttl`) — or when its deadline has passed (whatever the owner's state).
+- orphaned when its owner is gone — by pid (immediate) when it ran on this host *in this PID
+  namespace*, otherwise (another host, a worker in a container, an id without a namespace) by
+  heartbeat (expired after `heartbeat.ttl`) — or when its deadline has passed (whatever the owner's
+  state). A deadline counts from the job's release: never while the record says `pending`
+  (set-up, which may wait at unbounded gates), then the record's deadline, written at release.
 
 `SweepJudgement` is that rule for a sweep (`cronium gc`, the background reaper); `ExecutionJudgement`
 selects every resource of one execution whoever owned it (a worker re-running an execution whose
@@ -26,25 +29,36 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from .errors import StoreUnavailable
+from .model import pid_namespace
 
 #: Seconds a heartbeat key lives; refreshed every HEARTBEAT_INTERVAL by a live owner.
 HEARTBEAT_TTL = 15.0
 HEARTBEAT_INTERVAL = 5.0
 
 
-def owner_host_and_pid(owner: str) -> tuple[str, int | None]:
-    """Owner ids look like `<host>.<pid>.<random>` (see model.new_owner_id)."""
+class OwnerParts(NamedTuple):
+    """What an owner id says: host name, pid and PID namespace ("" when the id does not say)."""
+
+    host: str
+    pid: int | None
+    pid_namespace: str
+
+
+def parse_owner(owner: str) -> OwnerParts:
+    """Owner ids look like `<host>.<pid>-<pid namespace>.<random>` (see model.new_owner_id); ids
+    of earlier versions, `<host>.<pid>.<random>`, have no namespace."""
     parts = owner.rsplit(".", 2)
     if len(parts) != 3:
-        return owner, None
+        return OwnerParts(owner, None, "")
+    pid, _, namespace = parts[1].partition("-")
     try:
-        return parts[0], int(parts[1])
+        return OwnerParts(parts[0], int(pid), "" if namespace == "0" else namespace)
     except ValueError:
-        return parts[0], None
+        return OwnerParts(parts[0], None, "")
 
 
 def pid_alive(pid: int) -> bool:
@@ -74,19 +88,26 @@ class OwnerCheck:
     def __init__(self, runtime: Any):
         self.runtime = runtime
         self.host = socket.gethostname()
+        self.pid_namespace = pid_namespace()
         self._cache: dict[str, bool] = {}
         self.redis_ok = True
+
+    def shares_process_table(self, owner: str) -> bool:
+        """True when `owner`'s pid means a process of our own process table: same host name and
+        same (known) PID namespace. Otherwise only its heartbeat can tell."""
+        parts = parse_owner(owner)
+        return (parts.host == self.host and parts.pid is not None and self.pid_namespace != "0"
+                and parts.pid_namespace == self.pid_namespace)
 
     def alive(self, owner: str) -> bool:
         if owner == self.runtime.owner:
             return True
         if owner in self._cache:
             return self._cache[owner]
-        host, pid = owner_host_and_pid(owner)
-        if host == self.host and pid is not None:
-            # On this host the process table is the truth — also for an owner that uses another
-            # Redis than ours (its heartbeat is not in our Redis, but it is alive).
-            alive = pid_alive(pid)
+        if self.shares_process_table(owner):
+            # Our process table is the truth — also for an owner that uses another Redis than
+            # ours (its heartbeat is not in our Redis, but it is alive).
+            alive = pid_alive(parse_owner(owner).pid)
         else:
             try:
                 alive = self.runtime.store.owners.alive(owner)
@@ -140,6 +161,7 @@ class SweepJudgement:
         self.installation = runtime.installation
         self.condemned: dict[str, Verdict] = {}
         self._ours: dict[str, bool] = {}
+        self._rows: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def verdict(self, labels: Mapping[str, str]) -> Verdict:
@@ -166,7 +188,7 @@ class SweepJudgement:
             return Verdict(False, "another installation's (no record here)", execution, owner)
         if not owner or not self.owners.alive(owner):
             verdict = Verdict(True, "its owner died", execution, owner)
-        elif _deadline_passed(deadline, self.now):
+        elif _deadline_passed(deadline, self.now) and self._deadline_applies(execution):
             verdict = Verdict(True, "its deadline passed", execution, owner)
         else:
             return Verdict(False, "its owner is alive", execution, owner)
@@ -174,6 +196,26 @@ class SweepJudgement:
             with self._lock:
                 self.condemned.setdefault(execution, verdict)
         return verdict
+
+    def _deadline_applies(self, execution: str) -> bool:
+        """Deadlines count from the job's release, which waits for unbounded set-up gates: while
+        the record says `pending` (set-up), a live owner's execution is never past its deadline;
+        once released, the record's deadline (written at release) is the one that counts."""
+        if not execution.startswith("exec_"):
+            return True
+        with self._lock:
+            row = self._rows.get(execution)
+        if row is None:
+            try:
+                row = self.runtime.store.records.values(execution, ("status", "deadline"))
+            except StoreUnavailable:
+                self.owners.redis_ok = False
+                return False  # cannot tell: keep it
+            with self._lock:
+                self._rows[execution] = row
+        if row.get("status") == "pending":
+            return False
+        return "deadline" not in row or _deadline_passed(row["deadline"], self.now)
 
     def _is_ours(self, execution: str) -> bool:
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import time
 from dataclasses import replace
@@ -108,18 +109,24 @@ def check_limits(spec: JobSpec, config: Config, problems: Problems) -> None:
     """Timeout and resources: well-formed and within the configured maximum."""
     timeout, maximum = spec.timeout, config["limits.max_timeout"]
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            problems.add("timeout", f"invalid timeout {timeout!r}: give a positive number of seconds")
+        if not finite_number(timeout) or not timeout > 0:
+            problems.add("timeout", f"invalid timeout {timeout!r}: give a positive, finite number of seconds")
         elif timeout > maximum:
             problems.add("timeout", f"timeout {timeout:g}s is above the maximum of {maximum:g}s (limits.max_timeout)",
                          hint="lower the timeout, or raise limits.max_timeout in config")
     r = spec.resources
     if r.memory is not None and (not _whole(r.memory) or r.memory < MIN_MEMORY):
         problems.add("resources.memory", f"memory limit {r.memory!r} bytes is too small: Docker needs at least 6m")
-    if r.cpus is not None and (isinstance(r.cpus, bool) or not isinstance(r.cpus, (int, float)) or not r.cpus > 0):
-        problems.add("resources.cpus", f"invalid CPU limit {r.cpus!r}: give a positive number such as 0.5")
+    if r.cpus is not None and (not finite_number(r.cpus) or not r.cpus > 0):
+        problems.add("resources.cpus", f"invalid CPU limit {r.cpus!r}: give a positive, finite number such as 0.5")
     if r.pids is not None and (not _whole(r.pids) or r.pids < MIN_PIDS):
         problems.add("resources.pids", f"invalid pids limit {r.pids!r}: give a whole number of at least {MIN_PIDS}")
+
+
+def finite_number(value: Any) -> bool:
+    """An int or float that is neither NaN nor infinite (and not a boolean): the only numbers a
+    spec, a deployment file or a duration may hold."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _whole(value: Any) -> bool:
@@ -212,7 +219,7 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = ""
     deadline = now + config["sidecar.ready_timeout"] + spec.timeout + limits["stop_grace"] + DEADLINE_SLACK
     job_id = spec.job_id or "adhoc"
     labels = {"cronium.managed": "true", "cronium.execution": execution_id, "cronium.owner": owner,
-              "cronium.deadline": str(int(deadline)), "cronium.job": job_id[:63]}
+              "cronium.attempt": str(spec.attempt), "cronium.deadline": str(int(deadline)), "cronium.job": job_id[:63]}
     if installation:
         labels["cronium.installation"] = installation
     execution = ExecutionInfo(
@@ -221,6 +228,12 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = ""
         profile=spec.profile, timeout=spec.timeout, created_at=now, deadline=deadline, labels=labels,
         resources=resources, egress=spec.egress, attempt=spec.attempt, plugin_settings=spec.plugin_settings)
     return Resolved(replace(spec, execution_id=execution_id), execution)
+
+
+def release_deadline(config: Config, execution: ExecutionInfo, released_at: float) -> float:
+    """When a released job's resources may be reaped even though its owner looks alive: its
+    timeout, the stop grace and DEADLINE_SLACK after the release (written to the record)."""
+    return released_at + execution.timeout + config["limits.stop_grace"] + DEADLINE_SLACK
 
 
 def _clamp(value: float | int | None, default: Any, maximum: float | int) -> Any:

@@ -144,6 +144,48 @@ def detach_all(api, network: str) -> None:
             pass  # gone meanwhile; if it is still attached, the removal says so
 
 
+#: The labels that say which attempt of which execution, of which installation, an object is.
+OWNERSHIP_LABELS = ("cronium.execution", "cronium.owner", "cronium.attempt", "cronium.installation")
+
+
+def remove_owned(client, kind: str, name: str, labels, wait: float = CLEANUP_WAIT) -> None:
+    """Remove the container or network called `name` — by id, and only while it carries the
+    ownership labels of `labels` (OWNERSHIP_LABELS): when a newer attempt of the same execution
+    (another owner) has taken the name meanwhile, its object stays. One that is gone is fine."""
+    found = owned_by(client, kind, name, wait=wait)
+    if found is not None and _same_owner(found[1], labels):
+        remove(client, kind, found[0], wait=wait)
+
+
+def taken_by_another(client, kind: str, name: str, labels, wait: float = CLEANUP_WAIT) -> bool:
+    """True when an object called `name` exists and belongs to another attempt than `labels`'."""
+    found = owned_by(client, kind, name, wait=wait)
+    return found is not None and not _same_owner(found[1], labels)
+
+
+def owned_by(client, kind: str, name: str, wait: float = CLEANUP_WAIT) -> tuple[str, dict] | None:
+    """(id, labels) of the container or network called `name`, None when there is none."""
+    from docker.errors import NotFound
+
+    api = client.api
+
+    def lookup():
+        try:
+            if kind == "container":
+                info = api.inspect_container(name)
+                return info["Id"], (info.get("Config") or {}).get("Labels") or {}
+            info = api.inspect_network(name)
+            return (info["Id"], info.get("Labels") or {}) if info.get("Name") == name else None
+        except NotFound:
+            return None
+
+    return while_engine_down(lookup, wait=wait)
+
+
+def _same_owner(found: dict, labels) -> bool:
+    return all(found.get(key) == labels[key] for key in OWNERSHIP_LABELS if key in labels)
+
+
 def labelled(client, kind: str, *labels: str, name: str | None = None) -> list[dict]:
     """Containers (also stopped ones), networks or volumes carrying every label given (`key` or
     `key=value`), and whose name contains `name` if given — as the engine lists them, plus a

@@ -23,6 +23,7 @@ from typing import Iterator
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError, UsageError
 from cronium.core.executor import ExitStatus, check_engine_warnings
+from cronium.core.model import DeferredSecret
 from cronium.plugins import _docker
 from docker.errors import APIError
 
@@ -59,11 +60,11 @@ def secret_block(secret_env) -> bytes:
 class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
-    def __init__(self, client, container_id: str, raw, stdin: bytes):
+    def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None):
         self._client = client
         self.container_id = container_id
         self._raw = raw
-        self._stdin = stdin
+        self._secret_env, self._script = secret_env, script or b""
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -73,8 +74,11 @@ class DockerJobHandle:
             raise PhaseError("job", f"the engine could not start the job container: {exc.explanation or exc}") from None
 
     def release(self) -> None:
-        _docker.send_and_close_stdin(self._raw, self._stdin)
-        self._stdin = b""
+        """Deliver the secret env block and the script. The values are revealed now: the
+        execution token is signed at this moment (its lifetime counts from the release)."""
+        stdin = secret_block(self._secret_env) + self._script
+        self._secret_env, self._script = {}, b""
+        _docker.send_and_close_stdin(self._raw, stdin)
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
         try:
@@ -123,8 +127,9 @@ def start_job(execution, network, launch, runtime, resources):
         log_config={"type": cfg["logs.docker_driver"], "config": {}},
         **_docker.host_config_kwargs(options.host_config))
     # Registered before the create call (by name): a create that times out on our side may still
-    # complete in the engine.
-    resources.add("container", launch.name, lambda: _docker.remove(client, "container", launch.name))
+    # complete in the engine. Removed only while it is this attempt's (by its labels, then by id).
+    labels = {**options.labels, **execution.labels, "cronium.role": "job"}
+    resources.add("container", launch.name, lambda: _docker.remove_owned(client, "container", launch.name, labels))
     try:
         image_config = (client.api.inspect_image(launch.image).get("Config") if execution.job_type == "container"
                         else None)
@@ -133,15 +138,15 @@ def start_job(execution, network, launch, runtime, resources):
         created = client.api.create_container(
             launch.image, entrypoint=argv[:2], command=argv[2:], name=launch.name, user=options.user,
             working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
-            labels={**execution.labels, **options.labels, "cronium.role": "job"}, host_config=host_config)
+            labels=labels, host_config=host_config)
     except APIError as exc:
         raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
                                    role=f"{execution.job_type} job") from None
     container_id = created["Id"]
     check_engine_warnings(created.get("Warnings"), "job")
+    secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early
     raw = _docker.attach(client, container_id)
-    stdin = secret_block(launch.secret_env) + (launch.script or b"")
-    return DockerJobHandle(client, container_id, raw, stdin)
+    return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script)
 
 
 @hookimpl(trylast=True)

@@ -58,8 +58,8 @@ def create_network(execution, runtime, resources):
             raise SecurityNotApplied("egress isolation (only egress, no host or private networks)", reason)
         options["com.docker.network.bridge.name"] = _egress.bridge_name(execution.execution_id)
     # Registered before the create call: a create that times out on our side may still complete
-    # in the engine, and must be removed all the same (by name).
-    resources.add("network", name, lambda: _docker.remove(client, "network", name))
+    # in the engine, and must be removed all the same (by name — while it is this attempt's).
+    resources.add("network", name, lambda: _docker.remove_owned(client, "network", name, labels))
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
@@ -73,7 +73,9 @@ def create_network(execution, runtime, resources):
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
         if not internal:
-            resources.add("firewall", name, lambda: _egress.remove(execution.execution_id))
+            # The rules are tagged with the execution: a newer attempt's network means they are its.
+            resources.add("firewall", name, lambda: None if _docker.taken_by_another(client, "network", name, labels)
+                          else _egress.remove(execution.execution_id))
             try:
                 _egress.apply(execution.execution_id)
             except RuntimeError as exc:

@@ -47,7 +47,7 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 def _create_acl_user(runtime, execution, resources) -> str:
     store = runtime.store
-    user = store.keys.acl_user(execution.execution_id)
+    user = store.keys.acl_user(execution.execution_id, execution.attempt_tag)
     password = secrets.token_urlsafe(24)
     try:
         store.acl.create(user, acl_rules(store.keys, execution.execution_id, execution.namespace, password))
@@ -143,10 +143,11 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
                 # carry this execution's name — and boot a fresh one below.
                 _docker.remove(client, "container", warm, wait=10)
 
-    # Registered before the create call (by name): see the network plugin.
-    resources.add("container", name, lambda: _docker.remove(client, "container", name))
-    container_id = _create(client, image, name, options, {**execution.labels, **options.labels, "cronium.role": "sidecar"},
-                           host_kwargs, network.name, [ALIAS])
+    # Registered before the create call (by name, removed only while it is this attempt's): see
+    # the network plugin.
+    labels = {**options.labels, **execution.labels, "cronium.role": "sidecar"}
+    resources.add("container", name, lambda: _docker.remove_owned(client, "container", name, labels))
+    container_id = _create(client, image, name, options, labels, host_kwargs, network.name, [ALIAS])
     if services_network:
         _connect(client, container_id, services_network, None)
     raw = _docker.attach(client, container_id)
@@ -300,7 +301,6 @@ def _labels_for_judging(container: dict) -> dict:
 def _reap_acl_users(store, judge, dry_run, report) -> None:
     """ACL users carry no labels: each is judged by its execution's record (owner and deadline);
     one whose execution has no record in this installation's store is not ours and stays."""
-    prefix = store.keys.acl_user("")
     try:
         users = store.acl.names(store.keys.acl_user("exec_"))
     except Exception as exc:
@@ -309,7 +309,7 @@ def _reap_acl_users(store, judge, dry_run, report) -> None:
         return
     for user in users:
         what = f"redis-acl-user {user}"
-        if not judge.verdict_for(user.removeprefix(prefix)):
+        if not judge.verdict_for(store.keys.acl_user_execution(user)):
             report.kept.append(what)
             continue
         if not dry_run:

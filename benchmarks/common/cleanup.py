@@ -39,13 +39,14 @@ def ours(ctx: Context, items: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _owned_by_our_child(owner: str) -> bool:
-    """Owner ids are `<host>.<pid>.<random>`: a `cronium run` this benchmark spawned is our child
-    (its execution id is only known once it has printed it)."""
+    """Owner ids are `<host>.<pid>-<pid namespace>.<random>`: a `cronium run` this benchmark
+    spawned is our child (its execution id is only known once it has printed it)."""
     parts = owner.rsplit(".", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
+    pid = parts[1].partition("-")[0] if len(parts) == 3 else ""
+    if not pid.isdigit():
         return False
     try:
-        stat = Path(f"/proc/{parts[1]}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()

@@ -12,16 +12,22 @@ from .options import dry_run_option, echo_shown, escape_mode, json_option, raw_o
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@dry_run_option("Only validate (no Redis needed); job names taken by other deployments are checked on deploy.")
+@dry_run_option("Only validate (no Redis needed); job names, deployment names and namespaces taken by other "
+                "deployments are checked on deploy.")
 @json_option("Print what was (or would be) registered as JSON.")
+@click.option("--replace", is_flag=True,
+              help="Take over a deployment of the same name, or a namespace, that another file registered.")
 @click.pass_obj
-def deploy(app, files, dry_run, as_json):
+def deploy(app, files, dry_run, as_json, replace):
     """Validate deployment FILES (TOML) and register their jobs, schedules and scripts in Redis.
 
     Scripts are read relative to each file and stored with the jobs, so workers on other hosts can
-    run them. Deploying a deployment again replaces it (jobs no longer in the file are removed).
-    Secrets are references (secret_env = {TOKEN = "env:MY_TOKEN"}), resolved on the worker when a
-    job runs. On any problem — each names the file and the key — nothing is registered (exit 2).
+    run them; a script must lie in the file's folder. Deploying a deployment again from the same
+    file replaces it (jobs no longer in the file are removed); a deployment name or a namespace
+    registered from another file is refused unless --replace. Secrets are references
+    (secret_env = {TOKEN = "env:MY_TOKEN"}) to variables listed in worker.secret_env_allow
+    (CRONIUM_* never), resolved on the worker when a job runs. On any problem — each names the file
+    and the key — nothing is registered (exit 2).
     """
     from cronium.core.deploy.files import load_deployment
 
@@ -52,7 +58,7 @@ def deploy(app, files, dry_run, as_json):
 
         registry = DeploymentRegistry(app.runtime().store)
         for d in deployments:
-            results.append(registry.register(d))
+            results.append(registry.register(d, shared_namespace=app.config["namespace"], replace=replace))
     if as_json:
         out = [{"deployment": d.name, "file": d.path, "digest": d.digest, "dry_run": dry_run,
                 "version": r.get("version") if r else None, "removed_jobs": r.get("removed_jobs", []) if r else [],

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..spec import finite_number
+
 MONTH_NAMES = {n: i + 1 for i, n in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"))}
 DAY_NAMES = {n: i for i, n in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
@@ -49,6 +51,8 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ScheduleError("expected a duration such as 30s, 5m or 1h30m")
     if isinstance(value, (int, float)):
+        if not finite_number(value):
+            raise ScheduleError(f"duration must be a finite number of seconds, got {value}")
         if value <= 0:
             raise ScheduleError(f"duration must be positive, got {value}")
         return float(value)
@@ -60,6 +64,8 @@ def parse_duration(value: str | int | float) -> float:
             raise ScheduleError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h30m, 500ms)") from None
         return parse_duration(number)
     total = sum(float(n) * DURATION_UNITS[u] for n, u in DURATION_RE.findall(text))
+    if not finite_number(total):
+        raise ScheduleError(f"duration must be a finite number of seconds, got {value!r}")
     if total <= 0:
         raise ScheduleError(f"duration must be positive, got {value!r}")
     return total

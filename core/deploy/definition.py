@@ -1,21 +1,42 @@
 """What a deployment declares: job definitions (as stored in Redis), retry policies, workflow edges."""
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
+import socket
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import SecretUnavailable
 from ..model import RETRYABLE_STATUSES, JobSpec, Resources, Secret, dumps
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SECRET_REF_RE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+#: Worker variables a secret reference may never name, whatever `worker.secret_env_allow` says:
+#: cronium's own settings (the Redis URL with its password, the token secret, …).
+ALWAYS_DENIED_SECRETS = "CRONIUM_*"
 CONCURRENCY_POLICIES = ("allow", "forbid", "replace")
 #: Workflow edge conditions: when the parent execution ends …
 EDGE_CONDITIONS = ("succeeded", "failed", "condition_true", "condition_false", "always")
+
+
+def secret_ref_refusal(var: str, allow: Sequence[str]) -> str | None:
+    """Why the worker variable `var` may not be handed to a job as a secret (None: it may). `allow`
+    is `worker.secret_env_allow`: names or globs; `CRONIUM_*` is refused even when listed."""
+    if fnmatch.fnmatchcase(var, ALWAYS_DENIED_SECRETS):
+        return (f"refers to ${var}: CRONIUM_* variables are cronium's own settings and are never "
+                "handed to jobs")
+    if not any(fnmatch.fnmatchcase(var, pattern) for pattern in allow):
+        return f"refers to ${var}, which is not in worker.secret_env_allow"
+    return None
+
+
+#: The fix for a refused secret reference.
+SECRET_ALLOW_HINT = ("list the variable (or a glob such as SYNC_*) in worker.secret_env_allow, in the config "
+                     "of the deploying host and of every worker")
 
 
 @dataclass(frozen=True)
@@ -98,15 +119,20 @@ class JobDefinition:
         data["after"] = tuple(Edge(**e) for e in data.get("after") or ())
         return cls(**data)
 
-    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
-        """Look the secret references up in this process's environment (on the worker)."""
+    def resolve_secrets(self, environ: Mapping[str, str] | None = None,
+                        allow: Sequence[str] | None = None) -> dict[str, Secret]:
+        """Look the secret references up in this process's environment (on the worker). With
+        `allow` (the worker's `worker.secret_env_allow`), a reference it does not allow is refused
+        before any value is read."""
         environ = os.environ if environ is None else environ
         out = {}
         for name, ref in self.secret_env.items():
             var = SECRET_REF_RE.match(ref).group(1)
+            refusal = secret_ref_refusal(var, allow) if allow is not None else None
+            if refusal is not None:
+                raise SecretUnavailable(f"secret env {name} of job '{self.name}' {refusal} on worker host "
+                                        f"{socket.gethostname()}", hint=SECRET_ALLOW_HINT)
             if var not in environ:
-                import socket
-
                 raise SecretUnavailable(
                     f"secret env {name} of job '{self.name}' refers to ${var}, which is not set on worker host "
                     f"{socket.gethostname()}",
@@ -115,11 +141,13 @@ class JobDefinition:
         return out
 
     def job_spec(self, script: bytes | None, *, execution_id: str, input: Any, attempt: int = 1,
-                 metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> JobSpec:
-        """The spec a worker runs: secrets resolved now, from the worker's environment."""
+                 metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                 allow: Sequence[str] | None = None) -> JobSpec:
+        """The spec a worker runs: secrets resolved now, from the worker's environment (checked
+        against `allow`, see `resolve_secrets`)."""
         return JobSpec(
             job_type=self.job_type, script=script, script_name=self.script_name, image=self.image,
-            command=self.command, input=input, env=dict(self.env), secret_env=self.resolve_secrets(environ),
+            command=self.command, input=input, env=dict(self.env), secret_env=self.resolve_secrets(environ, allow),
             timeout=self.timeout, resources=self.resources, profile=self.profile, namespace=self.namespace,
             job_id=self.name, job_name=self.name, egress=self.egress, metadata=dict(metadata or {}),
             execution_id=execution_id, attempt=attempt, plugin_settings=dict(self.plugins))
@@ -137,11 +165,17 @@ class Deployment:
     namespace: str | None = None
     description: str = ""
     warnings: list[str] = field(default_factory=list)
+    origin: str = ""  # where it came from (the file's resolved path): see `files.parse_deployment`
 
     @property
     def digest(self) -> str:
         body = dumps({"jobs": {n: json.loads(j.to_json()) for n, j in sorted(self.jobs.items())}})
         return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def namespaces(self, shared: str) -> list[str]:
+        """The namespaces its jobs run in that it claims: every explicit one but `shared` (the
+        configured default namespace, which every ad-hoc run uses too)."""
+        return sorted({j.namespace for j in self.jobs.values() if j.namespace and j.namespace != shared})
 
     def successors(self, job: str) -> list[tuple[str, Edge]]:
         """Jobs that run after `job`, with the edge that connects them."""

@@ -37,12 +37,15 @@ def load_deployment(path: str | os.PathLike, config: Config) -> Deployment:
         raise DeploymentInvalid([f"{source}: cannot read the file ({exc})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise DeploymentInvalid([f"{source}: not valid TOML: {exc}"]) from None
-    return parse_deployment(data, source=source, base_dir=file.resolve().parent, config=config, text=text)
+    return parse_deployment(data, source=source, base_dir=file.resolve().parent, config=config, text=text,
+                            origin=str(file.resolve()))
 
 
 def parse_deployment(data: Mapping[str, Any], *, source: str, base_dir: Path, config: Config,
-                     text: str = "") -> Deployment:
-    """Validate the TOML data of a deployment file (see `load_deployment`)."""
+                     text: str = "", origin: str = "") -> Deployment:
+    """Validate the TOML data of a deployment file (see `load_deployment`). `origin` identifies
+    where it came from (the file's resolved path; default `source`): a deployment name or a
+    namespace registered from one origin is not taken by another without `--replace`."""
     problems = Problems(source)
     problems.unknown(data, TOP_KEYS)
     name, namespace, description = _deployment_table(data, source, problems)
@@ -67,7 +70,7 @@ def parse_deployment(data: Mapping[str, Any], *, source: str, base_dir: Path, co
     if problems.items:
         raise DeploymentInvalid(problems.items)
     return Deployment(name=name, path=source, source=text, jobs=jobs, scripts=ctx.scripts, namespace=namespace,
-                      description=description, warnings=problems.warnings)
+                      description=description, warnings=problems.warnings, origin=origin or source)
 
 
 def _deployment_table(data: Mapping[str, Any], source: str, problems: Problems) -> tuple[str, str | None, str]:

@@ -35,10 +35,12 @@ from .cron import ScheduleError, parse_duration, parse_schedule
 from .definition import (
     CONCURRENCY_POLICIES,
     EDGE_CONDITIONS,
+    SECRET_ALLOW_HINT,
     SECRET_REF_RE,
     Edge,
     JobDefinition,
     RetryPolicy,
+    secret_ref_refusal,
 )
 
 JOB_KEYS = ("description", "type", "script", "inline", "image", "command", "input", "env", "secret_env", "schedule",
@@ -94,7 +96,7 @@ def parse_job(name: str, table: Mapping[str, Any], problems: Problems, ctx: JobC
     t = _Table(table, problems)
     job_type, script_name, body, image, command = _program(name, t, problems, ctx)
     program_ok = len(problems) == before
-    env, secret_env = _env(t, problems)
+    env, secret_env = _env(t, problems, ctx.config["worker.secret_env_allow"])
     schedule, tz_name, suspend = _schedule(t, problems)
     plugins = _plugin_settings(t, problems)
     defn = JobDefinition(
@@ -197,22 +199,37 @@ def _command(value: Any, problems: Problems) -> list[str] | None:
 
 
 def _read_script(base_dir: Path, script_path: str, problems: Problems) -> tuple[str | None, bytes | None]:
+    """The script file, confined to the deployment file's folder: no absolute path, no `..`, and
+    no symlink that resolves to a file outside the folder."""
+    hint = "put the script in the deployment file's folder (or below it) and give its path relative to the file"
+    if Path(script_path).is_absolute() or ".." in Path(script_path).parts:
+        problems.add("script", f"script path {script_path!r} leaves the deployment's folder: give a path relative "
+                               "to the deployment file, without '..'", hint=hint)
+        return None, None
     file = base_dir / script_path
     try:
-        return file.name, file.read_bytes()
+        real = file.resolve(strict=True)
+        if not real.is_relative_to(base_dir.resolve()):
+            problems.add("script", f"script {script_path!r} is a symlink to a file outside the deployment's folder",
+                         hint=hint)
+            return None, None
+        return file.name, real.read_bytes()
     except FileNotFoundError:
         problems.add("script", f"script file {script_path!r} not found (looked at {file})")
     except IsADirectoryError:
         problems.add("script", f"{script_path!r} is a directory, not a script file")
     except PermissionError:
         problems.add("script", f"script file {script_path!r} is not readable (permission denied)")
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long …
+        problems.add("script", f"cannot read script file {script_path!r}: {exc}")
     return None, None
 
 
 # --- environment, schedule, limits --------------------------------------------------------------------
 
-def _env(t: _Table, problems: Problems) -> tuple[dict[str, str], dict[str, str]]:
-    """Plain values (strings, numbers, booleans as text) and secret references (`env:VAR`)."""
+def _env(t: _Table, problems: Problems, allow: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Plain values (strings, numbers, booleans as text) and secret references (`env:VAR`, only to
+    variables `allow` — `worker.secret_env_allow` — lists)."""
     env: dict[str, str] = {}
     for var, value in t.get("env", (dict,), "a table of NAME = \"value\"", {}).items():
         if isinstance(value, bool):
@@ -229,6 +246,8 @@ def _env(t: _Table, problems: Problems) -> tuple[dict[str, str], dict[str, str]]
             problems.add(f"secret_env.{var}", "must be a reference such as \"env:MY_TOKEN\" (the variable is read on "
                                               "the worker when the job runs); secret values are never written in "
                                               "deployment files")
+        elif (refusal := secret_ref_refusal(SECRET_REF_RE.match(ref).group(1), allow)) is not None:
+            problems.add(f"secret_env.{var}", refusal, hint=SECRET_ALLOW_HINT)
         else:
             secret_env[var] = ref
             if SECRET_REF_RE.match(ref).group(1) not in os.environ:

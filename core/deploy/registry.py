@@ -18,14 +18,18 @@ class DeploymentRegistry:
         self.store = store
         self.stored = store.deployments
 
-    def register(self, deployment: Deployment) -> dict[str, Any]:
-        """Store the deployment, replacing its previous version atomically. A job name owned by
-        another deployment is refused (`UsageError`, nothing changed)."""
+    def register(self, deployment: Deployment, *, shared_namespace: str = "default",
+                 replace: bool = False) -> dict[str, Any]:
+        """Store the deployment, replacing its previous version atomically. Refused (`UsageError`,
+        nothing changed): a job name owned by another deployment; unless `replace`, a deployment of
+        the same name or a namespace (other than `shared_namespace`) registered from another file."""
         jobs = {name: (job.to_json(), [{"job": s, "when": e.when} for s, e in deployment.successors(name)])
                 for name, job in deployment.jobs.items()}
         return self.stored.register(deployment.name, file=deployment.path, digest=deployment.digest,
                                     namespace=deployment.namespace, description=deployment.description, jobs=jobs,
-                                    scripts=deployment.scripts, source=deployment.source)
+                                    scripts=deployment.scripts, source=deployment.source,
+                                    origin=deployment.origin, namespaces=deployment.namespaces(shared_namespace),
+                                    replace=replace)
 
     def remove(self, name: str) -> dict[str, Any]:
         meta = self.meta(name)

@@ -1,7 +1,7 @@
 """The worker: takes executions off the queue and runs them through the lifecycle.
 
 One worker process = one consumer of the queue's consumer group, named by its owner id
-(`<host>.<pid>.<random>`), holding the owner heartbeat of its `Runtime`. It runs up to
+(`<host>.<pid>-<pid namespace>.<random>`), holding the owner heartbeat of its `Runtime`. It runs up to
 `concurrency` executions at once (threads; the containers do the work). Besides the read loop,
 a maintenance thread claims entries of dead workers, promotes due retries, reaps what dead
 owners left in Docker every `worker.reap_interval` seconds, and forgets dead consumers that hold
@@ -266,7 +266,8 @@ class Worker:
         definition = JobDefinition.from_json(json.dumps(record["definition"]))
         script = self.registry.script(definition.script_digest) if definition.script_digest else None
         return definition.job_spec(script, execution_id=execution_id, input=record.get("input"),
-                                   attempt=int(record.get("attempt") or 1), metadata=record.get("metadata") or {})
+                                   attempt=int(record.get("attempt") or 1), metadata=record.get("metadata") or {},
+                                   allow=self.runtime.config["worker.secret_env_allow"])
 
     # --- background duties ---------------------------------------------------------------------
     def _maintain(self) -> None:

@@ -31,25 +31,29 @@ class Deployments:
 
     def register(self, name: str, *, file: str, digest: str, namespace: str | None, description: str,
                  jobs: Mapping[str, tuple[str, Sequence[Mapping[str, str]]]], scripts: Mapping[str, bytes],
-                 source: str) -> dict[str, Any]:
+                 source: str, origin: str = "", namespaces: Sequence[str] = (), replace: bool = False) -> dict[str, Any]:
         """Store a deployment, replacing its previous version atomically (WATCH/MULTI). `jobs` maps
-        each job name to (definition JSON, successor edges as {job, when}). A job name owned by
-        another deployment is refused (`UsageError`, nothing changed). Returns the new `meta`,
-        plus `replaced` and `removed_jobs`."""
+        each job name to (definition JSON, successor edges as {job, when}). Refused (`UsageError`,
+        nothing changed): a job name owned by another deployment; unless `replace`, a deployment of
+        this name registered from another `origin`, or one of `namespaces` claimed by a deployment
+        from another origin. Returns the new `meta`, plus `replaced` and `removed_jobs`."""
         keys = self.keys
         with self.store.guard():
             for _ in range(REGISTER_ATTEMPTS):
                 with self.redis.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(keys.jobs, keys.deployment(name))
+                        pipe.watch(keys.jobs, keys.deployment(name), keys.deploy_generation)
                         owners = {k.decode(): v.decode() for k, v in pipe.hgetall(keys.jobs).items()}
                         _refuse_taken(file, {j: owners[j] for j in jobs if owners.get(j, name) != name})
                         old_meta = pipe.hget(keys.deployment(name), "meta")
                         old = json.loads(old_meta) if old_meta else {}
+                        if not replace:
+                            _refuse_takeover(file, name, origin, namespaces, old, self._other_metas(pipe, name))
                         now = time.time()
                         meta = {"name": name, "file": file, "digest": digest, "deployed_at": now,
                                 "version": int(old.get("version", 0)) + 1, "namespace": namespace,
-                                "description": description, "jobs": sorted(jobs), "scripts": sorted(scripts)}
+                                "description": description, "jobs": sorted(jobs), "scripts": sorted(scripts),
+                                "origin": origin, "namespaces": sorted(namespaces)}
                         pipe.multi()
                         self._write(pipe, meta, old, jobs, scripts, source)
                         pipe.execute()
@@ -59,6 +63,12 @@ class Deployments:
                     except redis.WatchError:
                         continue
         raise UsageError(f"the deployment changed concurrently {REGISTER_ATTEMPTS} times; try again")
+
+    def _other_metas(self, pipe, name: str) -> list[dict[str, Any]]:
+        """The metas of every other registered deployment (read inside register's WATCH)."""
+        others = sorted(n.decode() for n in pipe.smembers(self.keys.deployments) if n.decode() != name)
+        raw = [pipe.hget(self.keys.deployment(n), "meta") for n in others]
+        return [json.loads(r) for r in raw if r]
 
     def _write(self, pipe, meta: Mapping[str, Any], old: Mapping[str, Any],
                jobs: Mapping[str, tuple[str, Sequence[Mapping[str, str]]]], scripts: Mapping[str, bytes],
@@ -158,3 +168,23 @@ def _refuse_taken(file: str, taken: Mapping[str, str]) -> None:
             f"{file}: " + "; ".join(f"key 'jobs.{j}': job name '{j}' already belongs to deployment '{d}'"
                                     for j, d in sorted(taken.items())),
             hint="job names are unique across deployments: rename the job, or remove the other deployment first")
+
+
+def _refuse_takeover(file: str, name: str, origin: str, namespaces: Sequence[str], old: Mapping[str, Any],
+                     others: Sequence[Mapping[str, Any]]) -> None:
+    """A deployment file takes neither another file's deployment (same name, other origin) nor a
+    namespace another file's deployment runs jobs in — unless the deployer says `--replace`."""
+    problems = []
+    if old and old.get("origin", "") != origin:
+        problems.append(f"key 'deployment.name': deployment '{name}' was registered from "
+                        f"{old.get('origin') or old.get('file') or 'another file'}; this file would replace it")
+    for namespace in namespaces:
+        holders = sorted(m["name"] for m in others if namespace in m.get("namespaces", [])
+                         and m.get("origin", "") != origin)
+        if holders:
+            problems.append(f"namespace '{namespace}' belongs to deployment '{holders[0]}' "
+                            f"(registered from another file)")
+    if problems:
+        raise UsageError(f"{file}: " + "; ".join(problems),
+                         hint="deploy from the file that registered it, or pass --replace to take it over "
+                              "(its variables and its name then serve this file's jobs)")

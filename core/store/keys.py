@@ -27,8 +27,15 @@ class Keys:
     def owner(self, owner: str) -> str:
         return f"{self.prefix}owner:{owner}"
 
-    def acl_user(self, execution_id: str) -> str:
-        return f"cronium-{execution_id}"
+    def acl_user(self, execution_id: str, attempt_tag: str = "") -> str:
+        """`cronium-<execution>.<attempt tag>`: one user per attempt, so that a stale attempt's
+        cleanup never deletes a newer attempt's credentials (`acl_user("")` is the common prefix)."""
+        return f"cronium-{execution_id}" + (f".{attempt_tag}" if attempt_tag else "")
+
+    @staticmethod
+    def acl_user_execution(user: str) -> str:
+        """The execution id an ACL user name (from `acl_user`) belongs to."""
+        return user.removeprefix("cronium-").partition(".")[0]
 
     # --- deployments (store/deployments.py) ---------------------------------------------------
     @property

@@ -150,7 +150,9 @@ def job_records(runtime, job: str) -> list[dict]:
 
 
 def owner_pid(owner: str) -> int:
-    return int(owner.rsplit(".", 2)[1])
+    from cronium.core.owners import parse_owner
+
+    return parse_owner(owner).pid
 
 
 class ContainerStarts:

@@ -149,13 +149,14 @@ def test_deploy_list_show_redeploy_remove(qcli, qruntime, tmp_path):
 def test_secret_by_reference_reaches_the_job_and_nothing_else(qcli, qruntime, processes):
     secret = "s3cr3t-token-value-1234567890"
     example = REPO / "config" / "deployments" / "with-secrets.toml"
-    proc = qcli("deploy", str(example))
+    allow = {"CRONIUM_WORKER_SECRET_ENV_ALLOW": "SYNC_API_TOKEN"}  # deploying and running both need it
+    proc = qcli("deploy", str(example), env=allow)
     assert proc.returncode == 0, proc.stderr.decode()
     assert "SYNC_API_TOKEN" in proc.stderr.decode()  # warned: not set where it was deployed
     store = qruntime.store
     assert b"env:SYNC_API_TOKEN" in everything_stored(qruntime)
 
-    processes.start("worker", env={"SYNC_API_TOKEN": secret})
+    processes.start("worker", env={"SYNC_API_TOKEN": secret, **allow})
     execution = qcli("submit", "sync").stdout.decode().strip()
     rec = wait_for(lambda: (r := store.records.get(execution))["status"] not in ("queued", "pending", "running")
                    and r, 90, "the sync job", logs=processes.logs)
@@ -176,7 +177,7 @@ def test_secret_by_reference_reaches_the_job_and_nothing_else(qcli, qruntime, pr
     # A worker without the variable fails the execution with a message that says what is missing.
     store.redis.delete(store.keys.active("sync"))
     processes.stop_all()
-    processes.start("worker")
+    processes.start("worker", env=allow)
     missing = qcli("submit", "sync").stdout.decode().strip()
     rec = wait_for(lambda: (r := store.records.get(missing))["status"] == "error" and r, 60,
                    "the execution without its secret", logs=processes.logs)

@@ -102,14 +102,15 @@ def test_pooled_sidecars_are_reaped_by_their_owner_installation_and_name(cronium
     import socket
     import subprocess
 
-    from cronium.core.model import new_execution_id
+    from cronium.core.model import new_execution_id, pid_namespace
     from cronium.core.owners import installation_id
     from cronium.core.reaper import reap, remove_execution_resources
     from cronium.plugins import _docker
 
     proc = subprocess.Popen(["true"])
     proc.wait()
-    dead, alive = f"{socket.gethostname()}.{proc.pid}.dead00", f"{socket.gethostname()}.{os.getpid()}.other0"
+    host, pidns = socket.gethostname(), pid_namespace()
+    dead, alive = f"{host}.{proc.pid}-{pidns}.dead00", f"{host}.{os.getpid()}-{pidns}.other0"
     ours = installation_id(cronium_runtime)
     execution = new_execution_id()
     cronium_runtime.store.records.create(execution, {"id": execution, "status": "running", "owner": alive},

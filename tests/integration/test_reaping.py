@@ -10,18 +10,19 @@ import subprocess
 import time
 
 import pytest
-from cronium.core.model import new_execution_id
+from cronium.core.model import new_execution_id, pid_namespace
 
 pytestmark = pytest.mark.integration
 
 HOST = socket.gethostname()
-LIVE_OWNER = f"{HOST}.{os.getpid()}.other0"  # alive (this process), not the runtime under test
+PIDNS = pid_namespace()
+LIVE_OWNER = f"{HOST}.{os.getpid()}-{PIDNS}.other0"  # alive (this process), not the runtime under test
 
 
 def dead_owner() -> str:
     proc = subprocess.Popen(["true"])
     proc.wait()
-    return f"{HOST}.{proc.pid}.dead00"
+    return f"{HOST}.{proc.pid}-{PIDNS}.dead00"
 
 
 def labels(execution: str, owner: str, role: str) -> dict:

@@ -20,8 +20,9 @@ def test_example_schedule_runs_on_time_under_serve(qcli, qruntime, processes, tm
     example = (REPO / "config" / "deployments" / "scheduled-report.toml").read_text()
     text = example.replace('schedule = "0 7 * * MON-FRI"', 'schedule = "@every 3s"')
     text = text.replace('concurrency = "forbid"', 'concurrency = "allow"')
-    text = text.replace('script = "scripts/report.py"', f'script = "{REPO}/config/deployments/scripts/report.py"')
     assert "@every 3s" in text
+    (tmp_path / "scripts").mkdir()  # scripts live in the deployment file's folder
+    (tmp_path / "scripts" / "report.py").write_bytes((REPO / "config" / "deployments" / "scripts" / "report.py").read_bytes())
     deploy_text(qcli, tmp_path, text, name="report.toml")
     port = free_port()
     serve = processes.start("serve", "--concurrency", "3", "--metrics-port", str(port))
@@ -53,7 +54,7 @@ def test_example_schedule_runs_on_time_under_serve(qcli, qruntime, processes, tm
     assert re.search(r'^cronium_scheduler_enqueued_total\{job="daily-report"\} \d+$', metrics, re.M)
     assert re.search(r"^cronium_queue_length \d+$", metrics, re.M)
     assert re.search(r"^cronium_scheduler_leader 1$", metrics, re.M)
-    beat = re.search(rf'^cronium_heartbeat_timestamp_seconds\{{owner="[^"]+\.{serve.pid}\.[0-9a-f]+",kind="worker",'
+    beat = re.search(rf'^cronium_heartbeat_timestamp_seconds\{{owner="[^"]+\.{serve.pid}-[0-9]+\.[0-9a-f]+",kind="worker",'
                      rf'host="[^"]+"\}} ([0-9.e+]+)$', metrics, re.M)
     assert beat and abs(float(beat.group(1)) - time.time()) < 60
     assert processes.stop(serve) == 0, processes.logs()

@@ -13,14 +13,17 @@ from cronium.core import hookimpl
 from cronium.core.owners import (
     ExecutionJudgement,
     SweepJudgement,
+    OwnerCheck,
     installation_id,
-    owner_host_and_pid,
+    parse_owner,
     pid_alive,
 )
+from cronium.core.model import new_owner_id, pid_namespace
 from cronium.core.plugins import Hooks, create_plugin_manager
 from cronium.core.reaper import ReapReport, reap, remove_execution_resources
 
 HOST = socket.gethostname()
+PIDNS = pid_namespace()
 NOW = 1_000_000.0
 
 
@@ -28,10 +31,10 @@ def dead_owner() -> str:
     """An owner on this host whose process has exited."""
     proc = subprocess.Popen(["true"])
     proc.wait()
-    return f"{HOST}.{proc.pid}.dead00"
+    return f"{HOST}.{proc.pid}-{PIDNS}.dead00"
 
 
-LIVE_OWNER = f"{HOST}.{os.getppid()}.live00"  # our parent process: alive
+LIVE_OWNER = f"{HOST}.{os.getppid()}-{PIDNS}.live00"  # our parent process: alive
 
 
 class StandInRecords:
@@ -74,7 +77,7 @@ class StandInStore:
 
 
 class StandInRuntime:
-    def __init__(self, config, store, pm=None, owner=f"{HOST}.{os.getpid()}.self00"):
+    def __init__(self, config, store, pm=None, owner=f"{HOST}.{os.getpid()}-{PIDNS}.self00"):
         self.config, self.store, self.owner = config, store, owner
         self.pm = pm or create_plugin_manager(entry_points=[])
         self.hooks = Hooks(self.pm)
@@ -99,10 +102,12 @@ def labels(execution: str, owner: str, deadline: float = NOW + 3600, **extra) ->
 # --- owners ----------------------------------------------------------------------------------
 
 def test_owner_ids_and_pids():
-    assert owner_host_and_pid("web-1.example.1234.abcdef") == ("web-1.example", 1234)
-    assert owner_host_and_pid("nonsense") == ("nonsense", None)
+    assert parse_owner("web-1.example.1234-4026531836.abcdef") == ("web-1.example", 1234, "4026531836")
+    assert parse_owner("web-1.example.1234.abcdef") == ("web-1.example", 1234, "")  # earlier versions
+    assert parse_owner("nonsense") == ("nonsense", None, "")
+    assert parse_owner(new_owner_id()) == (HOST, os.getpid(), PIDNS)
     assert pid_alive(os.getpid()) is True
-    assert pid_alive(int(dead_owner().split(".")[-2])) is False
+    assert pid_alive(parse_owner(dead_owner()).pid) is False
 
 
 def test_sweep_judgement_decides_by_owner_deadline_process_and_installation(runtime):
@@ -249,3 +254,65 @@ def test_egress_rules_of_a_job_that_starts_during_the_sweep_are_kept(runtime, mo
     assert removed == ["exec_gone"]  # its network is gone and its owner died
     assert report.removed == ["firewall rules of exec_gone"]
     assert report.kept == ["firewall rules of exec_new"]
+
+
+# --- owner identity: host, pid *and* PID namespace (issue 13, item 4) ----------------------------
+
+OTHER_PIDNS = "4026599999" if PIDNS != "4026599999" else "4026588888"
+
+
+def test_an_owner_on_another_host_is_alive_while_its_heartbeat_is_fresh(runtime):
+    on_other_host = f"other-host.{os.getpid()}-{PIDNS}.far000"
+    gone_from_other_host = f"other-host.{os.getppid()}-{PIDNS}.gone00"
+    rows = {"exec_far": {"owner": on_other_host, "status": "running"},
+            "exec_gone": {"owner": gone_from_other_host, "status": "running"}}
+    judge = SweepJudgement(runtime(rows, alive={on_other_host}), now=NOW)
+    assert judge.verdict(labels("exec_far", on_other_host)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_gone", gone_from_other_host)).reason == "its owner died"
+
+
+def test_same_host_and_pid_in_another_pid_namespace_is_judged_by_its_heartbeat(runtime):
+    """A worker in a container with this host's name: its pid means nothing in our process table."""
+    dead_pid = parse_owner(dead_owner()).pid
+    containerised = f"{HOST}.{dead_pid}-{OTHER_PIDNS}.box000"  # its pid is free here, it is alive there
+    impostor = f"{HOST}.{os.getpid()}-{OTHER_PIDNS}.box111"  # our pid, another process, no heartbeat
+    rows = {"exec_box": {"owner": containerised, "status": "running"},
+            "exec_imp": {"owner": impostor, "status": "running"}}
+    rt = runtime(rows, alive={containerised})
+    judge = SweepJudgement(rt, now=NOW)
+    assert judge.verdict(labels("exec_box", containerised)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_imp", impostor)).reason == "its owner died"
+    check = OwnerCheck(rt)
+    assert not check.shares_process_table(impostor) and check.shares_process_table(rt.owner)
+    assert check.alive(impostor) is False
+
+
+def test_a_deadline_counts_from_the_release_not_from_before_the_set_up_gates(runtime):
+    """The labels' deadline is fixed when the objects are created; a job that waited long at the
+    network or sidecar-boot gate is released later. Its live owner's objects stay until the
+    deadline written at release (the record's) has passed, and are never past it during set-up."""
+    passed = NOW - 1  # the labels' deadline
+    rows = {"exec_setup": {"owner": LIVE_OWNER, "status": "pending", "deadline": NOW - 10},
+            "exec_late": {"owner": LIVE_OWNER, "status": "running", "deadline": NOW + 600},
+            "exec_overdue": {"owner": LIVE_OWNER, "status": "running", "deadline": NOW - 1}}
+    judge = SweepJudgement(runtime(rows), now=NOW)
+    assert judge.verdict(labels("exec_setup", LIVE_OWNER, deadline=passed)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_late", LIVE_OWNER, deadline=passed)).reason == "its owner is alive"
+    assert judge.verdict(labels("exec_overdue", LIVE_OWNER, deadline=passed)).reason == "its deadline passed"
+    assert not judge.verdict_for("exec_setup")  # an ACL user, judged by the record
+    assert judge.verdict_for("exec_overdue").reason == "its deadline passed"
+
+
+def test_every_attempt_has_its_own_acl_user_and_the_reaper_knows_its_execution(make_config):
+    from cronium.core.model import JobSpec
+    from cronium.core.spec import resolve
+    from cronium.core.store.keys import Keys
+
+    spec = JobSpec(job_type="bash", script=b"true", execution_id="exec_0123456789abcdef")
+    first = resolve(spec, make_config({}), owner=f"{HOST}.1-{PIDNS}.aaaaaa").execution
+    rerun = resolve(spec, make_config({}), owner=f"{HOST}.2-{PIDNS}.bbbbbb").execution
+    assert first.labels["cronium.attempt"] == "1" and first.attempt_tag != rerun.attempt_tag
+    keys = Keys("cronium:")
+    users = {keys.acl_user(e.execution_id, e.attempt_tag) for e in (first, rerun)}
+    assert len(users) == 2 and all(u.startswith(keys.acl_user("exec_")) for u in users)
+    assert {keys.acl_user_execution(u) for u in users} == {"exec_0123456789abcdef"}

@@ -111,3 +111,52 @@ def test_hs256_mode(stand_in_runtime):
 def test_secret_equality_and_hash_do_not_reveal():
     assert Secret("abc") == Secret("abc") and Secret("abc") != Secret("abd") and Secret("abc") != "abc"
     assert "abc" not in repr({"k": Secret("abc")})
+
+
+# --- the lifetime counts from the release (issue 13, item 4) -------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "HS256"])
+def test_renew_signs_the_same_token_again_from_now(stand_in_runtime, monkeypatch, algorithm):
+    """A job that waited at the set-up gates gets a token signed when it is released: same key
+    (the sidecar already holds the verify key), same jti, lifetime counted from the renewal."""
+    import cronium.plugins.token as token_plugin
+
+    rt = stand_in_runtime({"token.algorithm": algorithm, "token.secret": HS_SECRET})
+    monkeypatch.setattr(token_plugin.time, "time", lambda: 1_000_000.0)
+    _, issued = issue(rt, timeout=60)
+    monkeypatch.setattr(token_plugin.time, "time", lambda: 1_000_900.0)  # 15 minutes at the gates
+    renewed = issued.renew()
+    lifetime = issued.claims.expires_at - issued.claims.issued_at
+    assert renewed.claims.issued_at == 1_000_900 and renewed.claims.expires_at == 1_000_900 + lifetime
+    assert renewed.claims.jti == issued.claims.jti and renewed.verify_key == issued.verify_key
+    claims = jwt.decode(renewed.token.reveal(), renewed.verify_key.reveal(), algorithms=[algorithm],
+                        audience="runtime-api", options={"verify_exp": False, "verify_nbf": False})
+    assert claims["exp"] == renewed.claims.expires_at and claims["executionId"] == issued.claims.execution_id
+    assert "renew" not in repr(issued) and "PRIVATE" not in repr(issued)
+
+
+def test_the_job_gets_the_token_signed_when_it_is_released():
+    """The Docker executor reveals the secret env block at release, not at create: a token made on
+    delivery (DeferredSecret) is signed then."""
+    import socket
+
+    from cronium.core.model import DeferredSecret
+    from cronium.plugins.docker_executor import DockerJobHandle
+
+    signed = []
+
+    def sign() -> str:
+        signed.append(True)
+        return "token-signed-at-release"
+
+    ours, theirs = socket.socketpair()
+    handle = DockerJobHandle(None, "cid", ours, {"CRONIUM_EXECUTION_TOKEN": DeferredSecret(sign),
+                                                 "API_KEY": Secret("k")}, b"echo hi\n")
+    assert signed == []
+    handle.release()
+    assert signed == [True]
+    received = b""
+    while chunk := theirs.recv(4096):
+        received += chunk
+    assert received == b"CRONIUM_EXECUTION_TOKEN=token-signed-at-release\nAPI_KEY=k\n\necho hi\n"
+    ours.close(), theirs.close()
