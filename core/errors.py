@@ -110,6 +110,14 @@ class StoreUnavailable(CroniumError):
         )
 
 
+class QuotaExceeded(CroniumError):
+    """A write would exceed a quota (the message names the limit and the config key that sets it)."""
+
+
+class VersionConflict(CroniumError):
+    """A compare-and-set write named another version than the current one; nothing was written."""
+
+
 class ImageMissing(CroniumError):
     """A required image is not present on the engine."""
 

@@ -135,8 +135,25 @@ class ExecutionRecords:
         return [decode(r) for r in rows if r]
 
     def drop_fields(self, execution_id: str, names: Sequence[str]) -> None:
+        """Remove fields of the record; dropping `output` or `condition` also removes the sidecar's
+        results hash (what an earlier attempt's sidecar wrote there)."""
         with self.store.guard():
-            self.redis.hdel(self.keys.execution(execution_id), *names)
+            pipe = self.redis.pipeline()
+            pipe.hdel(self.keys.execution(execution_id), *names)
+            if {"output", "condition"} & set(names):
+                pipe.delete(self.keys.sidecar_results(execution_id))
+            pipe.execute()
+
+    def take_sidecar_results(self, execution_id: str) -> dict[str, Any]:
+        """What the execution's sidecar wrote (`output`, `condition`; absent ones missing), decoded, and
+        remove its results hash (atomically): the caller puts them in the final record. The sidecar may
+        only read the record, so it never writes there itself."""
+        with self.store.guard():
+            pipe = self.redis.pipeline()
+            pipe.hmget(self.keys.sidecar_results(execution_id), ["output", "condition"])
+            pipe.delete(self.keys.sidecar_results(execution_id))
+            raw, _ = pipe.execute()
+        return decode({n.encode(): v for n, v in zip(("output", "condition"), raw) if v is not None})
 
     def live(self) -> list[dict[str, Any]]:
         """The records in the live set, as {id, status, owner, created_at}; members whose record is
