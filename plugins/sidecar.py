@@ -29,9 +29,10 @@ ALIAS = "runtime-api"
 #: Name prefix of an execution's sidecar (also of a pooled one once claimed).
 NAME_PREFIX = "cronium-runtime-"
 PORT = 8081
-#: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py). No SELECT:
+#: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py), and those its
+#: variable scripts call (sidecar/variable_script.py; ACL rules hold inside scripts too). No SELECT:
 #: ACL key patterns hold in every database, so SELECT would open all of them.
-SIDECAR_COMMANDS = ("ping", "hget", "hset", "eval")
+SIDECAR_COMMANDS = ("ping", "hget", "hset", "eval", "hexists", "hdel", "hlen", "hkeys", "hstrlen", "hsetnx", "hincrby")
 
 
 def acl_rules(keys, execution_id: str, namespace: str, password: str) -> list[str]:
