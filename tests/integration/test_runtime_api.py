@@ -277,7 +277,7 @@ def test_helper_call_after_sidecar_stopped_fails_clearly(cronium_run, cronium_ru
 # --- atomic updates, /health bounds (issue 13, items 7 and 10) ---------------------------------------
 
 def test_concurrent_jobs_incrementing_one_counter_lose_no_update(cronium_runtime, redis_client):
-    """Four jobs (two Python, two Bash) each add 1 twenty times to one variable, at the same time."""
+    """Four jobs (Python, Bash, Node, Python) each add 1 twenty times to one variable, at the same time."""
     import uuid
     from concurrent.futures import ThreadPoolExecutor
 
@@ -289,10 +289,14 @@ def test_concurrent_jobs_incrementing_one_counter_lose_no_update(cronium_runtime
                      script=b"import cronium\nfor _ in range(20):\n    cronium.increment_variable('counter')\n")
     bash = JobSpec(job_type="bash", script_name="inc.sh", namespace=namespace,
                    script=b"source cronium.sh\nfor i in $(seq 20); do cronium_increment_variable counter >/dev/null; done\n")
+    node = JobSpec(job_type="node", script_name="inc.js", namespace=namespace,
+                   script=b"const c = require('cronium');\n"
+                          b"(async () => { for (let i = 0; i < 20; i++) await c.incrementVariable('counter'); })()"
+                          b".catch((e) => { console.error(e.message); process.exit(1); });\n")
     orchestrator = Orchestrator(cronium_runtime)
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(orchestrator.run, [python, bash, python, bash]))
+            results = list(pool.map(orchestrator.run, [python, bash, node, python]))
     finally:
         orchestrator.close()
     assert [r.status for r in results] == ["succeeded"] * 4, [(r.error, r.warnings) for r in results]

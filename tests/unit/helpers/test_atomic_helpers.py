@@ -92,3 +92,34 @@ def test_bash_compare_and_set(api):
     assert "API Error (409)" in proc.stderr
     puts = api.matching("PUT", VAR + "v")
     assert [p.headers["if-match"] for p in puts] == ['"5"', '"5"'] and puts[0].json == {"value": "y"}
+
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="the node helper needs node")
+
+
+@needs_node
+def test_node_uses_the_atomic_routes_and_compare_and_set(api):
+    from helper_harness import NodeRunner
+
+    api.script("POST", VAR + "n/increment", answer(42))
+    api.script("POST", VAR + "log/append", answer([1, 2]))
+    api.script("GET", VAR + "v", answer("x", 5))
+    api.script("PUT", VAR + "v", Reply(409, {"success": False, "error": "version_conflict", "message": "at 6"}))
+    results = NodeRunner().run([("incrementVariable", "n", 2), ("appendVariable", "log", 2, ""),
+                                ("getVariableVersion", "v"), ("setVariable", "v", "y", {"ifVersion": 5})],
+                               helper_env(api.url))
+    assert [r.value for r in results[:3]] == [42, [1, 2], {"value": "x", "version": 5}]
+    assert not results[3].ok and results[3].status == 409
+    assert api.last("POST", VAR + "n/increment").json == {"by": 2}
+    assert api.last("PUT", VAR + "v").headers["if-match"] == '"5"'
+
+
+@needs_node
+def test_node_falls_back_for_an_older_sidecar(api):
+    from helper_harness import NodeRunner
+
+    api.variables["n"], api.variables["log"] = 40, "a"
+    results = NodeRunner().run([("incrementVariable", "n", 2), ("appendVariable", "log", "b", "-")],
+                               helper_env(api.url))
+    assert [r.value for r in results] == [42, "a-b"]
+    assert api.variables == {"n": 42, "log": "a-b"}
