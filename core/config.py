@@ -98,6 +98,12 @@ def _positive_number(v: Any) -> float:
     return v
 
 
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError("a whole number above 0")
+    return v
+
+
 def _size(v: Any) -> str:
     try:
         if not isinstance(v, (str, int)) or isinstance(v, bool):
@@ -191,6 +197,9 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "worker.shutdown_grace": _positive_number,
     "scheduler.lease_ttl": _positive_number,
     "scheduler.starting_deadline": _positive_number,
+    "variables.max_value_bytes": _positive_int,
+    "variables.max_count": _positive_int,
+    "variables.max_bytes": _positive_int,
     # per profile (suffix match on profiles.<name>.<key>)
     "profile.memory": _size,
     "profile.swap": _size,

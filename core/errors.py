@@ -125,6 +125,14 @@ class StoreFull(StoreUnavailable):
         self.key = key
 
 
+class QuotaExceeded(CroniumError):
+    """A write would exceed a quota (the message names the limit and the config key that sets it)."""
+
+
+class VersionConflict(CroniumError):
+    """A compare-and-set write named another version than the current one; nothing was written."""
+
+
 class ImageMissing(CroniumError):
     """A required image is not present on the engine."""
 

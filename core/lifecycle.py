@@ -277,7 +277,9 @@ class Orchestrator:
         self._record(run, {"status": result.status, "exit_code": result.exit_code, "finished_at": result.finished_at,
                            "timings": result.timings, "error": result.error or "",
                            "error_phase": result.error_phase or "", "log_lines": result.log_lines,
-                           "logs_truncated": result.logs_truncated, "warnings": run.warnings})
+                           "logs_truncated": result.logs_truncated, "warnings": run.warnings,
+                           **{k: v for k, v in (("output", result.output), ("condition", result.condition))
+                              if v is not None}})
         for name, exc in rt.hooks.job_finished(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
@@ -300,7 +302,7 @@ class Orchestrator:
                 run.warnings.append(f"log stream ended with an error: {run.pump.error}")
         values = {}
         try:
-            values = self.runtime.store.records.values(ex.execution_id, ("output", "condition"))
+            values = self.runtime.store.records.take_sidecar_results(ex.execution_id)
         except Exception as exc:
             run.warnings.append(f"could not read the job's output value: {exc}")
         return JobResult(

@@ -3,7 +3,7 @@
 Starts `cronium-runtime-<execution>` from the sidecar image, on the job network with the alias
 `runtime-api` (port 8081 is not published) and on the services network, from which it reaches
 Redis. Its settings — the token's verify key and a Redis URL with a per-execution ACL user that may
-touch only this execution's record and its namespace's variables — go over the attached stdin, so
+read this execution's record and write only its results hash and its namespace's variables — go over the attached stdin, so
 `docker inspect` shows neither. Readiness is event-driven: the sidecar prints one ready line when it
 accepts connections; we read it from the attach stream, then confirm with one `GET /health`.
 `reap_orphans` removes orphaned sidecar containers (pooled ones too) and ACL users.
@@ -29,12 +29,17 @@ ALIAS = "runtime-api"
 #: Name prefix of an execution's sidecar (also of a pooled one once claimed).
 NAME_PREFIX = "cronium-runtime-"
 PORT = 8081
-#: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py).
-SIDECAR_COMMANDS = ("ping", "hget", "hset", "hdel", "select")
+#: Redis commands the sidecar's per-execution ACL user may run (see sidecar/store.py), and those its
+#: variable scripts call (sidecar/variable_script.py; ACL rules hold inside scripts too). No SELECT:
+#: ACL key patterns hold in every database, so SELECT would open all of them.
+SIDECAR_COMMANDS = ("ping", "hget", "hset", "eval", "hexists", "hdel", "hlen", "hkeys", "hstrlen", "hsetnx", "hincrby")
 
 
 def acl_rules(keys, execution_id: str, namespace: str, password: str) -> list[str]:
-    return ["reset", "on", f">{password}", f"~{keys.execution(execution_id)}", f"~{keys.variables(namespace)}",
+    """Read-only on the record (`%R~`: the orchestrator's fields stay the orchestrator's); read-write on
+    the execution's results hash and its namespace's variable hashes only (Redis >= 7)."""
+    return ["reset", "on", f">{password}", f"%R~{keys.execution(execution_id)}",
+            f"~{keys.sidecar_results(execution_id)}", *[f"~{k}" for k in keys.variable_hashes(namespace)],
             "resetchannels", "-@all", *[f"+{c}" for c in SIDECAR_COMMANDS]]
 
 
@@ -47,13 +52,17 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 def _create_acl_user(runtime, execution, resources) -> str:
     store = runtime.store
+    if urlsplit(runtime.sidecar_redis_url).path.strip("/") not in ("", "0"):
+        raise PhaseError("sidecar", "redis.sidecar_url names a database other than 0; with redis.sidecar_auth = "
+                                    "\"acl\" the sidecar may not SELECT (it would open every database)",
+                         hint="use database 0 (a separate Redis, or a key_prefix, keeps installations apart)")
     user = store.keys.acl_user(execution.execution_id, execution.attempt_tag)
     password = secrets.token_urlsafe(24)
     try:
         store.acl.create(user, acl_rules(store.keys, execution.execution_id, execution.namespace, password))
     except Exception as exc:
         raise PhaseError("sidecar", f"could not create the sidecar's Redis ACL user: {exc}",
-                         hint="use Redis >= 6 with ACL rights for cronium, or set redis.sidecar_auth = \"shared\"") from None
+                         hint="use Redis >= 7 (read-only key patterns) with ACL rights for cronium, or set redis.sidecar_auth = \"shared\"") from None
     resources.add("redis-acl-user", user, lambda: store.acl.delete(user))
     return with_credentials(runtime.sidecar_redis_url, user, password)
 
@@ -73,6 +82,8 @@ def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
         "auth_failure_limit": {"per_minute": cfg["sidecar.auth_failures_per_minute"],
                                "burst": cfg["sidecar.auth_failures_burst"]},
         "max_body_bytes": cfg["sidecar.max_body_bytes"],
+        "variables": {"max_value_bytes": cfg["variables.max_value_bytes"], "max_count": cfg["variables.max_count"],
+                      "max_bytes": cfg["variables.max_bytes"]},
     }
 
 

@@ -11,6 +11,7 @@ from .errors import (
     AuthenticationError,
     ExecutionMismatchError,
     InvalidRequestError,
+    QuotaExceededError,
     RateLimitedError,
     SidecarError,
     StoreUnavailableError,
@@ -18,6 +19,7 @@ from .errors import (
     ToolLoadError,
     UnknownToolError,
     VariableNotFoundError,
+    VersionConflictError,
 )
 from .routes.common import json_response
 from .routes.executions import executions_blueprint
@@ -36,6 +38,8 @@ HTTP_STATUS: dict[type[SidecarError], int] = {
     ExecutionMismatchError: 403,
     VariableNotFoundError: 404,
     UnknownToolError: 404,
+    VersionConflictError: 409,
+    QuotaExceededError: 413,
     RateLimitedError: 429,
     ToolLoadError: 500,
     ToolFailedError: 502,
@@ -72,13 +76,14 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic:
     app.ctx.access = AccessGuard(settings)
     app.ctx.tools = ToolRegistry()
 
-    for blueprint in (health_blueprint(), executions_blueprint(), variables_blueprint(), tool_actions_blueprint()):
+    for blueprint in (health_blueprint(app.ctx), executions_blueprint(), variables_blueprint(), tool_actions_blueprint()):
         app.blueprint(blueprint)
 
     @app.before_server_start
     async def open_store(app: Sanic) -> None:
         app.ctx.store = store if store is not None else RedisStore(
-            settings.redis_url, settings.key_prefix, settings.execution_id, settings.namespace
+            settings.redis_url, settings.key_prefix, settings.execution_id, settings.namespace,
+            settings.variable_limits,
         )
 
     @app.before_server_stop
@@ -97,6 +102,8 @@ def _error_response(request: Request, exception: Exception, settings: Settings) 
     if isinstance(exception, SidecarError):
         status = next(s for kind, s in HTTP_STATUS.items() if isinstance(exception, kind))
         headers = {"Retry-After": str(exception.retry_after)} if isinstance(exception, RateLimitedError) else None
+        if isinstance(exception, VersionConflictError):
+            headers = {"ETag": f'"{exception.current}"'}
         return _error_body(status, exception.code, exception.message, headers)
     if isinstance(exception, SanicException):
         status = exception.status_code

@@ -44,6 +44,22 @@ class VariableNotFoundError(SidecarError):
     code = "variable_not_found"
 
 
+class VersionConflictError(SidecarError):
+    """`If-Match` named another version than the variable's current one (`current`; 0 = absent)."""
+
+    code = "version_conflict"
+
+    def __init__(self, message: str, current: int) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class QuotaExceededError(SidecarError):
+    """A variable write would exceed a quota of the namespace; the message names the limit and its config key."""
+
+    code = "quota_exceeded"
+
+
 class UnknownToolError(SidecarError):
     """No registered tool provides the requested tool/action pair."""
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .errors import SettingsError
+from .variable_script import VariableLimits
 
 EXECUTION_ID_PATTERN = re.compile(r"exec_[0-9a-f]{16}")
 NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -54,7 +55,10 @@ class Settings:
     port: int = 8081
     rate_limit: RateLimit = RateLimit(per_minute=1000, burst=1000)
     auth_failure_limit: RateLimit = RateLimit(per_minute=60, burst=20)
+    #: `GET /health` (unauthenticated): all clients together.
+    health_limit: RateLimit = RateLimit(per_minute=120, burst=30)
     max_body_bytes: int = 1024 * 1024
+    variable_limits: VariableLimits = VariableLimits()
 
 
 def load_settings(text: str | bytes) -> Settings:
@@ -86,7 +90,9 @@ def parse_settings(document: Any) -> Settings:
         port=fields.integer("port", default=Settings.port, minimum=1, maximum=65535),
         rate_limit=_rate_limit(fields.section("rate_limit"), Settings.rate_limit),
         auth_failure_limit=_rate_limit(fields.section("auth_failure_limit"), Settings.auth_failure_limit),
+        health_limit=_rate_limit(fields.section("health_limit"), Settings.health_limit),
         max_body_bytes=fields.integer("max_body_bytes", default=Settings.max_body_bytes, minimum=1),
+        variable_limits=_variable_limits(fields.section("variables")),
     )
     fields.reject_unknown()
     return settings
@@ -131,6 +137,17 @@ def _rate_limit(fields: _Fields, default: RateLimit) -> RateLimit:
     )
     fields.reject_unknown()
     return limit
+
+
+def _variable_limits(fields: _Fields) -> VariableLimits:
+    default = VariableLimits()
+    limits = VariableLimits(
+        max_value_bytes=fields.integer("max_value_bytes", default=default.max_value_bytes, minimum=1),
+        max_count=fields.integer("max_count", default=default.max_count, minimum=1),
+        max_bytes=fields.integer("max_bytes", default=default.max_bytes, minimum=1),
+    )
+    fields.reject_unknown()
+    return limits
 
 
 class _Fields:

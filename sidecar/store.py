@@ -1,11 +1,15 @@
 """Where execution fields and variables live: the `Store` protocol and its Redis implementation.
 
-A store is bound to one execution and one namespace, so the sidecar can only reach the two keys
-docs/architecture.md allows: the hash `<prefix>exec:<execution id>` and the hash
-`<prefix>vars:<namespace>`. Values cross this interface as JSON text and are stored verbatim.
+A store is bound to one execution and one namespace, so the sidecar can only reach the keys
+docs/architecture.md allows: it reads the record hash `<prefix>exec:<execution id>`, writes its
+results (`output`, `condition`) to its own hash `<prefix>exec:<execution id>:out`, and reads and
+writes its namespace's variables (`<prefix>vars:<namespace>` and its `:versions` and `:meta` hashes,
+through the scripts of `variable_script`, which check versions and quotas atomically). Values cross
+this interface as JSON text and are stored verbatim.
 
-Redis commands used: PING, HGET, HSET, HDEL; on connect AUTH (when the URL has credentials),
-CLIENT SETINFO (failures ignored) and SELECT (only when the URL names a database other than 0).
+Redis commands used: PING, HGET, HSET, EVAL; on connect AUTH (when the URL has credentials) and
+CLIENT SETINFO (failures ignored). Never SELECT: the per-execution ACL user may not run it, so the
+URL must name database 0. At most `POOL_SIZE` connections per sidecar (a request waits for a free one).
 """
 from __future__ import annotations
 
@@ -20,37 +24,43 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .errors import StoreUnavailableError
+from .errors import QuotaExceededError, StoreUnavailableError, VariableNotFoundError, VersionConflictError
+from .variable_script import READ, WRITE, VariableLimits, WriteOutcome, namespace_keys, quota_message, write_args
 
 log = logging.getLogger("cronium.sidecar.store")
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 COMMAND_TIMEOUT_SECONDS = 2.0
+#: Redis connections one sidecar may hold (a hostile job must not exhaust the server's clients).
+POOL_SIZE = 4
 
 
 class Store(Protocol):
     """Storage for one execution's fields and its namespace's variables (JSON text in and out).
 
     Every method raises `StoreUnavailableError` when the backing store cannot serve the call.
+    Variable writes take `expected`: None for any version, else the version the variable must
+    have (0: absent), and raise `VersionConflictError` otherwise, `QuotaExceededError` when a
+    namespace quota would be exceeded.
     """
 
     async def ping(self) -> None:
         """Check that the store answers."""
 
     async def read_execution_field(self, name: str) -> str | None:
-        """The JSON text of an execution field (`input`, `context`, ...), or None when absent."""
+        """The JSON text of a record field the orchestrator wrote (`input`, `context`), or None."""
 
-    async def write_execution_field(self, name: str, json_text: str) -> None:
-        """Set an execution field (`output`, `condition`)."""
+    async def write_result(self, name: str, json_text: str) -> None:
+        """Set one of the execution's results (`output`, `condition`) in its own results hash."""
 
-    async def read_variable(self, key: str) -> str | None:
-        """The JSON text of a variable, or None when it is not set."""
+    async def read_variable(self, key: str) -> tuple[str | None, int]:
+        """(JSON text of the variable or None when it is not set, its version; 0 when not set)."""
 
-    async def write_variable(self, key: str, json_text: str) -> None:
-        """Set a variable."""
+    async def write_variable(self, key: str, json_text: str, expected: int | None = None) -> int:
+        """Set a variable; returns its new version."""
 
-    async def delete_variable(self, key: str) -> bool:
-        """Remove a variable; False when it was not set."""
+    async def delete_variable(self, key: str, expected: int | None = None) -> None:
+        """Remove a variable; `VariableNotFoundError` when it was not set."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -59,17 +69,23 @@ class Store(Protocol):
 class RedisStore:
     """`Store` on Redis hashes, with short timeouts so an unreachable server fails fast."""
 
-    def __init__(self, url: str, key_prefix: str, execution_id: str, namespace: str) -> None:
+    def __init__(self, url: str, key_prefix: str, execution_id: str, namespace: str,
+                 limits: VariableLimits = VariableLimits()) -> None:
         self.execution_key = f"{key_prefix}exec:{execution_id}"
-        self.variables_key = f"{key_prefix}vars:{namespace}"
-        self.client = redis.Redis.from_url(
+        self.results_key = f"{self.execution_key}:out"
+        self.namespace, self.limits = namespace, limits
+        self.variable_keys = namespace_keys(key_prefix, namespace)
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=COMMAND_TIMEOUT_SECONDS,  # wait this long for a free connection
             protocol=2,  # RESP2: plain AUTH on connect, no HELLO; works with every Redis version
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             socket_timeout=COMMAND_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 1),  # one immediate retry covers a pooled connection the server closed
         )
+        self.client = redis.Redis.from_pool(pool)
 
     async def ping(self) -> None:
         await self._run(self.client.ping())
@@ -77,17 +93,29 @@ class RedisStore:
     async def read_execution_field(self, name: str) -> str | None:
         return await self._run(self.client.hget(self.execution_key, name))
 
-    async def write_execution_field(self, name: str, json_text: str) -> None:
-        await self._run(self.client.hset(self.execution_key, name, json_text))
+    async def write_result(self, name: str, json_text: str) -> None:
+        await self._run(self.client.hset(self.results_key, name, json_text))
 
-    async def read_variable(self, key: str) -> str | None:
-        return await self._run(self.client.hget(self.variables_key, key))
+    async def read_variable(self, key: str) -> tuple[str | None, int]:
+        text, version = await self._run(self.client.eval(READ, 2, *self.variable_keys[:2], key))
+        return text, int(version)
 
-    async def write_variable(self, key: str, json_text: str) -> None:
-        await self._run(self.client.hset(self.variables_key, key, json_text))
+    async def write_variable(self, key: str, json_text: str, expected: int | None = None) -> int:
+        return (await self._write("set", key, json_text, expected)).detail
 
-    async def delete_variable(self, key: str) -> bool:
-        return bool(await self._run(self.client.hdel(self.variables_key, key)))
+    async def delete_variable(self, key: str, expected: int | None = None) -> None:
+        await self._write("delete", key, "", expected)
+
+    async def _write(self, operation: str, key: str, json_text: str, expected: int | None) -> WriteOutcome:
+        args = write_args(operation, key, json_text, expected, self.limits)
+        outcome = WriteOutcome.from_reply(await self._run(self.client.eval(WRITE, 3, *self.variable_keys, *args)))
+        if outcome.outcome == "ok":
+            return outcome
+        if outcome.outcome == "conflict":
+            raise VersionConflictError(conflict_message(key, expected, outcome.detail), outcome.detail)
+        if outcome.outcome == "missing":
+            raise VariableNotFoundError(f"variable '{key}' is not set in namespace '{self.namespace}'")
+        raise QuotaExceededError(quota_message(outcome, self.limits, key, self.namespace))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -107,3 +135,9 @@ class RedisStore:
         except RedisError as exc:
             log.warning("the store refused a command: %s", exc)
             raise StoreUnavailableError("the store (Redis) refused the request") from None
+
+
+def conflict_message(key: str, expected: int | None, current: int) -> str:
+    now = "is not set" if current == 0 else f"is at version {current}"
+    return (f"variable '{key}' {now}, not at version {expected} (If-Match); "
+            "read it again and retry with its current version")

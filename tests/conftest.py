@@ -136,6 +136,17 @@ def redis_url(test_redis) -> str:
     return test_redis["url"]
 
 
+@pytest.fixture
+def cronium_flags(cronium_flags) -> dict:
+    """cronium.core.testing's flags, plus image tags from `CRONIUM_IMAGES_<NAME>` in the environment (a
+    branch testing images built under its own tags; the fixtures' config otherwise ignores the environment)."""
+    import os
+
+    names = ("sidecar", "python", "bash", "node")
+    return {**cronium_flags, **{f"images.{n}": os.environ[f"CRONIUM_IMAGES_{n.upper()}"] for n in names
+                                if os.environ.get(f"CRONIUM_IMAGES_{n.upper()}")}}
+
+
 @pytest.fixture(scope="session")
 def cronium_redis(test_redis):
     """Tells cronium.core.testing's fixtures which Redis to use."""

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 from cronium.core.errors import UsageError
+from cronium.sidecar.variable_script import VariableLimits
 
 from .options import json_option, namespace_option
 
@@ -55,13 +57,30 @@ def get(app, key, namespace):
 def set_(app, key, value, as_string, namespace):
     """Set KEY to VALUE (JSON: '"hi"', 42, true, null, '{"a": 1}')."""
     if not as_string:
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise UsageError(f"VALUE {value!r} is not valid JSON",
-                             hint=f"""quote strings as JSON ('"{value}"') or pass --string""") from None
+        value = _parse_json_value(value)
     ns = _ns(app, namespace)
-    app.runtime().store.variables.set(ns, key, value)
+    cfg = app.config
+    limits = VariableLimits(max_value_bytes=cfg["variables.max_value_bytes"], max_count=cfg["variables.max_count"],
+                            max_bytes=cfg["variables.max_bytes"])
+    app.runtime().store.variables.set(ns, key, value, limits=limits)
+
+
+def _parse_json_value(text: str):
+    """VALUE as JSON; only finite numbers (NaN, Infinity and 1e400 are refused, as by the runtime API)."""
+    def finite(number: str) -> float:
+        if not math.isfinite(parsed := float(number)):
+            raise ValueError(number)
+        return parsed
+
+    def no_constant(name: str):
+        raise ValueError(name)
+
+    try:
+        return json.loads(text, parse_float=finite, parse_constant=no_constant)
+    except ValueError:
+        raise UsageError(f"VALUE {text!r} is not valid JSON with finite numbers",
+                         hint=f"""quote strings as JSON ('"{text}"') or pass --string; NaN, Infinity and """
+                              "numbers beyond ±1.8e308 cannot be stored") from None
 
 
 @vars_group.command("delete")

@@ -1,6 +1,8 @@
 """Every Redis key cronium uses, in one place (layout: docs/architecture.md, "State")."""
 from __future__ import annotations
 
+from cronium.sidecar.variable_script import namespace_keys
+
 
 class Keys:
     def __init__(self, prefix: str):
@@ -9,8 +11,16 @@ class Keys:
     def execution(self, execution_id: str) -> str:
         return f"{self.prefix}exec:{execution_id}"
 
+    def sidecar_results(self, execution_id: str) -> str:
+        """The hash the sidecar writes (`output`, `condition`); it may only read the record itself."""
+        return f"{self.prefix}exec:{execution_id}:out"
+
     def variables(self, namespace: str) -> str:
-        return f"{self.prefix}vars:{namespace}"
+        return self.variable_hashes(namespace)[0]
+
+    def variable_hashes(self, namespace: str) -> tuple[str, str, str]:
+        """Values, versions and meta hashes of a namespace (cronium.sidecar.variable_script)."""
+        return namespace_keys(self.prefix, namespace)
 
     def logs(self, execution_id: str) -> str:
         return f"{self.prefix}logs:{execution_id}"

@@ -135,8 +135,25 @@ class ExecutionRecords:
         return [decode(r) for r in rows if r]
 
     def drop_fields(self, execution_id: str, names: Sequence[str]) -> None:
+        """Remove fields of the record; dropping `output` or `condition` also removes the sidecar's
+        results hash (what an earlier attempt's sidecar wrote there)."""
         with self.store.guard():
-            self.redis.hdel(self.keys.execution(execution_id), *names)
+            pipe = self.redis.pipeline()
+            pipe.hdel(self.keys.execution(execution_id), *names)
+            if {"output", "condition"} & set(names):
+                pipe.delete(self.keys.sidecar_results(execution_id))
+            pipe.execute()
+
+    def take_sidecar_results(self, execution_id: str) -> dict[str, Any]:
+        """What the execution's sidecar wrote (`output`, `condition`; absent ones missing), decoded, and
+        remove its results hash (atomically): the caller puts them in the final record. The sidecar may
+        only read the record, so it never writes there itself."""
+        with self.store.guard():
+            pipe = self.redis.pipeline()
+            pipe.hmget(self.keys.sidecar_results(execution_id), ["output", "condition"])
+            pipe.delete(self.keys.sidecar_results(execution_id))
+            raw, _ = pipe.execute()
+        return decode({n.encode(): v for n, v in zip(("output", "condition"), raw) if v is not None})
 
     def live(self) -> list[dict[str, Any]]:
         """The records in the live set, as {id, status, owner, created_at}; members whose record is
@@ -179,7 +196,7 @@ class ExecutionRecords:
         return [i.decode() for i in ids]
 
     _REMOVE_FINISHED = """
-    -- KEYS: record, executions index, live set, log stream, cancel key. ARGV: execution id,
+    -- KEYS: record, executions index, live set, log stream, cancel key, sidecar results. ARGV: execution id,
     -- dry run ('1'/'0'), then the removable statuses. A record that is gone leaves only its index
     -- entry and stream behind: those go. A `lost` one of the queue (with a definition) may still run
     -- again: kept.
@@ -191,7 +208,7 @@ class ExecutionRecords:
         if not removable then return 0 end
     end
     if ARGV[2] == '1' then return 1 end
-    redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
+    redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('SREM', KEYS[3], ARGV[1])
     return 1
@@ -199,7 +216,7 @@ class ExecutionRecords:
 
     def remove_finished(self, execution_ids: Sequence[str], *, dry_run: bool = False) -> list[str]:
         """Remove the records of `execution_ids` that have ended — with their index entries, log
-        streams and cancel keys — and return the ids removed (with `dry_run`: that would be). Each
+        streams, cancel keys and sidecar results — and return the ids removed (with `dry_run`: that would be). Each
         check-and-remove is atomic: a record that is queued, pending or running is never touched."""
         if not execution_ids:
             return []
@@ -208,7 +225,7 @@ class ExecutionRecords:
         with self.store.guard():
             pipe = self.redis.pipeline(transaction=False)
             for i in execution_ids:
-                pipe.eval(self._REMOVE_FINISHED, 5, k.execution(i), k.executions, k.live, k.logs(i), k.cancel(i),
+                pipe.eval(self._REMOVE_FINISHED, 6, k.execution(i), k.executions, k.live, k.logs(i), k.cancel(i), k.sidecar_results(i),
                           i, "1" if dry_run else "0", *statuses)
             done = pipe.execute()
         return [i for i, ok in zip(execution_ids, done) if ok]

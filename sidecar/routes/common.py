@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import partial, wraps
 from typing import Any
 
@@ -10,7 +11,7 @@ from sanic.response import json as sanic_json
 
 from ..errors import InvalidRequestError
 
-dumps = partial(json.dumps, separators=(",", ":"))
+dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -39,11 +40,11 @@ def json_object_body(request: Request) -> dict[str, Any]:
     if not request.body:
         raise InvalidRequestError("the request body is empty; send a JSON object")
     try:
-        body = json.loads(request.body, parse_constant=_reject_constant)
+        body = json.loads(request.body, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         position = f"line {exc.lineno} column {exc.colno}"
         raise InvalidRequestError(f"the request body is not valid JSON: {exc.msg} at {position}") from None
-    except ValueError as exc:  # not UTF-8, or NaN/Infinity
+    except ValueError as exc:  # not UTF-8, NaN/Infinity, or a number too large for a double (1e400)
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequestError("the request body is nested too deeply") from None
@@ -61,3 +62,10 @@ def required_field(body: dict[str, Any], name: str) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range (only finite numbers are stored)")
+    return value

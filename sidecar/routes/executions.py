@@ -26,7 +26,7 @@ def executions_blueprint() -> Blueprint:
     async def set_output(request: Request, execution_id: str) -> HTTPResponse:
         """Store `{"data": <any JSON>}` as the execution's output."""
         data = required_field(json_object_body(request), "data")
-        await request.app.ctx.store.write_execution_field("output", dumps(data))
+        await request.app.ctx.store.write_result("output", dumps(data))
         return success()
 
     @bp.post("/condition")
@@ -36,7 +36,7 @@ def executions_blueprint() -> Blueprint:
         condition = required_field(json_object_body(request), "condition")
         if not isinstance(condition, bool):
             raise InvalidRequestError("the field 'condition' must be true or false")
-        await request.app.ctx.store.write_execution_field("condition", dumps(condition))
+        await request.app.ctx.store.write_result("condition", dumps(condition))
         return success()
 
     @bp.get("/context", ignore_body=False)

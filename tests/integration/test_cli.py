@@ -61,3 +61,25 @@ def test_services_status_reports_the_external_redis_masked(cli, test_redis):
     info = json.loads(proc.stdout)
     assert info["redis"] == "external"
     assert "cronium-test-admin" not in proc.stdout.decode()
+
+
+def test_vars_set_obeys_the_namespace_quotas_and_refuses_non_finite_numbers(cli, redis_client):
+    """`cronium vars set` runs the same quota script as the runtime API (issue 13, item 2)."""
+    import uuid
+
+    namespace = f"quota-{uuid.uuid4().hex[:8]}"
+    with open(cli.config, "a") as config:
+        config.write("[variables]\nmax_count = 1\nmax_value_bytes = 16\n")
+    try:
+        assert cli("vars", "set", "--namespace", namespace, "a", "1").returncode == 0
+        second = cli("vars", "set", "--namespace", namespace, "b", "1")
+        assert second.returncode == 1
+        assert b"variables.max_count" in second.stderr and b"Traceback" not in second.stderr
+        big = cli("vars", "set", "--namespace", namespace, "a", "--string", "x" * 20)
+        assert big.returncode == 1 and b"variables.max_value_bytes" in big.stderr
+        infinite = cli("vars", "set", "--namespace", namespace, "a", "1e400")
+        assert infinite.returncode == 2 and b"finite" in infinite.stderr
+        assert redis_client.hgetall(f"cronium:vars:{namespace}") == {b"a": b"1"}
+    finally:
+        redis_client.delete(f"cronium:vars:{namespace}", f"cronium:vars:{namespace}:versions",
+                            f"cronium:vars:{namespace}:meta")

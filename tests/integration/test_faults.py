@@ -227,8 +227,10 @@ def test_sidecar_acl_user_touches_only_its_own_keys(cronium_runtime, redis_clien
         limited = redis_lib.Redis(host="127.0.0.1", port=port, username="cronium-acl-test", password="pw-test-123")
         assert limited.hget(keys.execution(own), "input") == b"1"
         limited.hset(keys.variables("ns-own"), "k", "3")
+        limited.hset(keys.sidecar_results(own), "output", "1")
         for forbidden in (lambda: limited.hget(keys.execution(other), "input"),
                           lambda: limited.hget(keys.variables("ns-other"), "k"),
+                          lambda: limited.hset(keys.sidecar_results(other), "output", "1"),
                           lambda: limited.keys("*"), lambda: limited.flushall(),
                           lambda: limited.config_get("requirepass"), lambda: limited.get(keys.execution(own))):
             with pytest.raises(redis_lib.exceptions.NoPermissionError):
@@ -236,6 +238,77 @@ def test_sidecar_acl_user_touches_only_its_own_keys(cronium_runtime, redis_clien
         limited.close()
     finally:
         redis_client.execute_command("ACL", "DELUSER", "cronium-acl-test")
+    for key in (keys.execution(own), keys.execution(other), keys.sidecar_results(own), keys.variables("ns-own"),
+                keys.variables("ns-other")):
+        redis_client.delete(key)
+
+
+def _text(value) -> str:
+    """An ACL GETUSER field as one text (redis-py gives str, bytes or a list of either)."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(_text(v) for v in value)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _attack_as(redis_client, user: str, record: str) -> dict[str, str]:
+    """Log in as `user` (the admin adds a password of ours; its permissions stay as they are) and try to
+    rewrite the record and to leave database 0. What each attempt got, by name."""
+    import redis as redis_lib
+
+    redis_client.execute_command("ACL", "SETUSER", user, ">attacker-pw-123")
+    port = redis_client.connection_pool.connection_kwargs["port"]
+    attacker = redis_lib.Redis(host="127.0.0.1", port=port, username=user, password="attacker-pw-123")
+    attempts = {
+        "hset definition": lambda: attacker.hset(record, "definition", '{"command": ["evil"]}'),
+        "hset status": lambda: attacker.hset(record, "status", "queued"),
+        "hdel owner": lambda: attacker.hdel(record, "owner"),
+        "eval hset": lambda: attacker.eval("return redis.call('HSET', KEYS[1], 'attempt', '9')", 1, record),
+        "select 1": lambda: attacker.execute_command("SELECT", "1"),
+    }
+    seen = {}
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            seen[name] = "allowed"
+        except redis_lib.exceptions.NoPermissionError:
+            seen[name] = "NOPERM"
+        except redis_lib.exceptions.ResponseError as exc:
+            seen[name] = "NOPERM" if "permission" in str(exc).lower() else f"error: {exc}"
+    attacker.close()
+    return seen
+
+
+def test_the_live_sidecars_redis_user_cannot_rewrite_the_record_or_select(cronium_run, cronium_runtime,
+                                                                          redis_client):
+    keys = cronium_runtime.store.keys
+    seen = {}
+
+    def events(phase, state):
+        if phase == "job" and state == "start":
+            execution_id = next(c["Names"][0].removeprefix("/cronium-runtime-")
+                                for c in cronium_runtime.docker.api.containers(filters={"name": "cronium-runtime-exec_"}))
+            user = keys.acl_user(execution_id)
+            seen["rules"] = redis_client.acl_getuser(user)
+            seen["record_before"] = redis_client.hgetall(keys.execution(execution_id))
+            seen["attacks"] = _attack_as(redis_client, user, keys.execution(execution_id))
+            seen["record_after"] = redis_client.hgetall(keys.execution(execution_id))
+            seen["execution_id"] = execution_id
+
+    result = cronium_run("import cronium\ncronium.output({'ok': 1})\ncronium.set_condition(True)\n", events=events)
+    assert result.status == "succeeded", result
+    assert seen["attacks"] == {name: "NOPERM" for name in seen["attacks"]}
+    assert seen["record_after"] == seen["record_before"]
+    record = keys.execution(seen["execution_id"])
+    key_rules, commands = _text(seen["rules"]["keys"]).split(), _text(seen["rules"]["commands"]).split()
+    assert f"%R~{record}" in key_rules and f"~{record}" not in key_rules and "~*" not in key_rules
+    allowed = {c[1:] for c in commands if c.startswith("+")}
+    assert "select" not in allowed and not any(c.startswith("@") for c in allowed)
+    assert allowed <= {"ping", "hget", "hset", "eval", "hexists", "hdel", "hlen", "hkeys", "hstrlen", "hsetnx", "hincrby"}
+    # What the sidecar wrote reached the orchestrator through the results hash, which is then gone.
+    assert result.output == {"ok": 1} and result.condition is True
+    record_now = cronium_runtime.store.records.get(seen["execution_id"])
+    assert record_now["output"] == {"ok": 1} and record_now["condition"] is True
+    assert not redis_client.exists(keys.sidecar_results(seen["execution_id"]))
 
 
 def test_failed_auth_attempts_are_rate_limited(cronium_run, cronium_config):

@@ -272,3 +272,66 @@ def test_helper_call_after_sidecar_stopped_fails_clearly(cronium_run, cronium_ru
     record = cronium_runtime.store.records.get(result.execution_id)
     assert "sidecar" in record.get("sidecar_state", "") and "exited" in record["sidecar_state"]
     assert docker_leftovers(result.execution_id) == []
+
+
+# --- atomic updates, /health bounds (issue 13, items 7 and 10) ---------------------------------------
+
+def test_concurrent_jobs_incrementing_one_counter_lose_no_update(cronium_runtime, redis_client):
+    """Four jobs (Python, Bash, Node, Python) each add 1 twenty times to one variable, at the same time."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cronium.core.lifecycle import Orchestrator
+    from cronium.core.model import JobSpec
+
+    namespace = f"count-{uuid.uuid4().hex[:8]}"
+    python = JobSpec(job_type="python", script_name="inc.py", namespace=namespace,
+                     script=b"import cronium\nfor _ in range(20):\n    cronium.increment_variable('counter')\n")
+    bash = JobSpec(job_type="bash", script_name="inc.sh", namespace=namespace,
+                   script=b"source cronium.sh\nfor i in $(seq 20); do cronium_increment_variable counter >/dev/null; done\n")
+    node = JobSpec(job_type="node", script_name="inc.js", namespace=namespace,
+                   script=b"const c = require('cronium');\n"
+                          b"(async () => { for (let i = 0; i < 20; i++) await c.incrementVariable('counter'); })()"
+                          b".catch((e) => { console.error(e.message); process.exit(1); });\n")
+    orchestrator = Orchestrator(cronium_runtime)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(orchestrator.run, [python, bash, node, python]))
+    finally:
+        orchestrator.close()
+    assert [r.status for r in results] == ["succeeded"] * 4, [(r.error, r.warnings) for r in results]
+    try:
+        assert cronium_runtime.store.variables.get(namespace, "counter") == 80
+    finally:
+        redis_client.delete(*cronium_runtime.store.keys.variable_hashes(namespace))
+
+
+def test_a_job_flooding_health_is_limited_and_its_sidecar_holds_few_redis_connections(cronium_run, cronium_runtime,
+                                                                                       redis_client):
+    script = (
+        "import os, json, urllib.request, urllib.error, threading, cronium\n"
+        "api = os.environ['CRONIUM_RUNTIME_API']\n"
+        "codes = []\n"
+        "def flood():\n"
+        "    for _ in range(25):\n"
+        "        try:\n"
+        "            with urllib.request.urlopen(api + '/health', timeout=10) as r: codes.append(r.status)\n"
+        "        except urllib.error.HTTPError as e: codes.append(e.code)\n"
+        "        cronium.increment_variable('hits')\n"
+        "threads = [threading.Thread(target=flood) for _ in range(12)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "cronium.output({'ok': codes.count(200), 'limited': codes.count(429), 'other': len(codes) - codes.count(200) - codes.count(429)})\n")
+    seen = {}
+
+    def on_result(result):  # before cleanup: the sidecar and its connections are still there
+        user = cronium_runtime.store.keys.acl_user(result.execution_id)
+        clients = redis_client.execute_command("CLIENT", "LIST").decode().splitlines()
+        seen["connections"] = [c for c in clients if f" user={user} " in f" {c} "]
+
+    result = cronium_run(script, on_result=on_result, namespace="health-flood")
+    redis_client.delete(*cronium_runtime.store.keys.variable_hashes("health-flood"))
+    assert result.status == "succeeded", result
+    # 300 calls: the first ones (the burst) answered, the rest refused before the store is asked.
+    assert result.output["limited"] > 0 and result.output["other"] == 0
+    assert result.output["ok"] + result.output["limited"] == 300
+    assert 1 <= len(seen["connections"]) <= 4

@@ -47,7 +47,11 @@
 #   cronium_delete_variable <key>                    clear a variable (stores null; the API has no delete)
 #   cronium_variable_exists <key>                    status 0 if set and not null, 1 if not, 2 on error
 #   cronium_increment_variable <key> [n]             add n (default 1; missing counts as 0), print the result
-#   cronium_append_variable <key> <value> [sep]      append to a string (with sep) or to a list
+#                                                    (atomic on the sidecar; read-modify-write on older ones)
+#   cronium_append_variable <key> <value> [sep]      append to a string (with sep) or to a list (atomic, ditto)
+#   cronium_get_variable_version <key>               the variable's version (0 when missing)
+#   cronium_set_variable_if_version <key> <version> <value>   store only if still at <version> (0: only if
+#                                                    missing); fails with "API Error (409)" otherwise
 #   cronium_set_condition <true|false|1|0|yes|no|on|off>
 #   cronium_event                                    the execution context (JSON object)
 #   cronium_event_field <field>                      one context field (dotted path ok; strings printed raw,
@@ -193,7 +197,8 @@ _cronium_body_message() { # <body> <status>
 
 # _cronium_request <method> <path> [<json body>] [<options>]
 #   <path> may contain {id}, replaced by the URL-encoded execution id.
-#   <options>: words "allow404" (a 404 returns status 3 quietly) and "nonidempotent".
+#   <options>: words "allow404" (a 404 returns status 3 quietly), "nonidempotent" and "if-match=<version>"
+#   (a write only at that variable version: 409 otherwise).
 # Prints the response body on success. Status: 0 ok, 3 404 (with allow404), 1 error (message on stderr).
 _cronium_request() {
     local _cronium_method="$1" _cronium_path="$2" _cronium_body="${3-}" _cronium_opts="${4-}"
@@ -227,6 +232,10 @@ _cronium_request() {
         -w '\n%{http_code}'
         -K -
     )
+    if [[ " $_cronium_opts " == *" if-match="* ]]; then
+        local _cronium_version="${_cronium_opts##*if-match=}"
+        _cronium_args+=(-H "If-Match: \"${_cronium_version%% *}\"")
+    fi
     local _cronium_has_body=0
     if [[ $# -ge 3 && -n "$_cronium_body" ]]; then
         _cronium_has_body=1
@@ -331,6 +340,29 @@ _cronium_get_variable_json() { # <key>
     esac
 }
 
+# POST an atomic update route (increment, append); prints the new JSON value.
+# Status 0, 3 when the sidecar has no such route (older sidecar: the caller falls back), 1 on error.
+_cronium_atomic_update() { # <key> <route> <json body>
+    local _cronium_k _cronium_resp _cronium_rc=0
+    _cronium_k="$(_cronium_urlencode "$1")" || return 1
+    _cronium_resp="$(_cronium_request POST "/executions/{id}/variables/$_cronium_k/$2" "$3" "allow404 nonidempotent")" \
+        || _cronium_rc=$?
+    [[ $_cronium_rc == 0 ]] || return $_cronium_rc
+    printf '%s' "$_cronium_resp" | jq -c '.data.value'
+}
+
+# GET a variable; prints "<version> <JSON value>" (version 0 and null when missing).
+_cronium_get_variable_versioned() { # <key>
+    local _cronium_k _cronium_resp _cronium_rc=0
+    _cronium_k="$(_cronium_urlencode "$1")" || return 1
+    _cronium_resp="$(_cronium_request GET "/executions/{id}/variables/$_cronium_k" "" allow404)" || _cronium_rc=$?
+    case $_cronium_rc in
+        0) printf '%s' "$_cronium_resp" | jq -r '"\(.data.version // 1) \(.data.value | tojson)"' ;;
+        3) printf '0 null\n' ;;
+        *) return 1 ;;
+    esac
+}
+
 _cronium_need_key() { # <function> <key>
     if [[ -z "${2-}" ]]; then
         _cronium_err "$1: a variable key is required"
@@ -395,6 +427,25 @@ cronium_delete_variable() {
     _cronium_put_variable_json "$1" null
 }
 
+cronium_get_variable_version() {
+    _cronium_need_key cronium_get_variable_version "${1-}" || return 1
+    local _cronium_v
+    _cronium_v="$(_cronium_get_variable_versioned "$1")" || return 1
+    printf '%s\n' "${_cronium_v%% *}"
+}
+
+cronium_set_variable_if_version() {
+    _cronium_need_key cronium_set_variable_if_version "${1-}" || return 1
+    if [[ $# -lt 3 || ! "${2-}" =~ ^[0-9]+$ ]]; then
+        _cronium_err "cronium_set_variable_if_version: usage: cronium_set_variable_if_version <key> <version> <value>"
+        return 1
+    fi
+    local _cronium_k _cronium_v
+    _cronium_k="$(_cronium_urlencode "$1")" || return 1
+    _cronium_v="$(_cronium_json_value "$3")" || return 1
+    _cronium_request PUT "/executions/{id}/variables/$_cronium_k" "{\"value\":$_cronium_v}" "if-match=$2" >/dev/null
+}
+
 cronium_variable_exists() {
     _cronium_need_key cronium_variable_exists "${1-}" || return 2
     local _cronium_v
@@ -409,7 +460,14 @@ cronium_increment_variable() {
         _cronium_err "cronium_increment_variable: increment must be a number, got '$_cronium_by'"
         return 1
     fi
-    local _cronium_cur _cronium_new
+    local _cronium_cur _cronium_new _cronium_rc=0
+    _cronium_new="$(_cronium_atomic_update "$1" increment "{\"by\":$_cronium_by}")" || _cronium_rc=$?
+    if [[ $_cronium_rc == 0 ]]; then
+        printf '%s\n' "$_cronium_new"
+        return 0
+    fi
+    [[ $_cronium_rc == 3 ]] || return 1
+    # An older sidecar without the atomic route: read, add, write (concurrent updates may be lost).
     _cronium_cur="$(_cronium_get_variable_json "$1")" || return 1
     _cronium_new="$(printf '%s' "$_cronium_cur" | jq -c --argjson by "$_cronium_by" '
         if . == null then $by
@@ -429,8 +487,12 @@ cronium_append_variable() {
         _cronium_err "cronium_append_variable: usage: cronium_append_variable <key> <value> [separator]"
         return 1
     fi
-    local _cronium_item _cronium_cur _cronium_new
+    local _cronium_item _cronium_cur _cronium_new _cronium_body _cronium_rc=0
     _cronium_item="$(_cronium_json_value "$2")" || return 1
+    _cronium_body="$(jq -nc --argjson v "$_cronium_item" --arg sep "${3-}" '{value: $v, separator: $sep}')" || return 1
+    _cronium_atomic_update "$1" append "$_cronium_body" >/dev/null || _cronium_rc=$?
+    [[ $_cronium_rc == 3 ]] || return $_cronium_rc
+    # An older sidecar without the atomic route: read, append, write (concurrent updates may be lost).
     _cronium_cur="$(_cronium_get_variable_json "$1")" || return 1
     _cronium_new="$(printf '%s\n%s' "$_cronium_cur" "$_cronium_item" | jq -sc --arg sep "${3-}" '
         .[0] as $cur | .[1] as $item

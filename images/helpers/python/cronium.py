@@ -51,7 +51,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __version__ = "1.0.0"
 
@@ -60,6 +60,7 @@ __all__ = [
     "AsyncCronium",
     "CroniumError",
     "CroniumAPIError",
+    "CroniumConflictError",
     "CroniumTimeoutError",
     "CroniumConnectionError",
     "CroniumConfigError",
@@ -67,6 +68,9 @@ __all__ = [
     "output",
     "get_variable",
     "set_variable",
+    "get_variable_version",
+    "increment_variable",
+    "append_variable",
     "delete_variable",
     "set_condition",
     "event",
@@ -119,6 +123,11 @@ class CroniumAPIError(CroniumError):
         if attempts > 1:
             text += f" (gave up after {attempts} attempts)"
         super().__init__(text)
+
+
+class CroniumConflictError(CroniumAPIError):
+    """409: a write with ``if_version`` found the variable at another version; nothing was written.
+    Read it again (``get_variable_version``) and retry."""
 
 
 class CroniumTimeoutError(CroniumError):
@@ -189,6 +198,31 @@ def _dumps(value: Any) -> bytes:
 
 _TRUE_WORDS = {"true", "1", "yes", "on"}
 _FALSE_WORDS = {"false", "0", "no", "off"}
+
+
+def _added(key: str, current: Any, by: Union[int, float]) -> Union[int, float]:
+    """The fallback of increment_variable for old sidecars (same rules as the runtime API's)."""
+    if current is None:
+        return by
+    if isinstance(current, str) and current.strip().lstrip("-").replace(".", "", 1).isdigit():
+        current = float(current) if "." in current else int(current)
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        raise CroniumError(f"increment_variable: variable '{key}' holds {type(current).__name__}, not a number")
+    return current + by
+
+
+def _appended(key: str, current: Any, item: Any, separator: str) -> Any:
+    """The fallback of append_variable for old sidecars (same rules as the runtime API's)."""
+    text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+    if current is None:
+        return item
+    if isinstance(current, list):
+        return current + [item]
+    if isinstance(current, dict):
+        raise CroniumError(f"append_variable: variable '{key}' holds an object; cannot append to it")
+    if isinstance(current, str):
+        return text if current == "" else current + separator + text
+    return json.dumps(current) + separator + text
 
 
 def _to_condition(condition: Any) -> bool:
@@ -302,13 +336,15 @@ class Cronium:
     def _redact(self, text: str, token: str) -> str:
         return text.replace(token, "[REDACTED]") if token else text
 
-    def _attempt(self, cfg: _Config, method: str, path: str, data: Optional[bytes], idempotent: bool) -> Any:
+    def _attempt(self, cfg: _Config, method: str, path: str, data: Optional[bytes], idempotent: bool,
+                 extra_headers: Optional[Dict[str, str]] = None) -> Any:
         """One HTTP exchange. Returns the decoded body or raises _Attempt."""
         url = cfg.api_url + path
         headers = {
             "Authorization": f"Bearer {cfg.token}",
             "Accept": "application/json",
             "User-Agent": f"cronium-helper-python/{__version__}",
+            **(extra_headers or {}),
         }
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -367,7 +403,8 @@ class Cronium:
 
         message, code = self._error_message(body if parsed_ok else None, status, text, cfg.token)
         retry = status >= 500 and status != 501
-        raise _Attempt(CroniumAPIError(status, message, code), retry)
+        error_class = CroniumConflictError if status == 409 else CroniumAPIError
+        raise _Attempt(error_class(status, message, code), retry)
 
     def _error_message(self, body: Any, status: int, text: str, token: str):
         message = None
@@ -387,7 +424,8 @@ class Cronium:
             message = snippet or (http.client.responses.get(status) or f"HTTP {status}")
         return self._redact(message, token), code
 
-    def _request(self, method: str, path: str, body: Any = _NO_BODY, *, idempotent: bool = True) -> Any:
+    def _request(self, method: str, path: str, body: Any = _NO_BODY, *, idempotent: bool = True,
+                 headers: Optional[Dict[str, str]] = None) -> Any:
         cfg = self._config()
         full_path = path.format(id=_quote_segment(cfg.execution_id))
         data = None if body is _NO_BODY else _dumps(body)
@@ -395,7 +433,7 @@ class Cronium:
         for attempt in range(1, attempts + 1):
             logger.debug("%s %s (attempt %d/%d)", method, full_path, attempt, attempts)
             try:
-                return self._attempt(cfg, method, full_path, data, idempotent)
+                return self._attempt(cfg, method, full_path, data, idempotent, headers)
             except _Attempt as failed:
                 error = failed.error
                 if not failed.retry or attempt == attempts:
@@ -423,23 +461,60 @@ class Cronium:
 
     def get_variable(self, key: str) -> Any:
         """The variable's value, or None when it does not exist (or holds null)."""
+        return self.get_variable_version(key)[0]
+
+    def get_variable_version(self, key: str) -> Tuple[Any, int]:
+        """(value, version): the version to pass as ``if_version``; (None, 0) when it does not exist."""
         key = _check_key(key)
         try:
             result = self._request("GET", "/executions/{id}/variables/" + _quote_segment(key))
         except CroniumAPIError as exc:
             if exc.status_code == 404:
-                return None
+                return None, 0
             raise
         data = result.get("data") if isinstance(result, dict) else None
-        return data.get("value") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None, 0
+        return data.get("value"), int(data.get("version") or 0)
 
-    def set_variable(self, key: str, value: Any) -> None:
-        """Store a variable (any JSON-serialisable value)."""
+    def set_variable(self, key: str, value: Any, if_version: Optional[int] = None) -> Optional[int]:
+        """Store a variable (any JSON-serialisable value); returns its new version (None from an old
+        sidecar). With ``if_version``, only if the variable is still at that version (0: only if it
+        does not exist), else :class:`CroniumConflictError` and nothing is written."""
         key = _check_key(key)
-        self._request(
-            "PUT", "/executions/{id}/variables/" + _quote_segment(key),
-            {"value": value},
-        )
+        headers = None if if_version is None else {"If-Match": f'"{int(if_version)}"'}
+        result = self._request("PUT", "/executions/{id}/variables/" + _quote_segment(key), {"value": value},
+                               headers=headers)
+        version = result.get("version") if isinstance(result, dict) else None
+        return version if isinstance(version, int) else None
+
+    def increment_variable(self, key: str, by: Union[int, float] = 1) -> Union[int, float]:
+        """Add ``by`` to a number variable (missing or null counts as 0) atomically; returns the new value."""
+        key = _check_key(key)
+        if isinstance(by, bool) or not isinstance(by, (int, float)):
+            raise CroniumError(f"increment_variable: 'by' must be a number, got {type(by).__name__}")
+        return self._update(key, "increment", {"by": by}, lambda current: _added(key, current, by))
+
+    def append_variable(self, key: str, value: Any, separator: str = "") -> Any:
+        """Append atomically: a list gains ``value``; a string gains ``separator`` + ``value``; a missing
+        variable becomes ``value``. Returns the new value."""
+        key = _check_key(key)
+        return self._update(key, "append", {"value": value, "separator": separator},
+                            lambda current: _appended(key, current, value, separator))
+
+    def _update(self, key: str, route: str, body: Dict[str, Any], change: Any) -> Any:
+        path = "/executions/{id}/variables/" + _quote_segment(key) + "/" + route
+        try:
+            result = self._request("POST", path, body, idempotent=False)
+        except CroniumAPIError as exc:
+            if exc.status_code != 404:
+                raise
+            # A sidecar from before the atomic routes: read, change, write (not atomic).
+            new = change(self.get_variable(key))
+            self.set_variable(key, new)
+            return new
+        data = result.get("data") if isinstance(result, dict) else None
+        return data.get("value") if isinstance(data, dict) else None
 
     def delete_variable(self, key: str) -> None:
         """Clear a variable (stores null: the runtime API has no delete; get_variable then returns None)."""
@@ -496,8 +571,17 @@ class AsyncCronium:
     async def get_variable(self, key: str) -> Any:
         return await self._call("get_variable", key)
 
-    async def set_variable(self, key: str, value: Any) -> None:
-        return await self._call("set_variable", key, value)
+    async def set_variable(self, key: str, value: Any, if_version: Optional[int] = None) -> Optional[int]:
+        return await self._call("set_variable", key, value, if_version)
+
+    async def get_variable_version(self, key: str) -> Tuple[Any, int]:
+        return await self._call("get_variable_version", key)
+
+    async def increment_variable(self, key: str, by: Union[int, float] = 1) -> Union[int, float]:
+        return await self._call("increment_variable", key, by)
+
+    async def append_variable(self, key: str, value: Any, separator: str = "") -> Any:
+        return await self._call("append_variable", key, value, separator)
 
     async def delete_variable(self, key: str) -> None:
         return await self._call("delete_variable", key)
@@ -565,9 +649,24 @@ def get_variable(key: str) -> Any:
     return get_default().get_variable(key)
 
 
-def set_variable(key: str, value: Any) -> None:
-    """Store a variable."""
-    return get_default().set_variable(key, value)
+def set_variable(key: str, value: Any, if_version: Optional[int] = None) -> Optional[int]:
+    """Store a variable (only at version ``if_version``, if given); returns its new version."""
+    return get_default().set_variable(key, value, if_version)
+
+
+def get_variable_version(key: str) -> Tuple[Any, int]:
+    """(value, version); (None, 0) when the variable does not exist."""
+    return get_default().get_variable_version(key)
+
+
+def increment_variable(key: str, by: Union[int, float] = 1) -> Union[int, float]:
+    """Add ``by`` atomically (missing counts as 0); returns the new value."""
+    return get_default().increment_variable(key, by)
+
+
+def append_variable(key: str, value: Any, separator: str = "") -> Any:
+    """Append atomically to a list or string variable; returns the new value."""
+    return get_default().append_variable(key, value, separator)
 
 
 def delete_variable(key: str) -> None:

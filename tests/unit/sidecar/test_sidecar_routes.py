@@ -40,7 +40,8 @@ def test_output_stores_any_json_value(client, auth, store, data):
     _, response = client.post(exec_path("/output"), headers=auth, json={"data": data})
     assert response.status == 200
     assert response.json == {"success": True}
-    assert json.loads(store.execution["output"]) == data
+    assert json.loads(store.results["output"]) == data
+    assert "output" not in store.execution  # the record is the orchestrator's
 
 
 @pytest.mark.parametrize("condition", [True, False])
@@ -48,7 +49,7 @@ def test_condition_stores_a_boolean(client, auth, store, condition):
     _, response = client.post(exec_path("/condition"), headers=auth, json={"condition": condition})
     assert response.status == 200
     assert response.json == {"success": True}
-    assert store.execution["condition"] == json.dumps(condition)
+    assert store.results["condition"] == json.dumps(condition)
 
 
 @pytest.mark.parametrize("condition", ["true", 1, 0, None, [], {}])
@@ -56,7 +57,7 @@ def test_condition_must_be_a_json_boolean(client, auth, store, condition):
     _, response = client.post(exec_path("/condition"), headers=auth, json={"condition": condition})
     body = assert_error(response, 400, "invalid_request")
     assert "true or false" in body["message"]
-    assert "condition" not in store.execution
+    assert "condition" not in store.results
 
 
 def test_context_returns_what_the_orchestrator_stored(client, auth, store):
@@ -98,12 +99,14 @@ JSON_VALUES = [
 def test_variable_round_trips_every_json_value_exactly(client, auth, store, value):
     _, put = client.put(exec_path("/variables/my.var:1"), headers=auth, json={"value": value})
     assert put.status == 200
-    assert put.json == {"success": True}
+    version = put.json["version"]
+    assert put.json == {"success": True, "version": version}
     assert store.variables["my.var:1"] == json.dumps(value, separators=(",", ":"))
 
     _, get = client.get(exec_path("/variables/my.var:1"), headers=auth)
     assert get.status == 200
-    assert get.json == {"success": True, "data": {"key": "my.var:1", "value": value}}
+    assert get.json == {"success": True, "data": {"key": "my.var:1", "value": value, "version": version}}
+    assert get.headers["etag"] == f'"{version}"'
     assert type(get.json["data"]["value"]) is type(value)
 
 
@@ -154,6 +157,10 @@ def test_variable_key_of_256_characters_is_accepted(client, auth, store):
         (b"", "empty"),
         (b"{not json", "not valid JSON"),
         (b'{"value": NaN}', "not valid JSON"),
+        (b'{"value": Infinity}', "not valid JSON"),
+        (b'{"value": 1e400}', "out of range"),
+        (b'{"value": [-1E+400]}', "out of range"),
+        (b'{"value": {"a": 2.5e308}}', "out of range"),
         (b"\xff\xfe\xfa", "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (b'"text"', "must be a JSON object"),

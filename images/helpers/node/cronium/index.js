@@ -73,6 +73,14 @@ class CroniumAPIError extends CroniumError {
   }
 }
 
+/** 409: a write with ifVersion found the variable at another version; nothing was written. */
+class CroniumConflictError extends CroniumAPIError {
+  constructor(...args) {
+    super(...args);
+    this.name = 'CroniumConflictError';
+  }
+}
+
 class CroniumTimeoutError extends CroniumError {
   constructor(message) {
     super(message);
@@ -253,7 +261,7 @@ class Cronium {
   }
 
   /** One HTTP exchange: resolves to the decoded body or rejects with an AttemptFailure. */
-  _attempt(cfg, method, path, payload, idempotent) {
+  _attempt(cfg, method, path, payload, idempotent, extraHeaders = {}) {
     const where = `the runtime API at ${cfg.apiUrl}`;
     const base = cfg.parsed;
     const transport = base.protocol === 'https:' ? https : http;
@@ -262,6 +270,7 @@ class Cronium {
       Authorization: `Bearer ${cfg.token}`,
       Accept: 'application/json',
       'User-Agent': `cronium-helper-node/${VERSION}`,
+      ...extraHeaders,
     };
     if (payload !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -353,7 +362,8 @@ class Cronium {
           }
           const { message, code } = this._errorMessage(parsedOk ? body : null, status, text, cfg.token);
           const retry = status >= 500 && status !== 501;
-          finish(reject, new AttemptFailure(new CroniumAPIError(status, message, code), retry));
+          const ErrorClass = status === 409 ? CroniumConflictError : CroniumAPIError;
+          finish(reject, new AttemptFailure(new ErrorClass(status, message, code), retry));
         });
       });
       if (payload !== undefined) req.write(payload);
@@ -361,7 +371,7 @@ class Cronium {
     });
   }
 
-  async _request(method, pathTemplate, body, { idempotent = true } = {}) {
+  async _request(method, pathTemplate, body, { idempotent = true, headers = {} } = {}) {
     const cfg = this._resolveConfig();
     const path = pathTemplate.replace('{id}', quoteSegment(cfg.executionId));
     const payload = body === undefined ? undefined : toJSON(body);
@@ -369,7 +379,7 @@ class Cronium {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (process.env.CRONIUM_DEBUG) process.stderr.write(`cronium: ${method} ${path} (attempt ${attempt}/${attempts})\n`);
       try {
-        return await this._attempt(cfg, method, path, payload, idempotent);
+        return await this._attempt(cfg, method, path, payload, idempotent, headers);
       } catch (failure) {
         if (!(failure instanceof AttemptFailure)) throw failure;
         let error = failure.error;
@@ -404,23 +414,77 @@ class Cronium {
 
   /** A variable's value; null when it does not exist (or holds null). */
   async getVariable(key) {
+    return (await this.getVariableVersion(key)).value;
+  }
+
+  /** {value, version}: the version to pass as ifVersion; {value: null, version: 0} when it does not exist. */
+  async getVariableVersion(key) {
     checkKey(key);
     let result;
     try {
       result = await this._request('GET', `/executions/{id}/variables/${quoteSegment(key)}`);
     } catch (err) {
-      if (err instanceof CroniumAPIError && err.statusCode === 404) return null;
+      if (err instanceof CroniumAPIError && err.statusCode === 404) return { value: null, version: 0 };
       throw err;
     }
-    return field(field(result, 'data'), 'value');
+    const data = field(result, 'data');
+    return { value: field(data, 'value'), version: Number(field(data, 'version') || 0) };
   }
 
-  /** Store a variable (any JSON value). */
-  async setVariable(key, value) {
+  /** Store a variable (any JSON value); resolves to its new version. With {ifVersion}, only while the
+   * variable is at that version (0: only if it does not exist), else CroniumConflictError. */
+  async setVariable(key, value, { ifVersion } = {}) {
     checkKey(key);
-    await this._request('PUT', `/executions/{id}/variables/${quoteSegment(key)}`, {
+    const headers = ifVersion === undefined || ifVersion === null ? {} : { 'If-Match': `"${Number(ifVersion)}"` };
+    const result = await this._request('PUT', `/executions/{id}/variables/${quoteSegment(key)}`, {
       value: value === undefined ? null : value,
+    }, { headers });
+    const version = field(result, 'version');
+    return typeof version === 'number' ? version : null;
+  }
+
+  /** Add `by` atomically (missing or null counts as 0); resolves to the new value. */
+  async incrementVariable(key, by = 1) {
+    checkKey(key);
+    if (typeof by !== 'number' || !Number.isFinite(by)) {
+      throw new CroniumError(`incrementVariable: 'by' must be a finite number, got ${typeof by}`);
+    }
+    return this._update(key, 'increment', { by }, (current) => {
+      if (current === null) return by;
+      const number = typeof current === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(current) ? Number(current) : current;
+      if (typeof number !== 'number') {
+        throw new CroniumError(`incrementVariable: variable '${key}' holds ${typeof current}, not a number`);
+      }
+      return number + by;
     });
+  }
+
+  /** Append atomically to a list (the item) or a string (separator + item); resolves to the new value. */
+  async appendVariable(key, value, separator = '') {
+    checkKey(key);
+    return this._update(key, 'append', { value: value === undefined ? null : value, separator }, (current) => {
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      if (current === null) return value;
+      if (Array.isArray(current)) return current.concat([value]);
+      if (typeof current === 'object') throw new CroniumError(`appendVariable: variable '${key}' holds an object`);
+      if (typeof current === 'string') return current === '' ? text : current + separator + text;
+      return JSON.stringify(current) + separator + text;
+    });
+  }
+
+  /** The atomic route; on a sidecar older than it (404), read, change, write (not atomic). */
+  async _update(key, route, body, change) {
+    let result;
+    try {
+      result = await this._request('POST', `/executions/{id}/variables/${quoteSegment(key)}/${route}`, body,
+        { idempotent: false });
+    } catch (err) {
+      if (!(err instanceof CroniumAPIError) || err.statusCode !== 404) throw err;
+      const updated = change(await this.getVariable(key));
+      await this.setVariable(key, updated);
+      return updated;
+    }
+    return field(field(result, 'data'), 'value');
   }
 
   /** Clear a variable (stores null: the runtime API has no delete; getVariable then gives null). */
@@ -488,7 +552,10 @@ module.exports.getDefault = getDefault;
 module.exports.input = () => getDefault().input();
 module.exports.output = (data) => getDefault().output(data);
 module.exports.getVariable = (key) => getDefault().getVariable(key);
-module.exports.setVariable = (key, value) => getDefault().setVariable(key, value);
+module.exports.setVariable = (key, value, options) => getDefault().setVariable(key, value, options);
+module.exports.getVariableVersion = (key) => getDefault().getVariableVersion(key);
+module.exports.incrementVariable = (key, by) => getDefault().incrementVariable(key, by);
+module.exports.appendVariable = (key, value, separator) => getDefault().appendVariable(key, value, separator);
 module.exports.deleteVariable = (key) => getDefault().deleteVariable(key);
 module.exports.setCondition = (condition) => getDefault().setCondition(condition);
 module.exports.event = () => getDefault().event();
@@ -498,6 +565,7 @@ module.exports.sendSlackMessage = (options) => getDefault().sendSlackMessage(opt
 module.exports.sendDiscordMessage = (options) => getDefault().sendDiscordMessage(options);
 module.exports.CroniumError = CroniumError;
 module.exports.CroniumAPIError = CroniumAPIError;
+module.exports.CroniumConflictError = CroniumConflictError;
 module.exports.CroniumTimeoutError = CroniumTimeoutError;
 module.exports.CroniumConnectionError = CroniumConnectionError;
 module.exports.CroniumConfigError = CroniumConfigError;
