@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -18,11 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ConfigError
-from .model import NAMESPACE_RE
-from .terminal import ESCAPE_MODES
-
-SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+from .values import VALIDATORS, _describe, parse_duration, parse_size  # noqa: F401 - parsers re-exported
 
 #: Keys whose values are secrets: shown masked by `cronium config show`.
 SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url"}
@@ -30,42 +25,6 @@ SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url"}
 FREE_FORM_TABLES = ("plugin",)
 #: Tables whose entries are named profiles sharing the schema of `profiles.default`.
 PROFILE_TABLE = "profiles"
-
-
-def parse_size(text: str | int) -> int:
-    """'256m' -> bytes. Accepts k/m/g/t with optional 'b'/'ib'; a bare number is bytes."""
-    if isinstance(text, bool):
-        raise ValueError("not a size")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError("negative size")
-        return text
-    m = SIZE_RE.match(str(text))
-    if not m:
-        raise ValueError(f"not a size: {text!r}")
-    number, unit, _ = m.groups()
-    return int(float(number) * SIZE_UNITS[unit.lower()])
-
-
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str | int | float) -> float:
-    """'7d' -> seconds. Accepts s/m/h/d/w; a bare number is seconds; '' is 0 (no limit)."""
-    if isinstance(text, bool):
-        raise ValueError("not a duration")
-    if isinstance(text, (int, float)):
-        if text < 0 or text != text or text == float("inf"):
-            raise ValueError("not a finite non-negative duration")
-        return float(text)
-    if not str(text).strip():
-        return 0.0
-    m = DURATION_RE.match(str(text))
-    if not m:
-        raise ValueError(f"not a duration: {text!r}")
-    number, unit = m.groups()
-    return float(number) * DURATION_UNITS[unit.lower()]
 
 
 def mask_url(url: str) -> str:
@@ -76,136 +35,6 @@ def mask_url(url: str) -> str:
     userinfo, _, hostpart = rest.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean (true/false)"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list of strings"
-    return "a string"
-
-
-# --- validators: (value) -> normalised value, raising ValueError(expected description) ----------
-
-def _positive_number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-        raise ValueError("a positive number of seconds")
-    return v
-
-
-def _positive_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError("a whole number above 0")
-    return v
-
-
-def _size(v: Any) -> str:
-    try:
-        if not isinstance(v, (str, int)) or isinstance(v, bool):
-            raise ValueError
-        parse_size(v)
-    except ValueError:
-        raise ValueError("a size such as 256m, 1g or 512k") from None
-    return str(v)
-
-
-def _duration(v: Any) -> str:
-    try:
-        if not isinstance(v, str):
-            raise ValueError
-        parse_duration(v)
-    except ValueError:
-        raise ValueError("a duration such as 30d, 12h or 90m ('' for none)") from None
-    return v
-
-
-def _count(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError("a whole number, 0 or more")
-    return v
-
-
-def _one_of(*choices: str) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or v not in choices:
-            raise ValueError("one of " + ", ".join(repr(c) for c in choices))
-        return v
-    return check
-
-
-def _cidr(v: Any) -> str:
-    try:
-        if not isinstance(v, str):
-            raise ValueError
-        ipaddress.ip_network(v, strict=True)
-    except ValueError:
-        raise ValueError("an IPv4 network such as 10.213.0.0/16") from None
-    return str(v)
-
-
-def _prefix(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 29:
-        raise ValueError("an integer subnet prefix length between 16 and 29")
-    return v
-
-
-def _namespace(v: Any) -> str:
-    if not isinstance(v, str) or not NAMESPACE_RE.match(v):
-        raise ValueError("a namespace of 1-64 letters, digits, '_', '.' or '-'")
-    return v
-
-
-def _user(v: Any) -> str:
-    if not isinstance(v, str) or not re.match(r"^[1-9]\d*(:\d+)?$", v):
-        raise ValueError("a non-root numeric user such as '10001:10001'")
-    return v
-
-
-VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "timeout": _positive_number,
-    "namespace": _namespace,
-    "token.algorithm": _one_of("EdDSA", "HS256"),
-    "token.grace": _positive_number,
-    "redis.sidecar_auth": _one_of("acl", "shared"),
-    "redis.connect_timeout": _positive_number,
-    "redis.command_timeout": _positive_number,
-    "network.pool": _cidr,
-    "network.subnet_prefix": _prefix,
-    "sidecar.memory": _size,
-    "sidecar.ready_timeout": _positive_number,
-    "limits.max_memory": _size,
-    "limits.max_timeout": _positive_number,
-    "limits.stop_grace": _positive_number,
-    "logs.docker_driver": _one_of("none", "json-file", "local"),
-    "logs.terminal_escape": _one_of(*ESCAPE_MODES),
-    "logs.max_bytes": _size,
-    "services.redis_maxmemory": _size,
-    "retention.max_age": _duration,
-    "retention.max_count": _count,
-    "retention.interval": _positive_number,
-    "retention.batch": _count,
-    "heartbeat.ttl": _positive_number,
-    "heartbeat.interval": _positive_number,
-    "queue.claim_interval": _positive_number,
-    "queue.claim_min_idle": _positive_number,
-    "worker.reap_interval": _positive_number,
-    "worker.shutdown_grace": _positive_number,
-    "scheduler.lease_ttl": _positive_number,
-    "scheduler.starting_deadline": _positive_number,
-    "variables.max_value_bytes": _positive_int,
-    "variables.max_count": _positive_int,
-    "variables.max_bytes": _positive_int,
-    # per profile (suffix match on profiles.<name>.<key>)
-    "profile.memory": _size,
-    "profile.swap": _size,
-    "profile.tmpfs_size": _size,
-    "profile.user": _user,
-}
 
 
 def _validator_for(key: str) -> Callable[[Any], Any] | None:
