@@ -11,6 +11,7 @@ remote engine works the same way). `reap_orphans` removes orphaned job container
 from __future__ import annotations
 
 import threading
+import time
 from typing import Iterator
 
 from cronium.core import hookimpl
@@ -43,12 +44,15 @@ def secret_block(secret_env) -> bytes:
 class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
-    def __init__(self, client, container_id: str, raw, stdin: bytes):
+    def __init__(self, client, container_id: str, raw, stdin: bytes, *, timeout: float = 86400.0,
+                 grace: float = 5.0):
         self._client = client
         self.container_id = container_id
         self._raw = raw
         self._stdin = stdin
         self._stopped = threading.Event()
+        self._timeout, self._grace = timeout, grace
+        self._deadline = time.monotonic() + timeout  # counted again from release()
 
     def start(self) -> None:
         try:
@@ -57,6 +61,7 @@ class DockerJobHandle:
             raise PhaseError("job", f"the engine could not start the job container: {exc.explanation or exc}") from None
 
     def release(self) -> None:
+        self._deadline = time.monotonic() + self._timeout
         _docker.send_and_close_stdin(self._raw, self._stdin)
         self._stdin = b""
 
@@ -71,7 +76,7 @@ class DockerJobHandle:
         try:
             state = api.inspect_container(self.container_id)["State"]
             if state.get("Running"):
-                api.wait(self.container_id, condition="not-running")
+                self._wait_until_stopped()
                 state = api.inspect_container(self.container_id)["State"]
         except Exception as exc:
             if _docker.engine_unreachable(exc):
@@ -82,6 +87,22 @@ class DockerJobHandle:
             raise
         return ExitStatus(exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
                           error=state.get("Error") or None)
+
+    def _wait_until_stopped(self) -> None:
+        """The output ended but the container still runs (a job may close its stdout and stderr
+        and go on): wait for it to exit, never past its deadline — then stop it."""
+        import requests
+
+        left = max(1.0, self._deadline - time.monotonic())
+        try:
+            self._client.api.wait(self.container_id, timeout=left, condition="not-running")
+            return
+        except requests.exceptions.RequestException as exc:
+            timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
+            if not timed_out:
+                raise
+        self.stop(self._grace)
+        self._client.api.wait(self.container_id, timeout=self._grace + 30, condition="not-running")
 
     def stop(self, grace: float) -> None:
         if self._stopped.is_set():
@@ -119,7 +140,8 @@ def start_job(execution, network, launch, runtime, resources):
     check_engine_warnings(created.get("Warnings"), "job")
     raw = _docker.attach(client, container_id)
     stdin = secret_block(launch.secret_env) + (launch.script or b"")
-    return DockerJobHandle(client, container_id, raw, stdin)
+    return DockerJobHandle(client, container_id, raw, stdin, timeout=execution.timeout,
+                           grace=cfg["limits.stop_grace"])
 
 
 @hookimpl(trylast=True)

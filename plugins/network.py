@@ -5,6 +5,9 @@ keep it off this host and private networks (see `_egress`) — and it takes a sm
 subnet (a /28 by default) out of `network.pool`, so thousands of jobs can run at once instead of
 the ~30 networks Docker's default address pools allow. The bridge gets no IPv4 address on the
 host (`inhibit_ipv4`), so a job cannot reach the Docker host through its own network either.
+IPv6 is off: the network is created with `EnableIPv6: false` (and refused if the engine still
+reports IPv6 on for it), and every container of the execution gets the `disable_ipv6` sysctls, so
+not even link-local (fe80::, ff02::1) traffic reaches the host's bridge or a neighbour.
 `reap_orphans` removes orphaned networks, then the firewall rules of executions whose network is gone.
 """
 from __future__ import annotations
@@ -21,6 +24,9 @@ from docker.types import IPAMConfig, IPAMPool
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
+#: Sysctls of every container of an execution: no IPv6 on any interface, also on one attached
+#: later (`default` applies to interfaces created after the container started).
+IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def network_name(execution_id: str) -> str:
@@ -65,13 +71,14 @@ def create_network(execution, runtime, resources):
         try:
             # The engine serialises network creation; queueing here beats timing out there.
             with runtime.gate("network-create", cfg["network.max_creating"]):
-                created = client.api.create_network(name, driver="bridge", internal=internal, ipam=ipam,
-                                                    labels=labels, options=options, check_duplicate=True)
+                created = _docker.create_network(client, name, internal=internal, ipam=ipam, labels=labels,
+                                                 options=options)
         except APIError as exc:
             if _overlap(exc):
                 continue
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
+        check_engine_view(client, network_id, internal=internal)
         if not internal:
             resources.add("firewall", name, lambda: _egress.remove(execution.execution_id))
             try:
@@ -84,13 +91,27 @@ def create_network(execution, runtime, resources):
                      hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
 
 
+def check_engine_view(client, network_id: str, *, internal: bool) -> None:
+    """Refuse a network the engine holds other than asked: IPv6 on, or not internal."""
+    held = client.api.inspect_network(network_id)
+    if held.get("EnableIPv6"):
+        raise SecurityNotApplied("IPv6 off on the job network",
+                                 "the engine reports IPv6 enabled for it (check the daemon's "
+                                 "default-network-opts / ipv6 settings)")
+    if bool(held.get("Internal")) != internal:
+        raise SecurityNotApplied("an internal job network" if internal else "an egress job network",
+                                 f"the engine reports Internal={held.get('Internal')}")
+
+
 @hookimpl(trylast=True)
 def container_options(execution, role):
-    """On a network with no way out, a lookup of any name but a container's can only time out:
-    make that take one second, not the resolver's default of several retries of five."""
-    if execution.egress:
-        return None
-    return ContainerOptions(host_config={"DnsOptions": ["timeout:1", "attempts:1"]}, source="network")
+    """IPv6 off in every container of the execution (see `IPV6_OFF`). On a network with no way out,
+    a lookup of any name but a container's can only time out: make that take one second, not the
+    resolver's default of several retries of five."""
+    host_config: dict = {"Sysctls": dict(IPV6_OFF)}
+    if not execution.egress:
+        host_config["DnsOptions"] = ["timeout:1", "attempts:1"]
+    return ContainerOptions(host_config=host_config, applied=("IPv6 off",), source="network")
 
 
 @hookimpl(trylast=True)
