@@ -80,9 +80,9 @@ def create_network(execution, runtime, resources):
         network_id = created["Id"]
         check_engine_view(client, network_id, internal=internal)
         if not internal:
-            resources.add("firewall", name, lambda: _egress.remove(execution.execution_id))
+            resources.add("firewall", name, lambda: _egress.remove(execution.execution_id, network_id))
             try:
-                _egress.apply(execution.execution_id)
+                _egress.apply(execution.execution_id, network_id)
             except RuntimeError as exc:
                 raise SecurityNotApplied("egress isolation firewall rules", str(exc)) from None
         return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
@@ -145,20 +145,43 @@ def _detach_and_remove(client, network_id: str) -> None:
 
 
 def _reap_rules(client, execution: str, judge, dry_run: bool, report, gone_in_dry_run: set[str]) -> None:
-    """Rules are created after their network and removed before it: while the network exists they
-    stay (they still guard it, also when its removal failed); once it is gone they are judged by
-    their execution's record. The network is looked up now, not in a listing taken before the
-    rules were: an egress job that starts during the sweep keeps its rules."""
+    """Rules are created after their network and removed before it: while the network a rule
+    guards exists, the rule stays (also when the network's removal failed); once it is gone, the
+    rule is judged by its execution's record. Each rule is decided on its own, its network looked
+    up just before the rule is removed — by the id in its tag — so the rules of a network created
+    during the sweep (a new attempt of the same execution, too) stay."""
     what = f"firewall rules of {execution}"
     name = network_name(execution)
-    exists = any(n["Name"] == name for n in _docker.labelled(client, "network", "cronium.managed=true", name=name))
-    if (exists and name not in gone_in_dry_run) or not judge.verdict_for(execution):
+    removed = kept = 0
+    for line in _egress.tagged_lines(execution):
+        if _guards(client, name, line, gone_in_dry_run) or not judge.verdict_for(execution) \
+                or _guards(client, name, line, gone_in_dry_run):  # asked again: the verdict took time
+            kept += 1
+            continue
+        if not dry_run:
+            try:
+                _egress.delete(line)
+            except Exception as exc:
+                report.errors.append(f"{what}: {exc}")
+                continue
+        removed += 1
+    if removed:
+        report.removed.append(what)
+    if kept and not removed:
         report.kept.append(what)
-        return
-    if not dry_run:
-        try:
-            _egress.remove(execution)
-        except Exception as exc:
-            report.errors.append(f"{what}: {exc}")
-            return
-    report.removed.append(what)
+
+
+def _guards(client, name: str, line: str, gone_in_dry_run: set[str]) -> bool:
+    """Does the network this rule guards exist now? By the id in the rule's tag, else by name."""
+    from docker.errors import NotFound
+
+    if name in gone_in_dry_run:
+        return False
+    network_id = _egress.network_of(line)
+    if network_id is None:
+        return any(n["Name"] == name for n in _docker.labelled(client, "network", "cronium.managed=true", name=name))
+    try:
+        client.api.inspect_network(network_id)
+    except NotFound:
+        return False
+    return True
