@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
-from cronium.core.config import state_dir
-from cronium.core.errors import ConfigError, PhaseError
+from cronium.core.config import check_own_folder, state_dir
+from cronium.core.errors import PhaseError
 from cronium.core.logs import LogBatch
 
 #: Upper bound of the data in one Redis stream entry.
@@ -102,13 +102,10 @@ def _entries(batch: LogBatch):
 
 
 def check_log_dir(folder: Path) -> None:
-    """Create the folder (0700) if missing; refuse one that is not a folder of this user."""
+    """Create the folder (0700) if missing; refuse one that is not a folder of this user (checked
+    again here: the folder may have changed since the configuration was loaded)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    held = folder.stat()
-    if not stat.S_ISDIR(held.st_mode) or held.st_uid != os.geteuid():
-        raise ConfigError(f"the log folder '{folder}' belongs to uid {held.st_uid}, not to this user "
-                          f"(uid {os.geteuid()}): another user could plant links there", key="logs.dir",
-                          hint="set logs.dir to a folder of your own (the default is under ~/.local/state)")
+    check_own_folder(folder, key="logs.dir")
 
 
 def open_log_file(path: Path) -> int:

@@ -7,6 +7,7 @@ variable that the test sets once it has looked. The kernel's view is probed from
 """
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -255,3 +256,18 @@ def test_a_job_that_closes_its_output_is_still_stopped_at_its_timeout(cronium_ru
                     api.kill(c["Id"])
     assert result.status in ("failed", "timed_out"), result
     assert result.exit_code in (137, 143), result
+
+
+# --- the log folder ------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_shared_log_folder_of_another_user_is_a_clear_error(cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    os.chown(shared, 65534, 65534)
+    (tmp_path / "job.py").write_text("print('never logged')\n")
+    done = cli("run", "job.py", env={"CRONIUM_LOGS_DIR": str(shared)})
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "logs.dir" in err and "65534" in err, err
+    assert "Traceback" not in err and "execution:" not in err  # refused before any job existed
+    assert list(shared.iterdir()) == []

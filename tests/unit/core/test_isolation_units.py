@@ -159,6 +159,17 @@ def test_a_log_folder_of_another_user_is_refused(tmp_path):
     assert not (shared / "exec_a.log").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_configured_log_folder_of_another_user_is_refused_when_the_config_loads(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    os.chown(shared, 65534, 65534)
+    with pytest.raises(ConfigError) as info:
+        load_config(flags={"logs.dir": str(shared)}, use_user_config=False, environ={}, cwd=tmp_path)
+    assert info.value.key == "logs.dir" and info.value.exit_code == 2
+    load_config(flags={"logs.dir": str(shared), "logs.file": False}, use_user_config=False, environ={}, cwd=tmp_path)
+
+
 def test_a_log_folder_of_another_user_is_refused_as_any_user(tmp_path, monkeypatch):
     folder = tmp_path / "logs"
     folder.mkdir()
