@@ -107,20 +107,41 @@ def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
     """Remove a container (forced: killed if running, with its anonymous volumes), a network or a
     volume, by id or name; one that is already gone is fine. Retries for up to `wait` seconds while
     the engine does not answer."""
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
 
     api = client.api
     action = {"container": lambda: api.remove_container(ident, force=True, v=True),
               "network": lambda: api.remove_network(ident),
               "volume": lambda: api.remove_volume(ident, force=True)}[kind]
 
-    def remove_if_present():
+    def remove_if_present(tries: int = 3):
         try:
             action()
         except NotFound:
             pass
+        except APIError as exc:
+            if kind != "network" or "active endpoints" not in str(exc) or tries <= 1:
+                raise
+            detach_all(api, ident)  # an endpoint the engine has not released yet
+            remove_if_present(tries - 1)
 
     while_engine_down(remove_if_present, wait=wait)
+
+
+def detach_all(api, network: str) -> None:
+    """Disconnect (forced) whatever is still attached to `network`; the engine releases a removed
+    container's endpoint asynchronously, so a network removal right after may still see it."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        attached = api.inspect_network(network).get("Containers") or {}
+    except NotFound:
+        return
+    for endpoint in attached:
+        try:
+            api.disconnect_container_from_network(endpoint, network, force=True)
+        except APIError:
+            pass  # gone meanwhile; if it is still attached, the removal says so
 
 
 def labelled(client, kind: str, *labels: str, name: str | None = None) -> list[dict]:

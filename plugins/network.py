@@ -130,17 +130,7 @@ def reap_orphans(judge, dry_run, report, runtime):
 def _detach_and_remove(client, network_id: str) -> None:
     """An orphaned network may still have its execution's containers attached (the plugins that
     reap them may come later in the sweep): detach them, then remove the network."""
-    from docker.errors import NotFound
-
-    try:
-        attached = client.api.inspect_network(network_id).get("Containers") or {}
-    except NotFound:
-        return
-    for container_id in attached:
-        try:
-            client.api.disconnect_container_from_network(container_id, network_id, force=True)
-        except (NotFound, APIError):
-            pass  # gone meanwhile; if it is still attached, the removal below says so
+    _docker.detach_all(client.api, network_id)
     _docker.remove(client, "network", network_id, wait=0)
 
 

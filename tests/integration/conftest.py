@@ -77,6 +77,25 @@ def _no_leftovers_after_each_test(engine, request):
     """After every integration test, nothing labelled cronium.managed may remain."""
     yield
     label = {"label": "cronium.managed=true"}
-    left = [(c.get("Names") or [c["Id"][:12]])[0] for c in engine.api.containers(all=True, filters=label)]
-    left += [n["Name"] for n in engine.api.networks(filters=label)]
+    containers = engine.api.containers(all=True, filters=label)
+    networks = engine.api.networks(filters=label)
+    left = [(c.get("Names") or [c["Id"][:12]])[0] for c in containers] + [n["Name"] for n in networks]
+    if left:
+        _remove_leftovers(engine, containers, networks)  # so only the test that leaked fails
     assert left == [], f"{request.node.name} left Docker resources behind"
+
+
+def _remove_leftovers(engine, containers, networks) -> None:
+    """Force-remove what a test left (containers first: they hold the networks)."""
+    import docker
+
+    for container in containers:
+        try:
+            engine.api.remove_container(container["Id"], force=True)
+        except docker.errors.APIError:
+            pass  # the assertion below names it either way
+    for network in networks:
+        try:
+            engine.api.remove_network(network["Id"])
+        except docker.errors.APIError:
+            pass  # the assertion below names it either way
