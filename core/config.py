@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -303,6 +304,19 @@ def unknown_env(environ: Mapping[str, str] | None = None, config: Config | None 
     return sorted(n for n in environ if n.startswith("CRONIUM_") and n not in known)
 
 
+def check_own_folder(folder: Path, *, key: str, source: str | None = None) -> None:
+    """Refuse a folder (when it exists) that is not a folder of the user running cronium: another
+    user could plant symlinks or hard links in it (used for `logs.dir`)."""
+    try:
+        held = folder.stat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(held.st_mode) or held.st_uid != os.geteuid():
+        raise ConfigError(f"the folder '{folder}' belongs to uid {held.st_uid}, not to this user (uid {os.geteuid()}), "
+                          "or is not a folder: another user could plant links there", source=source, key=key,
+                          hint="use a folder of your own (the default is under ~/.local/state)")
+
+
 def _cross_checks(cfg: Config) -> None:
     pool = ipaddress.ip_network(cfg["network.pool"])
     if cfg["network.subnet_prefix"] <= pool.prefixlen:
@@ -326,6 +340,8 @@ def _cross_checks(cfg: Config) -> None:
                           source=cfg.source("plugins_dir"), key="plugins_dir",
                           hint="create it, or set plugins_dir (CRONIUM_PLUGINS_DIR, --plugins-dir) to the folder "
                                "holding your plugin files, or to \"\" for none")
+    if cfg["logs.file"] and cfg["logs.dir"]:
+        check_own_folder(Path(cfg["logs.dir"]).expanduser(), key="logs.dir", source=cfg.source("logs.dir"))
     if not 0 <= cfg["metrics.port"] <= 65535:
         raise ConfigError("bad value", source=cfg.source("metrics.port"), key="metrics.port",
                           expected="a TCP port (0 = off)", found=cfg["metrics.port"])

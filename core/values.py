@@ -137,12 +137,21 @@ def _user(v: Any) -> str:
     return v
 
 
+def _key_prefix(v: Any) -> str:
+    """The prefix goes into the sidecar's ACL key patterns (`~<prefix>exec:…`): a glob character
+    (`*`, `?`, `[`) or a space there would widen or break them."""
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
+        raise ValueError("1-64 letters, digits, '_', '.', ':' or '-' (it is used inside Redis ACL key patterns)")
+    return v
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "timeout": _positive_number,
     "namespace": _namespace,
     "token.algorithm": _one_of("EdDSA", "HS256"),
     "token.grace": _positive_number,
     "redis.sidecar_auth": _one_of("acl", "shared"),
+    "redis.key_prefix": _key_prefix,
     "redis.connect_timeout": _positive_number,
     "redis.command_timeout": _positive_number,
     "network.pool": _cidr,

@@ -229,6 +229,16 @@ def reap(client, kind: str, found: list[dict], judge, dry_run: bool, report, *, 
         report.removed.append(what)
 
 
+def create_network(client, name: str, *, internal: bool, ipam: dict, labels: dict, options: dict) -> dict:
+    """Create a bridge network saying `Internal` and `EnableIPv6: false` explicitly (docker-py
+    sends neither when false, and an engine whose defaults turn IPv6 on would then give the
+    network IPv6). Returns the engine's answer (`{"Id": ...}`)."""
+    api = client.api
+    data = {"Name": name, "Driver": "bridge", "Options": options, "IPAM": ipam, "Labels": labels,
+            "CheckDuplicate": True, "Internal": internal, "EnableIPv6": False}
+    return api._result(api._post_json(api._url("/networks/create"), data=data), json=True)
+
+
 _HOST_CONFIG_ARGS = {
     "ReadonlyRootfs": "read_only", "CapDrop": "cap_drop", "CapAdd": "cap_add", "SecurityOpt": "security_opt",
     "Memory": "mem_limit", "MemorySwap": "memswap_limit", "NanoCpus": "nano_cpus", "PidsLimit": "pids_limit",

@@ -8,9 +8,13 @@ cloud metadata). Two sets of iptables rules, tagged with the execution id, do th
 - DOCKER-USER (forwarded traffic): let traffic stay inside the job's own bridge (job <-> sidecar),
   drop traffic from the bridge to private and link-local ranges; the rest — the internet — passes.
 
+Each rule's tag also names the id of the network it guards (`cronium:<execution>:<network id>`),
+so a rule is removed only with *its* network: neither the cleanup of a stale attempt nor a sweep
+can remove the rules of a newer network of the same execution.
+
 They need a local engine and root; when they cannot be applied the job refuses to start. They go
 with the job (a registered resource, removed before its network) and, when a crash left them
-behind, with the network plugin's `reap_orphans`.
+behind, with the network plugin's `reap_orphans`, which judges each rule just before removing it.
 """
 from __future__ import annotations
 
@@ -28,14 +32,22 @@ def bridge_name(execution_id: str) -> str:
     return "crx" + execution_id.removeprefix("exec_")[:12]
 
 
-def rules(execution_id: str) -> list[tuple[str, list[str]]]:
+#: Length of the network id in a rule's tag.
+NETWORK_ID_CHARS = 12
+
+
+def tag(execution_id: str, network_id: str = "") -> str:
+    return f"cronium:{execution_id}" + (f":{network_id[:NETWORK_ID_CHARS]}" if network_id else "")
+
+
+def rules(execution_id: str, network_id: str = "") -> list[tuple[str, list[str]]]:
     """(chain, rule spec) pairs, in the order they are inserted at the top of their chain."""
     br = bridge_name(execution_id)
-    tag = ["-m", "comment", "--comment", f"cronium:{execution_id}"]
-    out = [("INPUT", ["-i", br, *tag, "-j", "DROP"])]
-    out += [("DOCKER-USER", ["-i", br, "-d", cidr, *tag, "-j", "DROP"]) for cidr in PRIVATE_RANGES]
+    tag_args = ["-m", "comment", "--comment", tag(execution_id, network_id)]
+    out = [("INPUT", ["-i", br, *tag_args, "-j", "DROP"])]
+    out += [("DOCKER-USER", ["-i", br, "-d", cidr, *tag_args, "-j", "DROP"]) for cidr in PRIVATE_RANGES]
     # Inserted last, so it ends up first: traffic within the job's own bridge is allowed.
-    out.append(("DOCKER-USER", ["-i", br, "-o", br, *tag, "-j", "RETURN"]))
+    out.append(("DOCKER-USER", ["-i", br, "-o", br, *tag_args, "-j", "RETURN"]))
     return out
 
 
@@ -53,19 +65,29 @@ def available() -> str | None:
     return None
 
 
-def apply(execution_id: str) -> None:
-    for chain, spec in rules(execution_id):
+def apply(execution_id: str, network_id: str = "") -> None:
+    for chain, spec in rules(execution_id, network_id):
         done = _iptables("-I", chain, "1", *spec)
         if done.returncode != 0:
-            remove(execution_id)
+            remove(execution_id, network_id)
             raise RuntimeError(done.stderr.strip() or f"iptables -I {chain} failed")
 
 
-def remove(execution_id: str) -> None:
-    """Delete every rule tagged with this execution (idempotent)."""
+def remove(execution_id: str, network_id: str | None = None) -> None:
+    """Delete every rule tagged with this execution — only those of one network when
+    `network_id` is given (idempotent)."""
     for chain in ("INPUT", "DOCKER-USER"):
         for line in tagged(chain, execution_id):
-            _iptables("-D", *shlex.split(line)[1:])
+            if network_id is None or network_of(line) == network_id[:NETWORK_ID_CHARS]:
+                delete(line)
+
+
+def delete(line: str) -> None:
+    """Delete the rule of one `iptables -S` line; one already gone is fine."""
+    done = _iptables("-D", *shlex.split(line)[1:])
+    if done.returncode != 0 and "does a matching rule exist" not in done.stderr.lower() \
+            and "bad rule" not in done.stderr.lower():
+        raise RuntimeError(done.stderr.strip() or "iptables -D failed")
 
 
 def tagged(chain: str, execution_id: str | None = None) -> list[str]:
@@ -73,11 +95,24 @@ def tagged(chain: str, execution_id: str | None = None) -> list[str]:
     listing = _iptables("-S", chain)
     if listing.returncode != 0:
         return []
-    mark = f"cronium:{execution_id}" if execution_id else "cronium:exec_"
-    return [line for line in listing.stdout.splitlines() if mark in line]
+    if execution_id is None:
+        return [line for line in listing.stdout.splitlines() if "cronium:exec_" in line]
+    return [line for line in listing.stdout.splitlines()
+            if (m := _TAG_RE.search(line)) and m.group(1) == execution_id]
 
 
-_TAG_RE = re.compile(r"cronium:(exec_[A-Za-z0-9]+)")
+def tagged_lines(execution_id: str) -> list[str]:
+    """The rules of one execution in both chains, as `iptables -S` lines (listed now)."""
+    return [line for chain in ("INPUT", "DOCKER-USER") for line in tagged(chain, execution_id)]
+
+
+_TAG_RE = re.compile(r"cronium:(exec_[A-Za-z0-9]+)(?::([0-9a-f]+))?")
+
+
+def network_of(line: str) -> str | None:
+    """The network id (its first characters) a rule's tag names; None for a rule without one."""
+    m = _TAG_RE.search(line)
+    return m.group(2) if m else None
 
 
 def tagged_executions() -> list[str]:

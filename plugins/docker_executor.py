@@ -18,6 +18,7 @@ its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Iterator
 
 from cronium.core import hookimpl
@@ -60,12 +61,15 @@ def secret_block(secret_env) -> bytes:
 class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
-    def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None):
+    def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None, *,
+                 timeout: float = 86400.0, grace: float = 5.0):
         self._client = client
         self.container_id = container_id
         self._raw = raw
         self._secret_env, self._script = secret_env, script or b""
         self._stopped = threading.Event()
+        self._timeout, self._grace = timeout, grace
+        self._deadline = time.monotonic() + timeout  # counted again from release()
 
     def start(self) -> None:
         try:
@@ -78,6 +82,7 @@ class DockerJobHandle:
         execution token is signed at this moment (its lifetime counts from the release)."""
         stdin = secret_block(self._secret_env) + self._script
         self._secret_env, self._script = {}, b""
+        self._deadline = time.monotonic() + self._timeout
         _docker.send_and_close_stdin(self._raw, stdin)
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
@@ -91,7 +96,7 @@ class DockerJobHandle:
         try:
             state = api.inspect_container(self.container_id)["State"]
             if state.get("Running"):
-                api.wait(self.container_id, condition="not-running")
+                self._wait_until_stopped()
                 state = api.inspect_container(self.container_id)["State"]
         except Exception as exc:
             if _docker.engine_unreachable(exc):
@@ -102,6 +107,22 @@ class DockerJobHandle:
             raise
         return ExitStatus(exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
                           error=state.get("Error") or None)
+
+    def _wait_until_stopped(self) -> None:
+        """The output ended but the container still runs (a job may close its stdout and stderr
+        and go on): wait for it to exit, never past its deadline — then stop it."""
+        import requests
+
+        left = max(1.0, self._deadline - time.monotonic())
+        try:
+            self._client.api.wait(self.container_id, timeout=left, condition="not-running")
+            return
+        except requests.exceptions.RequestException as exc:
+            timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
+            if not timed_out:
+                raise
+        self.stop(self._grace)
+        self._client.api.wait(self.container_id, timeout=self._grace + 30, condition="not-running")
 
     def stop(self, grace: float) -> None:
         if self._stopped.is_set():
@@ -146,7 +167,8 @@ def start_job(execution, network, launch, runtime, resources):
     check_engine_warnings(created.get("Warnings"), "job")
     secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early
     raw = _docker.attach(client, container_id)
-    return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script)
+    return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script, timeout=execution.timeout,
+                           grace=cfg["limits.stop_grace"])
 
 
 @hookimpl(trylast=True)

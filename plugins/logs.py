@@ -8,16 +8,22 @@
   expiry (`logs.redis_ttl` seconds) is set with the first entry and renewed with every write, so
   the stream of an owner that crashed expires too.
 - file `<logs.dir>/<execution>.log`: the exact bytes the job wrote, stdout and stderr interleaved
-  in arrival order (binary and invalid UTF-8 preserved), mode 0600.
+  in arrival order (binary and invalid UTF-8 preserved), mode 0600. The folder must belong to the
+  user running cronium, and the file is opened without following a symlink and refused unless it
+  is a plain file of that user with one link: a symlink or hard link planted in a shared folder
+  cannot make cronium write (or truncate) another file.
 """
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
+from cronium.core.config import check_own_folder
+from cronium.core.errors import PhaseError
 from cronium.core.logs import LogBatch, log_file
 from cronium.core.terminal import SafeWriter, is_terminal, should_escape
 
@@ -60,9 +66,8 @@ class FileSink:
     name = "file"
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # also when the file already existed with other permissions
+        check_log_dir(path.parent)
+        fd = open_log_file(path)
         self.path = path
         self.fh = os.fdopen(fd, "wb", buffering=1024 * 1024)
 
@@ -103,6 +108,32 @@ def _entries(batch: LogBatch):
             start, size = i + 1, 0
     tail = b"\n".join(lines[start:])
     yield seq + start, tail + b"\n" if batch.terminated else tail, not batch.terminated
+
+
+def check_log_dir(folder: Path) -> None:
+    """Create the folder (0700) if missing; refuse one that is not a folder of this user (checked
+    again here: the folder may have changed since the configuration was loaded)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_own_folder(folder, key="logs.dir")
+
+
+def open_log_file(path: Path) -> int:
+    """Open (create) the log file for writing, truncated, mode 0600 — never through a symlink,
+    never a file of another user or with other names (hard links)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise PhaseError("logs", f"could not open the log file '{path}': {exc.strerror}"
+                         + (" (it is a symlink: refused)" if path.is_symlink() else ""),
+                         hint="remove what is at that path, or set logs.dir to a folder of your own") from None
+    held = os.fstat(fd)
+    if not stat.S_ISREG(held.st_mode) or held.st_uid != os.geteuid() or held.st_nlink != 1:
+        os.close(fd)
+        raise PhaseError("logs", f"the log file '{path}' already exists and is not a plain file of this user "
+                                 "with a single link: refused", hint="remove it, or set logs.dir to a folder of your own")
+    os.ftruncate(fd, 0)
+    os.fchmod(fd, 0o600)  # also when the file already existed with other permissions
+    return fd
 
 
 @hookimpl(trylast=True)

@@ -5,6 +5,9 @@ keep it off this host and private networks (see `_egress`) — and it takes a sm
 subnet (a /28 by default) out of `network.pool`, so thousands of jobs can run at once instead of
 the ~30 networks Docker's default address pools allow. The bridge gets no IPv4 address on the
 host (`inhibit_ipv4`), so a job cannot reach the Docker host through its own network either.
+IPv6 is off: the network is created with `EnableIPv6: false` (and refused if the engine still
+reports IPv6 on for it), and every container of the execution gets the `disable_ipv6` sysctls, so
+not even link-local (fe80::, ff02::1) traffic reaches the host's bridge or a neighbour.
 `reap_orphans` removes orphaned networks, then the firewall rules of executions whose network is gone.
 """
 from __future__ import annotations
@@ -21,6 +24,9 @@ from docker.types import IPAMConfig, IPAMPool
 
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
+#: Sysctls of every container of an execution: no IPv6 on any interface, also on one attached
+#: later (`default` applies to interfaces created after the container started).
+IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def network_name(execution_id: str) -> str:
@@ -65,19 +71,20 @@ def create_network(execution, runtime, resources):
         try:
             # The engine serialises network creation; queueing here beats timing out there.
             with runtime.gate("network-create", cfg["network.max_creating"]):
-                created = client.api.create_network(name, driver="bridge", internal=internal, ipam=ipam,
-                                                    labels=labels, options=options, check_duplicate=True)
+                created = _docker.create_network(client, name, internal=internal, ipam=ipam, labels=labels,
+                                                 options=options)
         except APIError as exc:
             if _overlap(exc):
                 continue
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
         network_id = created["Id"]
+        check_engine_view(client, network_id, internal=internal)
         if not internal:
             # The rules are tagged with the execution: a newer attempt's network means they are its.
             resources.add("firewall", name, lambda: None if _docker.taken_by_another(client, "network", name, labels)
-                          else _egress.remove(execution.execution_id))
+                          else _egress.remove(execution.execution_id, network_id))
             try:
-                _egress.apply(execution.execution_id)
+                _egress.apply(execution.execution_id, network_id)
             except RuntimeError as exc:
                 raise SecurityNotApplied("egress isolation firewall rules", str(exc)) from None
         return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
@@ -86,13 +93,27 @@ def create_network(execution, runtime, resources):
                      hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
 
 
+def check_engine_view(client, network_id: str, *, internal: bool) -> None:
+    """Refuse a network the engine holds other than asked: IPv6 on, or not internal."""
+    held = client.api.inspect_network(network_id)
+    if held.get("EnableIPv6"):
+        raise SecurityNotApplied("IPv6 off on the job network",
+                                 "the engine reports IPv6 enabled for it (check the daemon's "
+                                 "default-network-opts / ipv6 settings)")
+    if bool(held.get("Internal")) != internal:
+        raise SecurityNotApplied("an internal job network" if internal else "an egress job network",
+                                 f"the engine reports Internal={held.get('Internal')}")
+
+
 @hookimpl(trylast=True)
 def container_options(execution, role):
-    """On a network with no way out, a lookup of any name but a container's can only time out:
-    make that take one second, not the resolver's default of several retries of five."""
-    if execution.egress:
-        return None
-    return ContainerOptions(host_config={"DnsOptions": ["timeout:1", "attempts:1"]}, source="network")
+    """IPv6 off in every container of the execution (see `IPV6_OFF`). On a network with no way out,
+    a lookup of any name but a container's can only time out: make that take one second, not the
+    resolver's default of several retries of five."""
+    host_config: dict = {"Sysctls": dict(IPV6_OFF)}
+    if not execution.egress:
+        host_config["DnsOptions"] = ["timeout:1", "attempts:1"]
+    return ContainerOptions(host_config=host_config, applied=("IPv6 off",), source="network")
 
 
 @hookimpl(trylast=True)
@@ -116,20 +137,43 @@ def _detach_and_remove(client, network_id: str) -> None:
 
 
 def _reap_rules(client, execution: str, judge, dry_run: bool, report, gone_in_dry_run: set[str]) -> None:
-    """Rules are created after their network and removed before it: while the network exists they
-    stay (they still guard it, also when its removal failed); once it is gone they are judged by
-    their execution's record. The network is looked up now, not in a listing taken before the
-    rules were: an egress job that starts during the sweep keeps its rules."""
+    """Rules are created after their network and removed before it: while the network a rule
+    guards exists, the rule stays (also when the network's removal failed); once it is gone, the
+    rule is judged by its execution's record. Each rule is decided on its own, its network looked
+    up just before the rule is removed — by the id in its tag — so the rules of a network created
+    during the sweep (a new attempt of the same execution, too) stay."""
     what = f"firewall rules of {execution}"
     name = network_name(execution)
-    exists = any(n["Name"] == name for n in _docker.labelled(client, "network", "cronium.managed=true", name=name))
-    if (exists and name not in gone_in_dry_run) or not judge.verdict_for(execution):
+    removed = kept = 0
+    for line in _egress.tagged_lines(execution):
+        if _guards(client, name, line, gone_in_dry_run) or not judge.verdict_for(execution) \
+                or _guards(client, name, line, gone_in_dry_run):  # asked again: the verdict took time
+            kept += 1
+            continue
+        if not dry_run:
+            try:
+                _egress.delete(line)
+            except Exception as exc:
+                report.errors.append(f"{what}: {exc}")
+                continue
+        removed += 1
+    if removed:
+        report.removed.append(what)
+    if kept and not removed:
         report.kept.append(what)
-        return
-    if not dry_run:
-        try:
-            _egress.remove(execution)
-        except Exception as exc:
-            report.errors.append(f"{what}: {exc}")
-            return
-    report.removed.append(what)
+
+
+def _guards(client, name: str, line: str, gone_in_dry_run: set[str]) -> bool:
+    """Does the network this rule guards exist now? By the id in the rule's tag, else by name."""
+    from docker.errors import NotFound
+
+    if name in gone_in_dry_run:
+        return False
+    network_id = _egress.network_of(line)
+    if network_id is None:
+        return any(n["Name"] == name for n in _docker.labelled(client, "network", "cronium.managed=true", name=name))
+    try:
+        client.api.inspect_network(network_id)
+    except NotFound:
+        return False
+    return True

@@ -76,6 +76,14 @@ with ThreadPoolExecutor(len(targets) + len(names)) as pool:
     res = dict(zip(targets, pool.map(connect, targets.values())))
     res.update(zip(['dns ' + n for n in names], pool.map(resolve, names)))
 res['runtime_api'] = json.load(urllib.request.urlopen('http://runtime-api:8081/health', timeout=10))['status']
+res['dns runtime-api'] = resolve('runtime-api')  # the positive control of the DNS probes
+def ipv6_link_local():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.sendto(b'x', ('ff02::1', 9, 0, socket.if_nameindex()[-1][0])); return 'open'
+    except (OSError, IndexError):
+        return 'blocked'
+res['ipv6 ff02::1'] = ipv6_link_local()
 cronium.set_variable(cronium.input()['done'], True)
 cronium.output(res)
 """
@@ -273,7 +281,9 @@ class ExecutorConformance:
             peer_result = peer.result()
         assert result.status == "succeeded", result
         assert result.output.pop("runtime_api") == "healthy"
-        assert result.output == {**{name: "blocked" for name in targets}, **{f"dns {n}": "blocked" for n in names}}
+        assert result.output.pop("dns runtime-api") == "resolved"
+        assert result.output == {**{name: "blocked" for name in targets}, **{f"dns {n}": "blocked" for n in names},
+                                 "ipv6 ff02::1": "blocked"}
         assert peer_result.status == "succeeded", peer_result
 
     def test_every_resource_is_reaped_after_a_crash(self, probe, cronium_runtime, cronium_flags, executor_plugins,

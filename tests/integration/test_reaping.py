@@ -101,3 +101,40 @@ def test_firewall_rules_go_with_their_execution_not_with_a_listing(cronium_runti
         _egress.remove(live)
         _docker.remove(engine, "network", network_id, wait=0)
         cronium_runtime.store.records.update(live, {"status": "succeeded"})
+
+
+def test_egress_rules_of_a_network_created_during_the_sweep_survive(cronium_runtime, engine):
+    """An execution's network is gone and its owner died: its rules are condemned. While the sweep
+    judges them, a new attempt of the execution creates its network and rules (the judgement is
+    driven in steps: they appear inside its verdict). Only the old network's rules go."""
+    from cronium.core.owners import SweepJudgement
+    from cronium.core.reaper import reap_through_plugins
+    from cronium.plugins import _docker, _egress
+
+    if _egress.available() is not None:
+        pytest.skip(f"no egress firewall here: {_egress.available()}")
+    execution, created = new_execution_id(), []
+    record(cronium_runtime, execution, dead_owner())
+
+    class NewAttemptDuringTheVerdict(SweepJudgement):
+        def verdict_for(self, candidate):
+            if candidate == execution and not created:
+                network = engine.api.create_network(f"cronium-net-{execution}", internal=True,
+                                                    labels=labels(execution, LIVE_OWNER, "network"))["Id"]
+                created.append(network)
+                _egress.apply(execution, network)
+            return super().verdict_for(candidate)
+
+    try:
+        _egress.apply(execution, "0" * 64)  # the rules of the old attempt, whose network is gone
+        judge = NewAttemptDuringTheVerdict(cronium_runtime, now=time.time())
+        report = reap_through_plugins(cronium_runtime, judge, dry_run=False)
+        assert created, "the sweep never judged the old rules"
+        left = _egress.tagged_lines(execution)
+        assert sorted(_egress.network_of(line) for line in left) == [created[0][:12]] * len(_egress.rules(execution))
+        assert f"firewall rules of {execution}" in report.removed, report
+    finally:
+        _egress.remove(execution)
+        for network in created:
+            _docker.remove(engine, "network", network, wait=0)
+        cronium_runtime.store.records.update(execution, {"status": "succeeded"})

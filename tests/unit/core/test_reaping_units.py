@@ -220,6 +220,13 @@ class StandInEngine:
         self.existing: list[dict] = []
         self.api = self
 
+    def inspect_network(self, network_id):
+        from docker.errors import NotFound
+
+        if not any(n["Id"].startswith(network_id) for n in self.existing):
+            raise NotFound(f"network {network_id} not found")
+        return {}
+
     def networks(self, filters):
         def matches(network, label):
             key, _, value = label.partition("=")
@@ -245,7 +252,8 @@ def test_egress_rules_of_a_job_that_starts_during_the_sweep_are_kept(runtime, mo
 
     monkeypatch.setattr(_egress, "available", lambda: None)
     monkeypatch.setattr(_egress, "tagged_executions", rules_now)
-    monkeypatch.setattr(_egress, "remove", removed.append)
+    monkeypatch.setattr(_egress, "tagged_lines", lambda execution: [f"-A INPUT -m comment --comment cronium:{execution}"])
+    monkeypatch.setattr(_egress, "delete", lambda line: removed.append(line.rsplit(":", 1)[1]))
     rt = runtime({"exec_gone": {"owner": dead, "status": "running"},
                   "exec_new": {"owner": LIVE_OWNER, "status": "running"}})
     rt.docker = engine
@@ -316,3 +324,46 @@ def test_every_attempt_has_its_own_acl_user_and_the_reaper_knows_its_execution(m
     users = {keys.acl_user(e.execution_id, e.attempt_tag) for e in (first, rerun)}
     assert len(users) == 2 and all(u.startswith(keys.acl_user("exec_")) for u in users)
     assert {keys.acl_user_execution(u) for u in users} == {"exec_0123456789abcdef"}
+
+
+def test_egress_rules_are_judged_one_by_one_by_the_network_in_their_tag(runtime, monkeypatch):
+    """A new attempt of an execution whose old network is gone creates its network and rules while
+    the sweep judges the old rules (here: inside the judge's verdict): only the old rules go."""
+    from cronium.core.owners import SweepJudgement
+    from cronium.plugins import _egress, network
+
+    engine = StandInEngine()
+    old_rules = [f"-A INPUT -i crx1 -m comment --comment cronium:exec_x:{'a' * 12} -j DROP",
+                 f"-A DOCKER-USER -i crx1 -m comment --comment cronium:exec_x:{'a' * 12} -j DROP"]
+    new_rules = [f"-A INPUT -i crx1 -m comment --comment cronium:exec_x:{'b' * 12} -j DROP"]
+    listed = list(old_rules)
+    deleted: list[str] = []
+
+    class JudgeDuringANewAttempt(SweepJudgement):
+        def verdict_for(self, execution):
+            if not engine.existing:  # the new attempt's network, then its rules, appear now
+                engine.existing.append({"Id": "b" * 64, "Name": "cronium-net-exec_x",
+                                        "Labels": {**labels("exec_x", LIVE_OWNER), "cronium.role": "network"}})
+                listed.extend(new_rules)
+            return super().verdict_for(execution)
+
+    monkeypatch.setattr(_egress, "available", lambda: None)
+    monkeypatch.setattr(_egress, "tagged_executions", lambda: ["exec_x"])
+    monkeypatch.setattr(_egress, "tagged_lines", lambda execution: list(listed))
+    monkeypatch.setattr(_egress, "delete", deleted.append)
+    rt = runtime({"exec_x": {"owner": dead_owner(), "status": "running"}})
+    rt.docker = engine
+    report = ReapReport()
+    network.reap_orphans(judge=JudgeDuringANewAttempt(rt, now=NOW), dry_run=False, report=report, runtime=rt)
+    assert deleted == old_rules
+    assert report.removed == ["firewall rules of exec_x"]
+
+
+def test_egress_rule_tags_name_their_network():
+    from cronium.plugins import _egress
+
+    (chain, spec), *_ = _egress.rules("exec_0123456789abcdef", "f" * 64)
+    assert f"cronium:exec_0123456789abcdef:{'f' * 12}" in spec
+    line = "-A " + chain + " " + " ".join(spec)
+    assert _egress.network_of(line) == "f" * 12
+    assert _egress.network_of("-A INPUT -m comment --comment cronium:exec_0123 -j DROP") is None
