@@ -205,7 +205,7 @@ class StuckEngine:
 
 def test_the_wait_for_a_job_that_closed_its_output_ends_at_its_deadline():
     engine = StuckEngine()
-    handle = DockerJobHandle(engine, "c1", raw=None, stdin=b"", timeout=3, grace=2)
+    handle = DockerJobHandle(engine, "c1", None, {}, b"", timeout=3, grace=2)
     status = handle.exit_status()
     assert [c[0] for c in engine.calls] == ["wait", "stop", "wait"]
     assert 0 < engine.calls[0][1] <= 3
