@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
+from queue_util import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +22,6 @@ MARKER = f"[cronium] output truncated after {CAP} bytes (logs.max_bytes)\n".enco
 @pytest.fixture
 def cronium_overrides():
     return {"logs.max_bytes": "64k"}
-
-
-def _wait_for(predicate, timeout: float = 60.0, pause: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(pause)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 # --- the log byte cap -------------------------------------------------------------------------------
@@ -71,10 +62,11 @@ def test_the_stream_of_a_killed_run_still_expires(popen_cli, cli, redis_client, 
     script = tmp_path / "talk_then_sleep.py"
     script.write_text("import time\nprint('first line', flush=True)\ntime.sleep(120)\n")
     proc = popen_cli("run", str(script))
-    running = _wait_for(lambda: engine.api.containers(filters={"label": "cronium.role=job"}))
+    running = wait_for(lambda: engine.api.containers(filters={"label": "cronium.role=job"}), 60, "the job container",
+                       interval=0.05)
     execution = running[0]["Labels"]["cronium.execution"]
     key = f"cronium:logs:{execution}"
-    _wait_for(lambda: redis_client.exists(key))
+    wait_for(lambda: redis_client.exists(key), 60, "the log stream", interval=0.05)
     proc.send_signal(signal.SIGKILL)  # no sink close, no eof: only the first write set an expiry
     proc.wait(10)
     try:
