@@ -22,3 +22,11 @@ def execution_id_from(stderr: bytes) -> str:
         if line.startswith("execution:"):
             return line.split()[1]
     raise AssertionError(f"no execution id in: {stderr.decode()}")
+
+
+def acl_user_of(runtime, execution_id: str) -> str:
+    """The ACL user of `execution_id`'s live attempt (one per attempt: `cronium-<exec>.<tag>`)."""
+    keys = runtime.store.keys
+    users = runtime.store.acl.names(keys.acl_user(execution_id) + ".")
+    assert len(users) == 1, f"expected one ACL user of {execution_id}, found {users}"
+    return users[0]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from integration_util import REPO, acl_users
+from integration_util import REPO, acl_user_of, acl_users
 
 pytestmark = pytest.mark.integration
 
@@ -287,7 +287,7 @@ def test_the_live_sidecars_redis_user_cannot_rewrite_the_record_or_select(croniu
         if phase == "job" and state == "start":
             execution_id = next(c["Names"][0].removeprefix("/cronium-runtime-")
                                 for c in cronium_runtime.docker.api.containers(filters={"name": "cronium-runtime-exec_"}))
-            user = keys.acl_user(execution_id)
+            user = acl_user_of(cronium_runtime, execution_id)
             seen["rules"] = redis_client.acl_getuser(user)
             seen["record_before"] = redis_client.hgetall(keys.execution(execution_id))
             seen["attacks"] = _attack_as(redis_client, user, keys.execution(execution_id))

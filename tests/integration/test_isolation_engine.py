@@ -60,7 +60,7 @@ class Inspector:
             self.seen["job"] = api.inspect_container(f"cronium-job-{eid}")
             self.seen["sidecar"] = api.inspect_container(f"cronium-runtime-{eid}")
             self.seen["sidecar inet6"] = _exec(api, f"cronium-runtime-{eid}", ["cat", "/proc/net/if_inet6"])
-            self.seen["acl"] = self.redis.acl_getuser(self.runtime.store.keys.acl_user(eid))
+            self.seen["acl"] = self.redis.acl_getuser(self.runtime.store.keys.acl_user(eid, execution.attempt_tag))
         finally:
             _exec(api, f"cronium-job-{eid}", ["touch", "/tmp/inspected"])
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from integration_util import acl_user_of
 
 pytestmark = pytest.mark.integration
 
@@ -324,7 +325,7 @@ def test_a_job_flooding_health_is_limited_and_its_sidecar_holds_few_redis_connec
     seen = {}
 
     def on_result(result):  # before cleanup: the sidecar and its connections are still there
-        user = cronium_runtime.store.keys.acl_user(result.execution_id)
+        user = acl_user_of(cronium_runtime, result.execution_id)
         clients = redis_client.execute_command("CLIENT", "LIST").decode().splitlines()
         seen["connections"] = [c for c in clients if f" user={user} " in f" {c} "]
 
