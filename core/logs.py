@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
+from .config import state_dir
 from .model import LogRecord
 
 STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def log_dir(cfg) -> Path:
+    """The file sink's directory: `logs.dir`, or `<state dir>/logs`."""
+    return Path(cfg["logs.dir"]).expanduser() if cfg["logs.dir"] else state_dir() / "logs"
+
+
+def log_file(cfg, execution_id: str) -> Path:
+    """The file sink's file of one execution (written by the logs plugin, removed by retention)."""
+    return log_dir(cfg) / f"{execution_id}.log"
 
 
 @dataclass(frozen=True)

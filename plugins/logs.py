@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
-from cronium.core.config import state_dir
-from cronium.core.logs import LogBatch
+from cronium.core.logs import LogBatch, log_file
 
 #: Upper bound of the data in one Redis stream entry.
 REDIS_ENTRY_BYTES = 512 * 1024
@@ -97,10 +96,6 @@ def _entries(batch: LogBatch):
     yield seq + start, tail + b"\n" if batch.terminated else tail, not batch.terminated
 
 
-def log_dir(cfg) -> Path:
-    return Path(cfg["logs.dir"]).expanduser() if cfg["logs.dir"] else state_dir() / "logs"
-
-
 @hookimpl(trylast=True)
 def log_sinks(execution, runtime):
     cfg = runtime.config
@@ -111,5 +106,5 @@ def log_sinks(execution, runtime):
         sinks.append(RedisStreamSink(runtime.store, execution.execution_id,
                                      max_entries=cfg["logs.redis_max_entries"], ttl=cfg["logs.redis_ttl"]))
     if cfg["logs.file"]:
-        sinks.append(FileSink(log_dir(cfg) / f"{execution.execution_id}.log"))
+        sinks.append(FileSink(log_file(cfg, execution.execution_id)))
     return sinks

@@ -18,6 +18,34 @@ def when(ts: float | None) -> str:
     return timestamp(ts)
 
 
+def ago(ts: float | None, now: float | None = None) -> str:
+    """How long ago `ts` was, as docker says it: `12 seconds ago`, `3 minutes ago`, `2 days ago`."""
+    if not ts:
+        return "-"
+    seconds = max((time.time() if now is None else now) - ts, 0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    n = int(seconds)
+    return "just now" if n == 0 else f"{n} second{'s' if n != 1 else ''} ago"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration for people: `850ms`, `4.2s`, `3m05s`, `2h01m`, or `-`."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 def when_in(ts: float | None, tz_name: str) -> str:
     """A fire time in the schedule's own time zone."""
     from cronium.core.deploy.cron import ScheduleError, load_timezone

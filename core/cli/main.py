@@ -25,14 +25,16 @@ class AppContext:
 
         return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags})
 
-    def runtime(self, *, console: bool = False, warm_pool: bool = False):
+    def runtime(self, *, console: bool = False, warm_pool: bool = False, read_only: bool = False):
         """The process's Runtime. One-shot commands keep no warm sidecar pool; long-lived ones
-        (worker, serve) ask for it."""
+        (worker, serve) ask for it. Read-only commands (ps, logs, inspect, doctor, …) pass
+        `read_only`: they use the managed Redis when it runs and never start or re-create it."""
         from cronium.core.runtime import Runtime
 
         rt = self.__dict__.get("_runtime")
         if rt is None:
-            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console, warm_pool=warm_pool)
+            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console, warm_pool=warm_pool,
+                                                      read_only=read_only)
         return rt
 
 
@@ -140,6 +142,7 @@ def _register_commands() -> None:
         images_cmd,
         jobs_cmd,
         plugins_cmd,
+        ps_cmd,
         queue_cmd,
         records_cmd,
         run_cmd,
@@ -147,7 +150,7 @@ def _register_commands() -> None:
         vars_cmd,
     )
 
-    for module in (run_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd,
+    for module in (run_cmd, ps_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, plugins_cmd,
                    config_cmd, images_cmd, services_cmd, doctor_cmd):
         module.register(cli)
 

@@ -8,8 +8,11 @@ import click
 from cronium.core.errors import NotFound
 from cronium.core.model import ENDED_STATUSES
 
+from cronium.core.logs import log_file
+
 from .display import human_record
-from .options import json_option
+from .log_lines import LineFormat, print_stream, show_file
+from .options import json_option, parse_since, since_option
 
 
 @click.command()
@@ -26,12 +29,32 @@ def inspect(app, execution_id, as_json):
 @click.argument("execution_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the job ends.")
 @click.option("--stream", type=click.Choice(["all", "stdout", "stderr"]), default="all", help="Which stream to print.")
+@click.option("--tail", "-n", type=click.IntRange(0), metavar="N", help="Only the last N lines (then follow with -f).")
+@since_option("Only lines written since DURATION ago (10m, 1h) or since TIME (2026-12-03T08:00).")
+@click.option("--timestamps", "-t", is_flag=True, help="Start each line with the time it was written (UTC).")
+@json_option("One JSON object per line: time, stream, text.")
 @click.pass_obj
-def logs(app, execution_id, follow, stream):
-    """Print the output of EXECUTION_ID (from another terminal while it runs, or after it ended)."""
-    store = app.runtime().store
-    if not store.logs.exists(execution_id) and not store.records.exists(execution_id):
-        raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium jobs list`")
+def logs(app, execution_id, follow, stream, tail, since, timestamps, as_json):
+    """Print the output of EXECUTION_ID (from another terminal while it runs, or after it ended).
+
+    Once the Redis stream has expired (logs.redis_ttl) the output comes from the log file under
+    logs.dir, without times or streams; stderr says so."""
+    since_ts = parse_since(since)
+    store = app.runtime(read_only=True).store
+    fmt = LineFormat(sys.stdout.buffer, sys.stderr.buffer, timestamps=timestamps, as_json=as_json)
+    if not store.logs.exists(execution_id):
+        status = store.records.status(execution_id)
+        path = log_file(app.config, execution_id)
+        if status is None and not path.is_file():
+            raise NotFound(f"no execution '{execution_id}'", hint="list executions with `cronium ps -a`")
+        if status is None or status in ENDED_STATUSES:
+            why = "its Redis log stream has expired" if status is not None else "it has no record or log stream"
+            show_file(path, execution_id, fmt, tail=tail, since=since, stream=stream, why=why)
+            return
+    if tail is not None or since or timestamps or as_json:
+        streams = {"stdout", "stderr"} if stream == "all" else {stream}
+        print_stream(store, execution_id, fmt, tail=tail, since=since_ts, streams=streams, follow=follow)
+        return
     out, err = sys.stdout.buffer, sys.stderr.buffer
     last = "0-0"
     while True:
