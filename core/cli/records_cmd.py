@@ -21,7 +21,7 @@ from .options import json_option, parse_since, since_option
 @click.pass_obj
 def inspect(app, execution_id, as_json):
     """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
-    rec = app.runtime().store.records.get(execution_id)
+    rec = app.runtime(read_only=True).store.records.get(execution_id)
     click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else human_record(rec))
 
 

@@ -1,0 +1,146 @@
+"""Everyday commands through the installed `cronium` executable: ps, logs, inspect, doctor (issue 14)."""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from integration_util import REPO
+
+pytestmark = pytest.mark.integration
+
+SLEEPER = REPO / "tests" / "integration" / "jobs" / "sleeper.py"
+
+
+def _wait_for(predicate, timeout: float = 60.0, pause: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(pause)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def _run(cli, tmp_path, name: str, body: str, *args: str) -> dict:
+    script = tmp_path / name
+    script.write_text(body)
+    proc = cli("run", "--json", *args, str(script))
+    return json.loads(proc.stdout)
+
+
+def _scans(redis_client) -> int:
+    """How many SCAN and KEYS commands the server has executed."""
+    stats = redis_client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("scan", "keys"))
+
+
+def test_ps_shows_a_running_job_then_only_with_a_once_it_ended(cli, popen_cli, redis_client):
+    proc = popen_cli("run", str(SLEEPER))
+    rows = _wait_for(lambda: [r for r in json.loads(cli("ps", "--json").stdout)
+                              if r["job_id"] == "adhoc-sleeper" and r["status"] == "running"])
+    execution = rows[0]["id"]
+    assert redis_client.zscore("cronium:executions", execution) is not None
+    table = cli("ps").stdout.decode()
+    assert execution in table and "running" in table and "STATUS" in table
+    assert cli("cancel", execution, "--wait").returncode == 0
+    proc.wait(60)
+    assert execution not in cli("ps", "-q").stdout.decode().split()
+    ended = {r["id"]: r for r in json.loads(cli("ps", "-a", "--json").stdout)}
+    assert ended[execution]["status"] == "cancelled"
+
+
+def test_ps_filters_read_the_index_without_scanning_keys(cli, tmp_path, redis_client):
+    ok = _run(cli, tmp_path, "psok.py", "print('ok')\n", "--namespace", "ps-a")
+    bad = _run(cli, tmp_path, "psbad.py", "raise SystemExit(3)\n", "--namespace", "ps-b")
+    before = _scans(redis_client)
+    assert cli("ps", "-a", "-q", "--namespace", "ps-a").stdout.decode().split()[0] == ok["execution_id"]
+    assert bad["execution_id"] not in cli("ps", "-a", "-q", "--namespace", "ps-a").stdout.decode()
+    failed = cli("ps", "-q", "--status", "failed", "--job", "adhoc-psbad").stdout.decode().split()
+    assert failed[0] == bad["execution_id"]
+    assert ok["execution_id"] not in cli("ps", "-aq", "--status", "failed").stdout.decode()
+    assert ok["execution_id"] in cli("ps", "-aq", "--since", "1h").stdout.decode()
+    assert cli("ps", "-aq", "--since", "2999-01-01T00:00Z").stdout.decode() == ""
+    assert _scans(redis_client) == before, "ps must read the executions index, never SCAN or KEYS"
+
+
+def test_ps_bad_since_is_a_clear_usage_error(cli):
+    proc = cli("ps", "--since", "yesterday-ish")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2
+    assert "--since 'yesterday-ish'" in err and "1h" in err and "Traceback" not in err
+
+
+LINES = "import sys\nfor i in range(5):\n    print(f'out {i}', flush=True)\nprint('oops', file=sys.stderr)\n"
+
+
+def test_logs_tail_timestamps_and_json(cli, tmp_path):
+    execution = _run(cli, tmp_path, "lines.py", LINES)["execution_id"]
+    tail = cli("logs", execution, "--tail", "2", "--stream", "stdout")
+    assert tail.stdout.decode().splitlines() == ["out 3", "out 4"]
+    stamped = cli("logs", execution, "-t", "--stream", "stdout").stdout.decode().splitlines()
+    assert len(stamped) == 5
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z out \d", line) for line in stamped), stamped
+    docs = [json.loads(line) for line in cli("logs", execution, "--json").stdout.decode().splitlines()]
+    assert [d["text"] for d in docs if d["stream"] == "stdout"] == [f"out {i}" for i in range(5)]
+    assert [d["text"] for d in docs if d["stream"] == "stderr"] == ["oops"]
+    assert all(d["time"].endswith("Z") for d in docs)
+    assert cli("logs", execution, "--since", "2999-01-01T00:00Z", "--json").stdout == b""
+
+
+def test_logs_fall_back_to_the_file_once_the_stream_expired(cli, tmp_path, redis_client):
+    execution = _run(cli, tmp_path, "expire.py", LINES)["execution_id"]
+    redis_client.delete(f"cronium:logs:{execution}")  # what the stream's expiry does
+    proc = cli("logs", execution, "--tail", "3")
+    assert proc.returncode == 0
+    assert proc.stdout.decode().splitlines()[-1] in ("out 4", "oops")
+    assert len(proc.stdout.decode().splitlines()) == 3
+    assert "expired" in proc.stderr.decode() and f"{execution}.log" in proc.stderr.decode()
+    (tmp_path / "logs" / f"{execution}.log").unlink()
+    gone = cli("logs", execution)
+    assert gone.returncode == 1
+    assert "no log lines" in gone.stderr.decode() and "Traceback" not in gone.stderr.decode()
+
+
+@pytest.fixture
+def managed_config(tmp_path, engine):
+    """A config with no redis.url (cronium would manage its Redis) under test-only names, and a
+    fresh state dir; whatever a command created under those names is removed afterwards."""
+    import os
+    import uuid
+
+    from cronium.core.host import services
+    from ports import free_port
+
+    suffix = uuid.uuid4().hex[:8]
+    names = dict(name=f"cronium-test-redis-{suffix}", network=f"cronium-test-services-{suffix}",
+                 volume=f"cronium-test-redis-data-{suffix}")
+    path = tmp_path / "managed.toml"
+    path.write_text(f'[services]\nredis_container = "{names["name"]}"\nnetwork = "{names["network"]}"\n'
+                    f'redis_volume = "{names["volume"]}"\nredis_port = {free_port()}\n')
+    env = {"CRONIUM_CONFIG": str(path), "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": os.environ["HOME"]}
+    yield names, env
+    services.remove_redis(engine, **names)
+
+
+def test_doctor_never_starts_the_managed_redis(cli, engine, managed_config):
+    names, env = managed_config
+    proc = cli("doctor", "--json", env=env)
+    checks = {c["check"]: c for c in json.loads(proc.stdout)}
+    assert proc.returncode == 1
+    assert not checks["redis"]["ok"] and "not running" in checks["redis"]["detail"]
+    assert "cronium services start" in checks["redis"]["fix"]
+    assert engine.containers.list(all=True, filters={"name": names["name"]}) == []
+    assert engine.networks.list(names=[names["network"]]) == []
+    assert engine.volumes.list(filters={"name": names["volume"]}) == []
+
+
+def test_read_only_commands_leave_a_stopped_managed_redis_stopped(cli, engine, managed_config):
+    names, env = managed_config
+    assert cli("services", "start", env=env).returncode == 0
+    assert cli("services", "stop", env=env).returncode == 0
+    for args in (("doctor",), ("ps",), ("logs", "exec_none"), ("inspect", "exec_none")):
+        proc = cli(*args, env=env)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr.decode(), args
+        assert engine.containers.get(names["name"]).status == "exited", args
