@@ -5,12 +5,12 @@ import json
 import sys
 
 import click
-from cronium.core.errors import NotFound
+from cronium.core.errors import NotFound, UsageError
 from cronium.core.model import ENDED_STATUSES
 
 from cronium.core.logs import log_file
 
-from .display import human_record
+from .display import human_record, render_format
 from .log_lines import LineFormat, print_stream, show_file
 from .options import json_option, parse_since, since_option
 
@@ -18,10 +18,19 @@ from .options import json_option, parse_since, since_option
 @click.command()
 @click.argument("execution_id")
 @json_option("Print the whole record as JSON.")
+@click.option("--format", "-f", "template", metavar="TEMPLATE",
+              help="Print TEMPLATE with {{.field}} replaced by the record's field, e.g. '{{.status}} {{.exit_code}}', "
+                   "'{{.timings.job}}', '{{json .output}}'.")
 @click.pass_obj
-def inspect(app, execution_id, as_json):
-    """Show the record of EXECUTION_ID: status, exit code, timings, output, the job spec (no secrets)."""
+def inspect(app, execution_id, as_json, template):
+    """Show the record of EXECUTION_ID: status, exit code, times, durations, output, the job spec
+    (no secrets). `--json` prints the whole record; `--format` picks fields."""
+    if as_json and template:
+        raise UsageError("--json and --format do not go together", hint="use --format '{{json .}}' for JSON")
     rec = app.runtime(read_only=True).store.records.get(execution_id)
+    if template:
+        click.echo(render_format(template, rec))
+        return
     click.echo(json.dumps(rec, indent=2, ensure_ascii=False) if as_json else human_record(rec))
 
 

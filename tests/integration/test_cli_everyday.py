@@ -103,6 +103,18 @@ def test_logs_fall_back_to_the_file_once_the_stream_expired(cli, tmp_path, redis
     assert "no log lines" in gone.stderr.decode() and "Traceback" not in gone.stderr.decode()
 
 
+def test_inspect_is_readable_and_formats_fields(cli, tmp_path):
+    execution = _run(cli, tmp_path, "insp.py", "raise SystemExit(4)\n")["execution_id"]
+    text = cli("inspect", execution).stdout.decode()
+    shown = "\n".join(line for line in text.splitlines() if not line.startswith(("id ", "owner ")))
+    assert not re.search(r"\d+\.\d{3,}", shown), text  # no raw floats (ids and owners aside)
+    assert re.search(r"^finished_at +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((.* ago|just now)\)$", text, re.M), text
+    assert re.search(r"^duration +\d", text, re.M) and re.search(r"^timings +prepare \d+ms, token ", text, re.M), text
+    assert cli("inspect", execution, "--format", "{{.status}} {{.exit_code}}").stdout == b"failed 4\n"
+    bad = cli("inspect", execution, "--format", "{{.status | upper}}")
+    assert bad.returncode == 2 and "--format" in bad.stderr.decode()
+
+
 @pytest.fixture
 def managed_config(tmp_path, engine):
     """A config with no redis.url (cronium would manage its Redis) under test-only names, and a
@@ -139,6 +151,9 @@ def test_doctor_never_starts_the_managed_redis(cli, engine, managed_config):
 def test_read_only_commands_leave_a_stopped_managed_redis_stopped(cli, engine, managed_config):
     names, env = managed_config
     assert cli("services", "start", env=env).returncode == 0
+    status = cli("services", "status", env=env).stdout.decode()
+    assert re.search(rf"^networks +(bridge, )?{names['network']}$", status, re.M) and "running      yes" in status
+    assert not re.search(r"None|True|False|\(|'", status), status  # no Python reprs
     assert cli("services", "stop", env=env).returncode == 0
     for args in (("doctor",), ("ps",), ("logs", "exec_none"), ("inspect", "exec_none")):
         proc = cli(*args, env=env)
