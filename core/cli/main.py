@@ -37,6 +37,12 @@ class AppContext:
                                                       read_only=read_only)
         return rt
 
+    def close_runtime(self) -> None:
+        """Close the Runtime (if one was made); the next `runtime()` makes a new one."""
+        rt = self.__dict__.pop("_runtime", None)
+        if rt is not None:
+            rt.close()
+
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
     import tomllib

@@ -159,3 +159,41 @@ def test_read_only_commands_leave_a_stopped_managed_redis_stopped(cli, engine, m
         proc = cli(*args, env=env)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr.decode(), args
         assert engine.containers.get(names["name"]).status == "exited", args
+
+
+def test_run_reads_the_script_from_stdin_with_its_type(cli):
+    proc = cli("run", "--type", "python", "-", input=b"import os\nprint('from stdin', os.environ['CRONIUM_JOB_TYPE'])\n")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "from stdin python"
+    untyped = cli("run", "-", input=b"print(1)\n")
+    assert untyped.returncode == 2 and "needs --type" in untyped.stderr.decode()
+
+
+def test_run_env_file_in_dockers_format(cli, tmp_path):
+    env_file = tmp_path / "job.env"
+    env_file.write_text("# settings\n\nGREETING=hello=world\nQUOTED=\"kept\"\nFROM_HERE\nUNSET_HERE\n")
+    script = tmp_path / "envs.py"
+    script.write_text("import os\nfor k in ('GREETING', 'QUOTED', 'FROM_HERE', 'UNSET_HERE'):\n"
+                      "    print(k, os.environ.get(k))\n")
+    proc = cli("run", "--env-file", str(env_file), "--env", "QUOTED=over", str(script), env={"FROM_HERE": "x1"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().splitlines() == ["GREETING hello=world", "QUOTED over", "FROM_HERE x1",
+                                                 "UNSET_HERE None"]
+    env_file.write_text("A=1\n# fine\nBAD KEY=2\n")
+    bad = cli("run", "--env-file", str(env_file), str(script))
+    assert bad.returncode == 2
+    assert f"--env-file {env_file} line 3" in bad.stderr.decode() and "Traceback" not in bad.stderr.decode()
+
+
+def test_run_detach_prints_the_id_and_the_job_runs_on(cli, tmp_path, engine):
+    script = tmp_path / "detached.py"
+    script.write_text("print('detached says hi', flush=True)\n")
+    proc = cli("run", "--detach", str(script))
+    assert proc.returncode == 0, proc.stderr.decode()
+    execution = proc.stdout.decode().strip()
+    assert re.fullmatch(r"exec_[0-9a-f]+", execution), execution
+    logs = cli("logs", "-f", execution)
+    assert logs.stdout.decode() == "detached says hi\n", logs.stderr.decode()
+    assert _wait_for(lambda: cli("inspect", execution, "--format", "{{.status}}").stdout == b"succeeded\n")
+    _wait_for(lambda: not engine.containers.list(all=True, filters={"label": f"cronium.execution={execution}"})
+              and not engine.networks.list(filters={"label": f"cronium.execution={execution}"}))

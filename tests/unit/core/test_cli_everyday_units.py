@@ -95,3 +95,31 @@ def test_file_lines_tail(tmp_path):
     path.write_bytes(b"1\n2\n3\nlast-no-newline")
     assert [x.text for x in file_lines(path, 2)] == [b"3", b"last-no-newline"]
     assert len(list(file_lines(path, None))) == 4
+
+
+def test_env_file_follows_dockers_format(tmp_path):
+    from cronium.core.cli.run_sources import parse_env_file
+
+    path = tmp_path / "e.env"
+    path.write_text("# c\n  \nA=1\nB= spaced \nC='q'\nD\nE\n  F=x=y\n")
+    assert parse_env_file(str(path), {"D": "from-env"}) == {"A": "1", "B": " spaced ", "C": "'q'", "D": "from-env",
+                                                             "F": "x=y"}
+
+
+@pytest.mark.parametrize("line, number", [("A=1\nB C=2\n", 2), ("=v\n", 1), ("1A=x\n", 1), ("A =x\n", 1)])
+def test_env_file_bad_line_names_file_and_line(tmp_path, line, number):
+    from cronium.core.cli.run_sources import parse_env_file
+
+    path = tmp_path / "bad.env"
+    path.write_text(line)
+    with pytest.raises(UsageError) as err:
+        parse_env_file(str(path), {})
+    assert f"--env-file {path} line {number}:" in str(err.value)
+
+
+def test_env_file_missing_is_a_clear_error(tmp_path):
+    from cronium.core.cli.run_sources import parse_env_file
+
+    with pytest.raises(UsageError) as err:
+        parse_env_file(str(tmp_path / "nope.env"))
+    assert "cannot read --env-file" in str(err.value)
