@@ -1,6 +1,6 @@
 """Built-in plugin `logs`: the sinks for job output — terminal, Redis stream, file.
 
-- terminal: stdout to our stdout, stderr to our stderr (in red on a terminal), flushed per batch.
+- terminal: stdout to our stdout, stderr to our stderr (in red where `core.color` allows), flushed per batch.
 - Redis stream `P logs:<execution>`: one entry per run of lines (fields seq, stream, data,
   partial), approximately trimmed to `logs.redis_max_entries`, closed with an `eof` entry and
   expired after `logs.redis_ttl` seconds.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
+from cronium.core.color import color_enabled
 from cronium.core.logs import LogBatch, log_file
 
 #: Upper bound of the data in one Redis stream entry.
@@ -27,7 +28,7 @@ class TerminalSink:
     def __init__(self, out=None, err=None):
         self.out = out or sys.stdout.buffer
         self.err = err or sys.stderr.buffer
-        self.color = (err or sys.stderr).isatty() if hasattr(err or sys.stderr, "isatty") else False
+        self.color = color_enabled(err or sys.stderr)
 
     def write(self, batches: Sequence[LogBatch]) -> None:
         touched = set()

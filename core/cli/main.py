@@ -116,6 +116,8 @@ class CroniumGroup(click.Group):
               help="Override a config key for this command (highest precedence), e.g. --set logs.file=false.")
 @click.option("--plugins-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Also load every *.py file in DIR as a plugin (config key plugins_dir, CRONIUM_PLUGINS_DIR).")
+@click.option("--no-color", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, p, v: _no_color(v),
+              help="No colour or cursor movement (also: NO_COLOR set, TERM=dumb, or not a terminal).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tuple[str, ...],
         plugins_dir: str | None) -> None:
@@ -128,6 +130,13 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tupl
       cronium run examples/hello.py
     """
     ctx.obj = _app_context(ctx.params)
+
+
+def _no_color(value: bool) -> None:
+    if value:
+        from cronium.core.color import disable_color
+
+        disable_color()
 
 
 def _app_context(params: dict[str, Any]) -> AppContext:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import click
+from cronium.core.color import color_enabled
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
 
@@ -73,17 +74,22 @@ def read_script(path: str, job_type: str | None) -> tuple[str, bytes, str]:
 
 
 class StatusLine:
-    """Phase progress on a terminal (stderr), one line rewritten in place."""
+    """Phase progress on a terminal (stderr), one line rewritten in place; where colour is off
+    (NO_COLOR, --no-color, TERM=dumb) plain lines without escape sequences instead."""
 
     LABELS = {"token": "token", "network": "network", "sidecar": "sidecar", "job": "running", "cleanup": "cleanup"}
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, color: bool = True):
         self.enabled = enabled
+        self.color = color
         self.done: list[str] = []
         self.open = False
 
     def __call__(self, phase: str, state: str) -> None:
         if not self.enabled or phase not in self.LABELS:
+            return
+        if not self.color:
+            self._plain(phase, state)
             return
         label = self.LABELS[phase]
         if state == "start":
@@ -99,6 +105,15 @@ class StatusLine:
                 sys.stderr.write("\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
                 self.open = False
         sys.stderr.flush()
+
+
+    def _plain(self, phase: str, state: str) -> None:
+        label = self.LABELS[phase]
+        if state != "start":
+            self.done.append(f"{label} {'ok' if state == 'done' else 'failed'}")
+        if (phase == "job" and state == "start") or (phase == "cleanup" and state != "start"):
+            sys.stderr.write(f"cronium: {' '.join(self.done + ([label] if state == 'start' else []))}\n")
+            sys.stderr.flush()
 
 
 def summary_text(result) -> str:
@@ -189,7 +204,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
     orchestrator = Orchestrator(runtime)
     cancellation = Cancellation()
     install_signal_handlers(cancellation)
-    status = started or StatusLine(sys.stderr.isatty() and not quiet and not as_json)
+    status = started or StatusLine(sys.stderr.isatty() and not quiet and not as_json,
+                                      color=color_enabled(sys.stderr))
 
     def report(result):
         if not as_json and not quiet:

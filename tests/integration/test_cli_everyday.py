@@ -197,3 +197,43 @@ def test_run_detach_prints_the_id_and_the_job_runs_on(cli, tmp_path, engine):
     assert _wait_for(lambda: cli("inspect", execution, "--format", "{{.status}}").stdout == b"succeeded\n")
     _wait_for(lambda: not engine.containers.list(all=True, filters={"label": f"cronium.execution={execution}"})
               and not engine.networks.list(filters={"label": f"cronium.execution={execution}"}))
+
+
+def _run_on_a_terminal(cli, args, env) -> bytes:
+    """Run the installed `cronium` with stdout and stderr on a pseudo-terminal; everything it wrote."""
+    import os
+    import pty
+    import subprocess
+
+    from integration_util import cronium_executable
+
+    leader, follower = pty.openpty()
+    full_env = {**os.environ, "CRONIUM_CONFIG": str(cli.config), **env}
+    proc = subprocess.Popen([cronium_executable(), *args], stdout=follower, stderr=follower,
+                            stdin=subprocess.DEVNULL, env=full_env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(120)
+    os.close(leader)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("how", [{"NO_COLOR": "1"}, {"TERM": "dumb"}, "--no-color"])
+def test_no_color_means_no_escape_sequences_on_a_terminal(cli, tmp_path, how):
+    script = tmp_path / "colors.py"
+    script.write_text("import sys\nprint('to out')\nprint('to err', file=sys.stderr)\n")
+    control = _run_on_a_terminal(cli, ["run", str(script)], {"TERM": "xterm"})
+    assert b"\x1b[31m" in control and b"\x1b[2K" in control  # red stderr, the status line rewritten
+    flag = ["--no-color"] if how == "--no-color" else []
+    env = {"TERM": "xterm", **(how if isinstance(how, dict) else {})}
+    plain = _run_on_a_terminal(cli, [*flag, "run", str(script)], env)
+    assert b"to err" in plain and b"status: succeeded" in plain and b"cronium: token ok" in plain
+    assert b"\x1b" not in plain, plain

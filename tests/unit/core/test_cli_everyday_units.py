@@ -123,3 +123,32 @@ def test_env_file_missing_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError) as err:
         parse_env_file(str(tmp_path / "nope.env"))
     assert "cannot read --env-file" in str(err.value)
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("env, expected", [({}, True), ({"NO_COLOR": "1"}, False), ({"NO_COLOR": ""}, True),
+                                           ({"TERM": "dumb"}, False)])
+def test_one_place_decides_colour(monkeypatch, env, expected):
+    from cronium.core.color import color_enabled
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert color_enabled(_Tty()) is expected
+    assert color_enabled(io.StringIO()) is False
+
+
+def test_terminal_sink_honours_no_color(monkeypatch):
+    from cronium.core.logs import LogBatch
+    from cronium.plugins.logs import TerminalSink
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = io.BytesIO()
+    err.isatty = lambda: True
+    TerminalSink(out=io.BytesIO(), err=err).write([LogBatch("stderr", 1, (b"e",), terminated=True)])
+    assert err.getvalue() == b"e\n"
