@@ -6,6 +6,7 @@ import json
 import click
 from cronium.core.errors import DeploymentInvalid
 
+from .completion_cmd import complete_deployment
 from .display import describe_job, job_lines, next_fire, when, when_in
 from .options import dry_run_option, json_option
 
@@ -100,7 +101,7 @@ def list_deployments(app, as_json):
 
 
 @deployments.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_deployment)
 @click.option("--source", is_flag=True, help="Print the deployment file as it was deployed.")
 @json_option()
 @click.pass_obj
@@ -141,7 +142,7 @@ def show_deployment(app, name, source, as_json):
 
 
 @deployments.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_deployment)
 @click.pass_obj
 def remove_deployment(app, name):
     """Remove deployment NAME: its jobs and schedules. Executions already queued still run."""

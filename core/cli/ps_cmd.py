@@ -12,6 +12,7 @@ import time
 import click
 from cronium.core.model import LIVE_STATUSES, Status
 
+from .completion_cmd import complete_job
 from .display import ago, duration
 from .jobs_cmd import STATUSES
 from .options import json_option, parse_since, quiet_option, since_option
@@ -68,7 +69,7 @@ def _row(rec: dict, now: float) -> str:
 @click.option("--all", "-a", "show_all", is_flag=True, help="Also show ended executions (default: queued and running).")
 @since_option("Only executions created since DURATION ago (30m, 1h, 2d) or since TIME (2026-12-03T08:00).")
 @click.option("--namespace", "-n", metavar="NAME", help="Only executions in this namespace.")
-@click.option("--job", metavar="NAME", help="Only executions of this job (deployed job name, or adhoc-SCRIPT).")
+@click.option("--job", metavar="NAME", shell_complete=complete_job, help="Only executions of this job (deployed job name, or adhoc-SCRIPT).")
 @click.option("--status", type=click.Choice(STATUSES), multiple=True,
               help="Only these statuses (repeatable; looks at ended executions too, like -a).")
 @click.option("--limit", "-l", type=click.IntRange(1, 10000), default=50, show_default=True,

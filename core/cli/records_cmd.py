@@ -10,13 +10,14 @@ from cronium.core.model import ENDED_STATUSES
 
 from cronium.core.logs import log_file
 
+from .completion_cmd import complete_execution
 from .display import human_record, render_format
 from .log_lines import LineFormat, print_stream, show_file
 from .options import json_option, parse_since, since_option
 
 
 @click.command()
-@click.argument("execution_id")
+@click.argument("execution_id", shell_complete=complete_execution)
 @json_option("Print the whole record as JSON.")
 @click.option("--format", "-f", "template", metavar="TEMPLATE",
               help="Print TEMPLATE with {{.field}} replaced by the record's field, e.g. '{{.status}} {{.exit_code}}', "
@@ -35,7 +36,7 @@ def inspect(app, execution_id, as_json, template):
 
 
 @click.command()
-@click.argument("execution_id")
+@click.argument("execution_id", shell_complete=complete_execution)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the job ends.")
 @click.option("--stream", type=click.Choice(["all", "stdout", "stderr"]), default="all", help="Which stream to print.")
 @click.option("--tail", "-n", type=click.IntRange(0), metavar="N", help="Only the last N lines (then follow with -f).")

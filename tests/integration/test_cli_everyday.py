@@ -237,3 +237,20 @@ def test_no_color_means_no_escape_sequences_on_a_terminal(cli, tmp_path, how):
     plain = _run_on_a_terminal(cli, [*flag, "run", str(script)], env)
     assert b"to err" in plain and b"status: succeeded" in plain and b"cronium: token ok" in plain
     assert b"\x1b" not in plain, plain
+
+
+def test_completion_offers_commands_and_execution_ids(cli, tmp_path):
+    script = cli("completion", "bash")
+    assert script.returncode == 0 and b"_CRONIUM_COMPLETE=bash_complete" in script.stdout
+    for shell in ("zsh", "fish"):
+        assert b"_CRONIUM_COMPLETE" in cli("completion", shell).stdout
+    execution = _run(cli, tmp_path, "compl.py", "print(1)\n")["execution_id"]
+    env = {"_CRONIUM_COMPLETE": "bash_complete", "COMP_WORDS": f"cronium logs {execution[:-3]}", "COMP_CWORD": "2"}
+    offered = cli(env=env).stdout.decode().splitlines()
+    assert f"plain,{execution}" in offered
+    commands = cli(env={**env, "COMP_WORDS": "cronium p", "COMP_CWORD": "1"}).stdout.decode().splitlines()
+    assert "plain,ps" in commands
+    unreachable = tmp_path / "down.toml"
+    unreachable.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n')
+    down = cli(env={**env, "CRONIUM_CONFIG": str(unreachable)})  # no Redis: nothing offered, no error
+    assert down.returncode == 0 and down.stdout.strip() == b"" and b"Traceback" not in down.stderr
