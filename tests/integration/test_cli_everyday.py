@@ -254,3 +254,39 @@ def test_completion_offers_commands_and_execution_ids(cli, tmp_path):
     unreachable.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n')
     down = cli(env={**env, "CRONIUM_CONFIG": str(unreachable)})  # no Redis: nothing offered, no error
     assert down.returncode == 0 and down.stdout.strip() == b"" and b"Traceback" not in down.stderr
+
+
+def test_dead_letter_requeue_and_retry_make_linked_new_executions(qcli, qruntime, tmp_path):
+    from cronium.core.deploy.registry import DeploymentRegistry
+    from cronium.core.fleet.queue import Queue
+    from queue_util import deploy_text
+
+    deploy_text(qcli, tmp_path, '[jobs.again]\ntype = "bash"\ninline = "echo again"\n')
+    store = qruntime.store
+    queue = Queue(store, qruntime.config)
+    queue.ensure_group()
+    old = queue.enqueue(DeploymentRegistry(store).job("again"), input={"n": 1}).execution_id
+    [(_, [(entry, fields)])] = store.redis.xreadgroup(queue.group, "ghost.1.x", {store.keys.queue: ">"}, count=1)
+    queue.dead_letter(entry.decode(), {k.decode(): v.decode() for k, v in fields.items()}, "test poison", 6)
+    assert store.records.get(old)["status"] == "error"
+    usage = qcli("queue", "dead", "requeue")
+    assert usage.returncode == 2 and "--all" in usage.stderr.decode()
+    out = qcli("queue", "dead", "requeue", old)
+    assert out.returncode == 0, out.stderr.decode()
+    [(shown_old, new)] = [line.split(" -> ") for line in out.stdout.decode().splitlines()]
+    assert shown_old == old and store.redis.xlen(store.keys.dead_letters) == 0
+    rec = store.records.get(new)
+    assert rec["status"] == "queued" and rec["retry_of"] == old and rec["input"] == {"n": 1}
+    assert store.records.get(old)["retried_by"] == new
+    busy = qcli("retry", new)  # still queued: not retried
+    assert busy.returncode == 1 and "only an ended execution" in busy.stderr.decode()
+    store.records.update(new, {"status": "failed"})
+    again = qcli("retry", new)
+    assert again.returncode == 0, again.stderr.decode()
+    assert store.records.get(again.stdout.decode().strip())["retry_of"] == new
+
+
+def test_retry_of_a_local_run_says_why_not(cli, tmp_path):
+    execution = _run(cli, tmp_path, "local.py", "print(1)\n")["execution_id"]
+    proc = cli("retry", execution)
+    assert proc.returncode == 1 and "not stored" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
