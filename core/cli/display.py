@@ -100,7 +100,8 @@ def human_record(rec: dict, now: float | None = None) -> str:
         if key in TIME_FIELDS and isinstance(value, (int, float)):
             value = f"{timestamp(value)} ({ago(value, now)})"
         elif key == "timings" and isinstance(value, dict):
-            value = ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}" for phase, v in value.items())
+            value = ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}"
+                              for phase, v in value.items())
         elif key in ("output", "condition"):
             value = json.dumps(value, ensure_ascii=False)
         elif key == "warnings" and isinstance(value, list):
@@ -129,13 +130,14 @@ def render_format(template: str, rec: dict) -> str:
             return ""
         return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
-    out = _FIELD.sub(value_of, template)
-    if "{{" in out or "}}" in out:
+    leftover = _FIELD.sub("", template)
+    if "{{" in leftover or "}}" in leftover:
         from cronium.core.errors import UsageError
 
-        raise UsageError(f"--format {template!r}: only {{{{.field}}}}, {{{{.a.b}}}} and {{{{json .field}}}} are understood",
-                         hint="e.g. --format '{{.status}} {{.exit_code}}' or --format '{{json .timings}}'")
-    return out
+        raise UsageError(f"--format {template!r}: only {{{{.field}}}}, {{{{.a.b}}}} and {{{{json .field}}}} "
+                         "are understood", hint="e.g. --format '{{.status}} {{.exit_code}}' or "
+                                                "--format '{{json .timings}}'")
+    return _FIELD.sub(value_of, template)
 
 
 def record_summary(rec: dict) -> str:

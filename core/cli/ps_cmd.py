@@ -66,7 +66,8 @@ def _row(rec: dict, now: float) -> str:
 
 
 @click.command()
-@click.option("--all", "-a", "show_all", is_flag=True, help="Also show ended executions (default: queued and running).")
+@click.option("--all", "-a", "show_all", is_flag=True,
+              help="Also show ended executions (default: queued and running).")
 @since_option("Only executions created since DURATION ago (30m, 1h, 2d) or since TIME (2026-12-03T08:00).")
 @click.option("--namespace", "-n", metavar="NAME", help="Only executions in this namespace.")
 @click.option("--job", metavar="NAME", shell_complete=complete_job, help="Only executions of this job (deployed job name, or adhoc-SCRIPT).")

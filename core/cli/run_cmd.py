@@ -106,7 +106,6 @@ class StatusLine:
                 self.open = False
         sys.stderr.flush()
 
-
     def _plain(self, phase: str, state: str) -> None:
         label = self.LABELS[phase]
         if state != "start":
@@ -193,7 +192,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
                             else read_script(script_or_command[0], job_type))
         spec_kwargs = dict(job_type=kind, script=body, script_name=name, job_id=f"adhoc-{Path(name).stem}"[:60])
     spec = JobSpec(
-        input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)}, secret_env=parse_secret_env(secret_env),
+        input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
+        secret_env=parse_secret_env(secret_env),
         timeout=timeout, profile=profile, namespace=namespace, egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)

@@ -19,7 +19,8 @@ def read_stdin_script(job_type: str | None) -> tuple[str, bytes, str]:
     """`cronium run -`: the script from stdin; its type must be given (there is no file name)."""
     if job_type is None:
         raise UsageError("a script read from stdin (`cronium run -`) needs --type",
-                         hint=f"pass --type {'|'.join(JOB_TYPES[:3])}, e.g. echo 'print(1)' | cronium run --type python -")
+                         hint=f"pass --type {'|'.join(JOB_TYPES[:3])}, "
+                              "e.g. echo 'print(1)' | cronium run --type python -")
     if sys.stdin.isatty():
         raise UsageError("`cronium run -` reads the script from stdin, which is a terminal",
                          hint="pipe the script in: cronium run --type python - < job.py")

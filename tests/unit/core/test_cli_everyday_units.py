@@ -67,6 +67,7 @@ def test_format_template():
     assert render_format("{{ .timings.job }}|{{.missing}}|{{.error}}", rec) == "1.5||"
     assert render_format("{{json .output}}", rec) == '{"a": [1]}'
     assert json.loads(render_format("{{json .}}", rec)) == rec
+    assert render_format("{{.output}}", {"output": "{{ hostile }}"}) == "{{ hostile }}"  # values are not templates
     with pytest.raises(UsageError) as err:
         render_format("{{.status | upper}}", rec)
     assert "--format" in str(err.value)
