@@ -52,7 +52,8 @@ class Runtime:
     """Per-process services handed to hooks as `runtime`."""
 
     def __init__(self, config: Config | None = None, *, pm: CroniumPluginManager | None = None,
-                 owner: str | None = None, console: bool = False, warm_pool: bool = False):
+                 owner: str | None = None, console: bool = False, warm_pool: bool = False,
+                 read_only: bool = False):
         self.config = config or load_config()
         self.pm = pm or plugin_manager_for(self.config)
         self.owner = owner or new_owner_id()
@@ -61,6 +62,8 @@ class Runtime:
         #: Whether plugins may keep resources warm between jobs: a long-lived process (a worker,
         #: an embedding application) opts in and must `close()` the runtime when done.
         self.warm_pool = warm_pool
+        #: A read-only command's runtime: the managed Redis is used when it runs, never started.
+        self.read_only = read_only
         self._extensions: dict[str, object] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -87,10 +90,14 @@ class Runtime:
 
     @cached_property
     def managed_redis(self):
-        """The managed Redis endpoint (started if needed) — only when redis.url is empty."""
+        """The managed Redis endpoint (started if needed, unless `read_only`) — only when redis.url is empty."""
         from .host import services
 
         cfg = self.config
+        if self.read_only:
+            return services.find_redis(self.docker, name=cfg["services.redis_container"],
+                                       network=cfg["services.network"], port=cfg["services.redis_port"],
+                                       state_dir=state_dir())
         return services.ensure_redis(
             self.docker, image=cfg["images.redis"], name=cfg["services.redis_container"],
             network=cfg["services.network"], volume=cfg["services.redis_volume"],

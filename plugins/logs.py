@@ -1,6 +1,6 @@
 """Built-in plugin `logs`: the sinks for job output — terminal, Redis stream, file.
 
-- terminal: stdout to our stdout, stderr to our stderr (in red on a terminal), flushed per batch;
+- terminal: stdout to our stdout, stderr to our stderr (in red where `core.color` allows), flushed per batch;
   on a terminal, control characters are shown escaped (`cronium.core.terminal`, config
   `logs.terminal_escape`: `auto`, `always`, `never`); into a pipe or a file, the exact bytes.
 - Redis stream `P logs:<execution>`: one entry per run of lines (fields seq, stream, data,
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
+from cronium.core.color import color_enabled
 from cronium.core.config import check_own_folder
 from cronium.core.errors import PhaseError
 from cronium.core.logs import LogBatch, log_file
-from cronium.core.terminal import SafeWriter, is_terminal, should_escape
+from cronium.core.terminal import SafeWriter, should_escape
 
 #: Upper bound of the data in one Redis stream entry.
 REDIS_ENTRY_BYTES = 512 * 1024
@@ -39,7 +40,7 @@ class TerminalSink:
         err = err or sys.stderr.buffer
         self.out = SafeWriter(out, should_escape(out, escape))
         self.err = SafeWriter(err, should_escape(err, escape))
-        self.color = is_terminal(err)
+        self.color = color_enabled(err)
 
     def write(self, batches: Sequence[LogBatch]) -> None:
         touched = set()

@@ -6,6 +6,7 @@ import json
 import click
 from cronium.core.errors import DeploymentInvalid
 
+from .completion_cmd import complete_deployment
 from .display import describe_job, job_lines, next_fire, when, when_in
 from .options import dry_run_option, echo_shown, escape_mode, json_option, raw_option
 
@@ -106,7 +107,7 @@ def list_deployments(app, as_json):
 
 
 @deployments.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_deployment)
 @click.option("--source", is_flag=True, help="Print the deployment file as it was deployed.")
 @json_option()
 @raw_option
@@ -155,7 +156,7 @@ def _deployment_lines(meta: dict, jobs: list, states: dict) -> list[str]:
 
 
 @deployments.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_deployment)
 @click.pass_obj
 def remove_deployment(app, name):
     """Remove deployment NAME: its jobs and schedules. Executions already queued still run."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 
@@ -16,6 +17,38 @@ def when(ts: float | None) -> str:
     if not ts:
         return "-"
     return timestamp(ts)
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """How far `ts` is from now, as docker says it: `12 seconds ago`, `3 minutes ago`, `in 2 hours`."""
+    if not ts:
+        return "-"
+    delta = (time.time() if now is None else now) - ts
+    seconds = abs(delta)
+    text = "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            n = int(seconds // size)
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            break
+    if text == "just now":
+        return text
+    return f"{text} ago" if delta >= 0 else f"in {text}"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration for people: `850ms`, `4.2s`, `3m05s`, `2h01m`, or `-`."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def when_in(ts: float | None, tz_name: str) -> str:
@@ -33,24 +66,81 @@ def when_in(ts: float | None, tz_name: str) -> str:
 
 # --- execution records ----------------------------------------------------------------------------
 
-def human_record(rec: dict) -> str:
-    """An execution record as `key value` lines (input and the spec left out)."""
+#: Record fields holding a unix time, shown as local time with how long ago.
+TIME_FIELDS = ("created_at", "queued_at", "claimed_at", "not_before", "scheduled_for", "started_at", "finished_at",
+               "deadline")
+
+
+def human_value(value) -> str:
+    """One value for people: `-` for nothing, yes/no, lists joined, mappings and the rest as JSON."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "-"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def human_record(rec: dict, now: float | None = None) -> str:
+    """An execution record as `key value` lines (input and the spec left out): times as local
+    time with how long ago, durations in s/ms, never a raw float."""
     order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
-             "created_at", "started_at", "finished_at", "timings", "output", "condition", "log_lines",
-             "logs_truncated", "warnings"]
+             *TIME_FIELDS, "duration", "timings", "output", "condition", "log_lines", "logs_truncated",
+             "warnings"]
+    rec = dict(rec)
+    if rec.get("started_at") and rec.get("finished_at"):
+        rec["duration"] = duration(rec["finished_at"] - rec["started_at"])
     lines = []
     for key in order + sorted(k for k in rec if k not in order and k not in ("spec", "context", "input")):
         if key not in rec or rec[key] in (None, "", [], {}):
             continue
         value = rec[key]
-        if key.endswith("_at"):
-            value = timestamp(value) + f" ({value:.3f})"
+        if key in TIME_FIELDS and isinstance(value, (int, float)):
+            value = f"{timestamp(value)} ({ago(value, now)})"
+        elif key == "timings" and isinstance(value, dict):
+            value = ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}"
+                              for phase, v in value.items())
         elif key == "logs_truncated":
-            value = "yes: the output passed logs.max_bytes; the rest was dropped" if value else "no"
-        elif isinstance(value, (dict, list, bool)) or key in ("output", "condition"):
+            value = "yes: the output passed logs.max_bytes; the rest was dropped"
+        elif key in ("output", "condition"):
             value = json.dumps(value, ensure_ascii=False)
+        elif key == "warnings" and isinstance(value, list):
+            value = "; ".join(str(w) for w in value)
+        else:
+            value = human_value(value)
         lines.append(f"{key:12} {value}")
     return "\n".join(lines)
+
+
+_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+
+
+def render_format(template: str, rec: dict) -> str:
+    """`--format`: a Go-template-like text where `{{.field}}` (or `{{.timings.job}}` for a nested
+    one, `{{.}}` for the whole record) is replaced by its value and `{{json .field}}` by its JSON.
+    A field the record lacks gives an empty text; anything else between `{{ }}` is an error."""
+
+    def value_of(match: re.Match) -> str:
+        value: object = rec
+        for part in filter(None, match.group(2).split(".")):
+            value = value.get(part) if isinstance(value, dict) else None
+        if match.group(1):
+            return json.dumps(value, ensure_ascii=False)
+        if value is None:
+            return ""
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+
+    leftover = _FIELD.sub("", template)
+    if "{{" in leftover or "}}" in leftover:
+        from cronium.core.errors import UsageError
+
+        raise UsageError(f"--format {template!r}: only {{{{.field}}}}, {{{{.a.b}}}} and {{{{json .field}}}} "
+                         "are understood", hint="e.g. --format '{{.status}} {{.exit_code}}' or "
+                                                "--format '{{json .timings}}'")
+    return _FIELD.sub(value_of, template)
 
 
 def record_summary(rec: dict) -> str:

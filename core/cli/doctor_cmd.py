@@ -62,7 +62,7 @@ def run_checks(app) -> list[dict]:
             "run `cronium images build`")
 
     try:
-        store = app.runtime().store
+        store = app.runtime(read_only=True).store
         server = store.server_info()
         add("redis", True, f"{'managed' if cfg.redis_managed else 'external'}, version {server.get('redis_version')}")
         add("redis memory", *memory_check(cfg, store.memory_limits()))

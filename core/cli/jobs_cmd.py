@@ -9,6 +9,7 @@ import click
 from cronium.core.errors import CroniumError
 from cronium.core.model import FINAL_STATUSES, Status
 
+from .completion_cmd import complete_execution, complete_execution_or_job, complete_job
 from .display import describe_job, human_record, job_lines, record_summary, when
 from .options import (
     echo_shown,
@@ -37,7 +38,7 @@ def _wait_final(store, execution_id: str, timeout: float | None) -> dict:
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @input_option("The execution's input (default: the job's input).")
 @wait_option("Wait until the execution ends; exit with its status like `cronium run`.")
 @wait_timeout_option()
@@ -90,7 +91,7 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
 
 
 @click.command()
-@click.argument("execution_id")
+@click.argument("execution_id", shell_complete=complete_execution)
 @wait_option("Wait until the execution has ended.")
 @wait_timeout_option(120.0)
 @click.pass_obj
@@ -155,7 +156,7 @@ def list_jobs(app, job_name, status, limit, as_json):
 
 
 @jobs.command("show")
-@click.argument("ident", metavar="EXECUTION|JOB")
+@click.argument("ident", metavar="EXECUTION|JOB", shell_complete=complete_execution_or_job)
 @json_option()
 @raw_option
 @click.pass_obj

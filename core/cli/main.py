@@ -25,15 +25,23 @@ class AppContext:
 
         return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags})
 
-    def runtime(self, *, console: bool = False, warm_pool: bool = False):
+    def runtime(self, *, console: bool = False, warm_pool: bool = False, read_only: bool = False):
         """The process's Runtime. One-shot commands keep no warm sidecar pool; long-lived ones
-        (worker, serve) ask for it."""
+        (worker, serve) ask for it. Read-only commands (ps, logs, inspect, doctor, …) pass
+        `read_only`: they use the managed Redis when it runs and never start or re-create it."""
         from cronium.core.runtime import Runtime
 
         rt = self.__dict__.get("_runtime")
         if rt is None:
-            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console, warm_pool=warm_pool)
+            rt = self.__dict__["_runtime"] = Runtime(self.config, console=console, warm_pool=warm_pool,
+                                                      read_only=read_only)
         return rt
+
+    def close_runtime(self) -> None:
+        """Close the Runtime (if one was made); the next `runtime()` makes a new one."""
+        rt = self.__dict__.pop("_runtime", None)
+        if rt is not None:
+            rt.close()
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
@@ -108,6 +116,8 @@ class CroniumGroup(click.Group):
               help="Override a config key for this command (highest precedence), e.g. --set logs.file=false.")
 @click.option("--plugins-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Also load every *.py file in DIR as a plugin (config key plugins_dir, CRONIUM_PLUGINS_DIR).")
+@click.option("--no-color", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, p, v: _no_color(v),
+              help="No colour or cursor movement (also: NO_COLOR set, TERM=dumb, or not a terminal).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tuple[str, ...],
         plugins_dir: str | None) -> None:
@@ -122,6 +132,13 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool, settings: tupl
     ctx.obj = _app_context(ctx.params)
 
 
+def _no_color(value: bool) -> None:
+    if value:
+        from cronium.core.color import disable_color
+
+        disable_color()
+
+
 def _app_context(params: dict[str, Any]) -> AppContext:
     """The AppContext of the group's parsed global options."""
     overrides = _parse_set(params.get("settings") or ())
@@ -132,6 +149,7 @@ def _app_context(params: dict[str, Any]) -> AppContext:
 
 def _register_commands() -> None:
     from . import (
+        completion_cmd,
         config_cmd,
         deploy_cmd,
         doctor_cmd,
@@ -141,16 +159,18 @@ def _register_commands() -> None:
         jobs_cmd,
         plugins_cmd,
         prune_cmd,
+        ps_cmd,
         queue_cmd,
         records_cmd,
+        retry_cmd,
         run_cmd,
         services_cmd,
         vars_cmd,
     )
 
-    for module in (run_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd, prune_cmd,
-                   plugins_cmd,
-                   config_cmd, images_cmd, services_cmd, doctor_cmd):
+    for module in (run_cmd, ps_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd,
+                   prune_cmd, plugins_cmd, config_cmd, images_cmd, services_cmd, doctor_cmd, completion_cmd,
+                   retry_cmd):
         module.register(cli)
 
 

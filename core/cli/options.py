@@ -118,3 +118,48 @@ concurrency_option = click.option("--concurrency", "-c", type=click.IntRange(1, 
 # --- variables ----------------------------------------------------------------------------------
 
 namespace_option = click.option("--namespace", "-n", default=None, help="Namespace (default: config `namespace`).")
+
+
+# --- time windows (ps, logs) ---------------------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """`90s`, `15m`, `1h30m`, `2d`, `1w` (or a plain number of seconds) -> seconds; None when
+    `text` is not a duration."""
+    import re
+
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def parse_since(value: str | None, *, now: float | None = None, option: str = "--since") -> float | None:
+    """`--since`: a duration back from now (`1h`, `30m`, `2d`) or a time (`2026-12-03T08:00`,
+    `2026-12-03 08:00:00`, a date; local time unless it carries `Z` or an offset) -> unix seconds."""
+    import time
+    from datetime import datetime
+
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return (time.time() if now is None else now) - seconds
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is neither a duration nor a time",
+                         hint=f"use a duration such as {option} 1h, 30m, 2d or 1h30m, or a time such as "
+                              f"{option} 2026-12-03T08:00 (local time; add Z for UTC)") from None
+    return moment.timestamp()
+
+
+def since_option(help: str):
+    """`--since DURATION|TIME` (parameter `since`); read the value with `parse_since`."""
+    return click.option("--since", "since", metavar="DURATION|TIME", help=help)

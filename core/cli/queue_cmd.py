@@ -6,8 +6,10 @@ import time
 
 import click
 
+from .completion_cmd import complete_execution
 from .display import when
 from .options import json_option
+from .retry_cmd import retry_execution
 
 
 @click.group()
@@ -38,14 +40,17 @@ def queue_status(app, as_json):
         click.echo(f"  {hb.get('kind', '?'):9} {hb['owner']} last beat {time.time() - hb.get('t', 0):.1f}s ago{extra}")
 
 
-@queue.command("dead")
+@queue.group("dead", invoke_without_command=True)
 @json_option()
-@click.pass_obj
-def queue_dead(app, as_json):
-    """Entries moved to the dead-letter stream, newest first, with the reason."""
+@click.pass_context
+def queue_dead(ctx, as_json):
+    """Entries moved to the dead-letter stream, newest first, with the reason (`requeue` runs them again)."""
     from cronium.core.fleet.queue import Queue
 
-    entries = Queue(app.runtime().store, app.config).dead_letters()
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.obj
+    entries = Queue(app.runtime(read_only=True).store, app.config).dead_letters()
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
@@ -54,6 +59,31 @@ def queue_dead(app, as_json):
     for e in entries:
         click.echo(f"{when(float(e.get('at', 0)))}  {e.get('execution')}  job {e.get('job')}  "
                    f"deliveries {e.get('deliveries')}: {e.get('reason')}")
+
+
+@queue_dead.command("requeue")
+@click.argument("execution_ids", nargs=-1, metavar="EXECUTION…", shell_complete=complete_execution)
+@click.option("--all", "every", is_flag=True, help="Requeue every dead letter.")
+@click.pass_obj
+def queue_dead_requeue(app, execution_ids, every):
+    """Run dead-lettered executions again: each becomes a new queued execution of its job (same
+    input, `retry_of` the old one; printed as OLD -> NEW) and leaves the dead letters."""
+    from cronium.core.errors import UsageError
+    from cronium.core.fleet.queue import Queue
+
+    if bool(execution_ids) == every:
+        raise UsageError("give the EXECUTION ids to requeue, or --all (not both)",
+                         hint="see them with `cronium queue dead`")
+    store = app.runtime().store
+    letters = Queue(store, app.config).dead_letters(count=100000)
+    chosen = letters if every else [e for e in letters if e.get("execution") in execution_ids]
+    missing = set(execution_ids) - {e.get("execution") for e in chosen}
+    if missing:
+        raise UsageError(f"not in the dead letters: {', '.join(sorted(missing))}", hint="see `cronium queue dead`")
+    for letter in chosen:
+        new = retry_execution(store, app.config, letter["execution"])
+        store.queue.remove_dead_letter(letter["letter_id"])
+        click.echo(f"{letter['execution']} -> {new}")
 
 
 def register(cli: click.Group) -> None:

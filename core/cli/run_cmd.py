@@ -9,10 +9,12 @@ import threading
 from pathlib import Path
 
 import click
+from cronium.core.color import color_enabled
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
 
 from .options import echo_shown, escape_mode, input_option, json_option, parse_input, quiet_option, raw_option
+from .run_sources import env_file_values, read_stdin_script, start_detached
 
 EXIT_CODE_HELP = (
     "Exit status: the job's own exit code when it ran; 0 succeeded; "
@@ -72,17 +74,22 @@ def read_script(path: str, job_type: str | None) -> tuple[str, bytes, str]:
 
 
 class StatusLine:
-    """Phase progress on a terminal (stderr), one line rewritten in place."""
+    """Phase progress on a terminal (stderr), one line rewritten in place; where colour is off
+    (NO_COLOR, --no-color, TERM=dumb) plain lines without escape sequences instead."""
 
     LABELS = {"token": "token", "network": "network", "sidecar": "sidecar", "job": "running", "cleanup": "cleanup"}
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, color: bool = True):
         self.enabled = enabled
+        self.color = color
         self.done: list[str] = []
         self.open = False
 
     def __call__(self, phase: str, state: str) -> None:
         if not self.enabled or phase not in self.LABELS:
+            return
+        if not self.color:
+            self._plain(phase, state)
             return
         label = self.LABELS[phase]
         if state == "start":
@@ -98,6 +105,14 @@ class StatusLine:
                 sys.stderr.write("\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
                 self.open = False
         sys.stderr.flush()
+
+    def _plain(self, phase: str, state: str) -> None:
+        label = self.LABELS[phase]
+        if state != "start":
+            self.done.append(f"{label} {'ok' if state == 'done' else 'failed'}")
+        if (phase == "job" and state == "start") or (phase == "cleanup" and state != "start"):
+            sys.stderr.write(f"cronium: {' '.join(self.done + ([label] if state == 'start' else []))}\n")
+            sys.stderr.flush()
 
 
 def summary_text(result) -> str:
@@ -134,6 +149,9 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--image", help="Run CMD ARGS… in this image instead of a script.")
 @input_option("The job's input, read by cronium.input().")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable for the job.")
+@click.option("--env-file", "env_files", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="Environment variables from FILE in docker's format (KEY=VALUE lines, # comments, KEY alone "
+                   "takes this environment's value); --env wins.")
 @click.option("--secret-env", multiple=True, metavar="NAME",
               help="Pass NAME from this environment as a secret (never stored, logged or shown by inspect).")
 @click.option("--timeout", type=float, help="Seconds the job may run (setup not counted).")
@@ -145,11 +163,15 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
 @json_option("Print one JSON document with the result instead of the summary.")
 @quiet_option("Only the job's output: no status line, no summary.")
+@click.option("--detach", "-d", "detached", is_flag=True,
+              help="Print the execution id and return; the job runs on in a background process "
+                   "(follow it with `cronium logs -f ID`, stop it with `cronium cancel ID`).")
 @raw_option
 @click.pass_obj
-def run(app, script_or_command, job_type, image, input_, env, secret_env, timeout, memory, cpus, pids, profile,
-        namespace, egress, as_json, quiet, raw):
+def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
+        profile, namespace, egress, as_json, quiet, detached, raw):
     """Run SCRIPT (python, bash or node) — or CMD in --image — as one job, and wait for it.
+    SCRIPT `-` reads the script from stdin (then --type is required).
 
     The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
     its stdout and stderr stream here live (on a terminal, control characters shown escaped
@@ -168,19 +190,25 @@ def run(app, script_or_command, job_type, image, input_, env, secret_env, timeou
     else:
         if len(script_or_command) != 1:
             raise UsageError("give exactly one SCRIPT (or --image IMAGE -- CMD ARGS…)")
-        kind, body, name = read_script(script_or_command[0], job_type)
+        kind, body, name = (read_stdin_script(job_type) if script_or_command[0] == "-"
+                            else read_script(script_or_command[0], job_type))
         spec_kwargs = dict(job_type=kind, script=body, script_name=name, job_id=f"adhoc-{Path(name).stem}"[:60])
     spec = JobSpec(
-        input=parse_input(input_), env=parse_env(env), secret_env=parse_secret_env(secret_env),
+        input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
+        secret_env=parse_secret_env(secret_env),
         timeout=timeout, profile=profile, namespace=namespace, egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)
     mode = escape_mode(app, raw)
-    runtime = app.runtime(console=not as_json, warm_pool=False)
+    started = start_detached(app, spec) if detached else None  # returns in the background process only
+    if detached:
+        as_json, quiet = False, True
+    runtime = app.runtime(console=not as_json and not detached, warm_pool=False)
     orchestrator = Orchestrator(runtime)
     cancellation = Cancellation()
     install_signal_handlers(cancellation)
-    status = StatusLine(sys.stderr.isatty() and not quiet and not as_json)
+    status = started or StatusLine(sys.stderr.isatty() and not quiet and not as_json,
+                                      color=color_enabled(sys.stderr))
 
     def report(result):
         if not as_json and not quiet:

@@ -6,6 +6,7 @@ import json
 import click
 from cronium.core.errors import UsageError
 
+from .display import human_value
 from .options import json_option
 
 
@@ -48,7 +49,7 @@ def status(app, as_json):
         click.echo(json.dumps(info, indent=2, default=str))
     else:
         for key, value in info.items():
-            click.echo(f"{key:10} {value}")
+            click.echo(f"{key:12} {human_value(value)}")
 
 
 @services_group.command("start")

@@ -46,6 +46,18 @@ class LogStreams:
         entries = reply[0][1] if reply else []
         return [(eid.decode() if isinstance(eid, bytes) else eid, fields) for eid, fields in entries]
 
+    def span(self, execution_id: str, *, start: str = "-", end: str = "+", count: int = 1000,
+             newest_first: bool = False) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to `count` entries with ids between `start` and `end` (XRANGE ids: `-`, `+`, `<ms>`,
+        `(<id>` exclusive), oldest first or `newest_first`: (entry id, fields)."""
+        key = self.keys.logs(execution_id)
+        with self.store.guard():
+            if newest_first:
+                entries = self.redis.xrevrange(key, max=end, min=start, count=count)
+            else:
+                entries = self.redis.xrange(key, min=start, max=end, count=count)
+        return [(eid.decode() if isinstance(eid, bytes) else eid, fields) for eid, fields in entries]
+
     def delete(self, execution_id: str) -> None:
         with self.store.guard():
             self.redis.delete(self.keys.logs(execution_id))

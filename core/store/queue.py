@@ -246,10 +246,16 @@ class WorkQueue:
             pipe.execute()
 
     def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
-        """The newest dead letters first, each with its `entry` id."""
+        """The newest dead letters first, each with its `entry` id and `letter_id` (its own id in
+        `P queue:dead`)."""
         with self.store.guard():
             entries = self.redis.xrevrange(self.keys.dead_letters, count=count)
-        return [{"entry": _s(eid), **_text(fields)} for eid, fields in entries]
+        return [{"entry": _s(eid), **_text(fields), "letter_id": _s(eid)} for eid, fields in entries]
+
+    def remove_dead_letter(self, letter_id: str) -> bool:
+        """Delete one entry of `P queue:dead` (by its `letter_id`: it was requeued); False when it was not there."""
+        with self.store.guard():
+            return bool(self.redis.xdel(self.keys.dead_letters, letter_id))
 
     # --- cancelling --------------------------------------------------------------------------
     def cancel(self, execution_id: str, reason: str, *, ttl: int) -> str:

@@ -134,6 +134,34 @@ class ExecutionRecords:
             rows = pipe.execute()
         return [decode(r) for r in rows if r]
 
+    def window(self, *, since: float | None = None, offset: int = 0, count: int = 500) -> list[str]:
+        """Execution ids from the `P executions` index (scored by creation time), newest first:
+        `count` of them from `offset`, created at or after `since` (None: any time). Never a SCAN."""
+        with self.store.guard():
+            ids = self.redis.zrevrangebyscore(self.keys.executions, "+inf", "-inf" if since is None else since,
+                                              start=offset, num=count)
+        return [i.decode() for i in ids]
+
+    def live_ids(self) -> list[str]:
+        """The members of the live set, as they are (read-only; `live()` also prunes stale ones)."""
+        with self.store.guard():
+            return [i.decode() for i in self.redis.smembers(self.keys.live)]
+
+    def summaries(self, ids: Sequence[str], names: Sequence[str]) -> list[dict[str, Any]]:
+        """Some fields of several records, decoded, in the order of `ids`; records that are gone
+        are left out."""
+        with self.store.guard():
+            pipe = self.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(self.keys.execution(i), list(names))
+            rows = pipe.execute()
+        out = []
+        for values in rows:
+            raw = {n.encode(): v for n, v in zip(names, values) if v is not None}
+            if raw:
+                out.append(decode(raw))
+        return out
+
     def drop_fields(self, execution_id: str, names: Sequence[str]) -> None:
         """Remove fields of the record; dropping `output` or `condition` also removes the sidecar's
         results hash (what an earlier attempt's sidecar wrote there)."""

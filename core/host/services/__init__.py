@@ -32,6 +32,7 @@ from .managed import (
     ManagedRedis,
     RedisStatus,
     ensure_redis,
+    find_redis,
     redis_status,
     remove_redis,
     stop_redis,
@@ -41,6 +42,6 @@ from .password import load_or_create_password, password_path
 
 __all__ = [
     "DEFAULT_IMAGE", "DEFAULT_NAME", "DEFAULT_NETWORK", "DEFAULT_VOLUME", "DEFAULT_PORT", "ManagedRedis",
-    "RedisStatus", "ServiceError", "ensure_redis", "redis_status", "stop_redis", "remove_redis",
+    "RedisStatus", "ServiceError", "ensure_redis", "find_redis", "redis_status", "stop_redis", "remove_redis",
     "load_or_create_password", "password_path",
 ]

@@ -188,6 +188,24 @@ def _ensure_redis_locked(client, *, image, name, network, volume, port, state_di
                         network_host=name, network_port=REDIS_PORT, action=action, password=password)
 
 
+def find_redis(client, *, name: str = DEFAULT_NAME, network: str = DEFAULT_NETWORK, port: int = DEFAULT_PORT,
+               state_dir: os.PathLike | str) -> ManagedRedis:
+    """How to reach the managed Redis when it already runs — starting, creating or re-creating
+    nothing (for read-only commands). `StoreUnavailable` with the fix when it does not run."""
+    fix = "start it with `cronium services start` (or any command that runs a job)"
+    path = password_path(state_dir)
+    container = get_container(client, name)
+    if container is None or not owned(container) or container.status != "running" or not path.is_file():
+        state = "missing" if container is None else ("not cronium's" if not owned(container) else container.status)
+        if container is not None and container.status == "running" and not path.is_file():
+            state = f"running, but its password file {path} is missing"
+        raise StoreUnavailable(f"the managed Redis '{name}' is not running ({state}); a read-only command "
+                               "does not start it", hint=fix)
+    return ManagedRedis(name=name, container_id=container.id, host="127.0.0.1", port=port, network=network,
+                        network_host=name, network_port=REDIS_PORT, action="reused",
+                        password=path.read_text().strip())
+
+
 def _wait_for_ping(container, *, port: int, password: str, timeout: float, name: str) -> None:
     from ...store.probe import OK, PASSWORD_REFUSED, PASSWORD_REJECTED, ServerProbe
 
