@@ -1,7 +1,8 @@
 """Layered configuration with provenance.
 
 Precedence, highest first: command-line flag > `CRONIUM_*` environment > `--config FILE` (or
-`./cronium.toml`) > user config (`~/.config/cronium/config.toml`) > the shipped defaults
+`./cronium.toml`) > user config (`~/.config/cronium/config.toml`) > system config
+(`/etc/cronium/config.toml`, or the file named by `CRONIUM_SYSTEM_CONFIG`) > the shipped defaults
 (`config/defaults.toml`). The defaults file is the schema: every known key is in it, and a value's
 type comes from its default, refined by the validators below. Unknown keys and bad values are
 `ConfigError`s naming the source, the key, what was expected and what was found.
@@ -78,6 +79,14 @@ def default_data() -> dict[str, Any]:
 def user_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
     return Path(base) / "cronium" / "config.toml"
+
+
+#: The system-wide layer, below the user's config; `CRONIUM_SYSTEM_CONFIG` names another file (tests).
+SYSTEM_CONFIG_PATH = "/etc/cronium/config.toml"
+
+
+def system_config_path() -> Path:
+    return Path(os.environ.get("CRONIUM_SYSTEM_CONFIG") or SYSTEM_CONFIG_PATH)
 
 
 def state_dir() -> Path:
@@ -232,7 +241,29 @@ def env_name(key: str) -> str:
 
 
 #: CRONIUM_* variables that are not configuration keys.
-NON_CONFIG_ENV = {"CRONIUM_CONFIG", "CRONIUM_DISABLE_PLUGINS", "CRONIUM_DEBUG"}
+NON_CONFIG_ENV = {"CRONIUM_CONFIG", "CRONIUM_DISABLE_PLUGINS", "CRONIUM_DEBUG", "CRONIUM_SYSTEM_CONFIG"}
+
+
+def _config_files(config_file: str | os.PathLike | None, environ: Mapping[str, str], use_user_config: bool,
+                  cwd: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    """The config files to apply, lowest layer first, each with the source name it is reported under:
+    system, user, then `--config FILE` (or `CRONIUM_CONFIG`) or else `./cronium.toml`."""
+    files: list[tuple[Path, str]] = []
+    if use_user_config:
+        spath, upath = system_config_path(), user_config_path()
+        if spath.is_file():
+            files.append((spath, f"system ({spath})"))
+        if upath.is_file():
+            files.append((upath, str(upath)))
+    if config_file is None:
+        config_file = environ.get("CRONIUM_CONFIG") or None
+    if config_file is not None:
+        files.append((Path(config_file), str(config_file)))
+    else:
+        local = Path(cwd or os.getcwd()) / "cronium.toml"
+        if local.is_file():
+            files.append((local, str(local)))
+    return files
 
 
 def load_config(*, config_file: str | os.PathLike | None = None,
@@ -240,7 +271,8 @@ def load_config(*, config_file: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None,
                 use_user_config: bool = True,
                 cwd: str | os.PathLike | None = None) -> Config:
-    """Build the effective configuration from all layers (see module docstring)."""
+    """Build the effective configuration from all layers (see module docstring).
+    `use_user_config=False` skips both the user's and the system config file (hermetic callers)."""
     environ = os.environ if environ is None else environ
     defaults = dict(_flatten(default_data()))
     defaults = {k: v for k, v in defaults.items() if v != {}}
@@ -254,20 +286,8 @@ def load_config(*, config_file: str | os.PathLike | None = None,
                 continue
             settings[key] = Setting(key, _validate(key, value, defaults, source), source, key in SECRET_KEYS)
 
-    if use_user_config:
-        upath = user_config_path()
-        if upath.is_file():
-            apply(_load_toml(upath, str(upath)), str(upath))
-
-    if config_file is None:
-        config_file = environ.get("CRONIUM_CONFIG") or None
-    if config_file is not None:
-        path = Path(config_file)
-        apply(_load_toml(path, str(path)), str(path))
-    else:
-        local = Path(cwd or os.getcwd()) / "cronium.toml"
-        if local.is_file():
-            apply(_load_toml(local, str(local)), str(local))
+    for path, source in _config_files(config_file, environ, use_user_config, cwd):
+        apply(_load_toml(path, source), source)
 
     # Profiles defined in files inherit unspecified keys from the default profile.
     for name in {k.split(".")[1] for k in settings if k.startswith(PROFILE_TABLE + ".")}:
