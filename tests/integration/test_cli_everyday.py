@@ -7,20 +7,15 @@ import time
 
 import pytest
 from integration_util import REPO
+from queue_util import wait_for
 
 pytestmark = pytest.mark.integration
 
 SLEEPER = REPO / "tests" / "integration" / "jobs" / "sleeper.py"
 
 
-def _wait_for(predicate, timeout: float = 60.0, pause: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(pause)
-    raise AssertionError(f"condition not met within {timeout}s")
+def _wait_for(predicate, timeout: float = 60.0):
+    return wait_for(predicate, timeout, "the condition", interval=0.1)
 
 
 def _run(cli, tmp_path, name: str, body: str, *args: str) -> dict:
