@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .terminal import is_terminal
+
 
 def color_enabled(stream: Any) -> bool:
     """True when escape sequences may be written to `stream`."""
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
+    return is_terminal(stream)
 
 
 def disable_color() -> None:

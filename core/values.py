@@ -28,25 +28,34 @@ def parse_size(text: str | int) -> int:
     return int(float(number) * SIZE_UNITS[unit.lower()])
 
 
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> float:
+    """The one duration syntax: `90s`, `15m`, `1h30m`, `500ms`, `2d`, `1w`, or a plain number of
+    seconds (no spaces, no sign) -> finite seconds; `ValueError` for anything else."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        seconds = float(text)
+    elif text and _DURATION_PART.sub("", text) == "":
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    else:
+        raise ValueError(f"not a duration: {text!r}")
+    if seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"not a finite duration: {text!r}")
+    return seconds
 
 
 def parse_duration(text: str | int | float) -> float:
-    """'7d' -> seconds. Accepts s/m/h/d/w; a bare number is seconds; '' is 0 (no limit)."""
+    """A config duration ('7d', '90m', seconds) -> seconds; '' is 0 (no limit)."""
     if isinstance(text, bool):
         raise ValueError("not a duration")
     if isinstance(text, (int, float)):
         if text < 0 or text != text or text == float("inf"):
             raise ValueError("not a finite non-negative duration")
         return float(text)
-    if not str(text).strip():
-        return 0.0
-    m = DURATION_RE.match(str(text))
-    if not m:
-        raise ValueError(f"not a duration: {text!r}")
-    number, unit = m.groups()
-    return float(number) * DURATION_UNITS[unit.lower()]
+    return duration_seconds(text) if str(text).strip() else 0.0
 
 
 def _describe(value: Any) -> str:

@@ -122,21 +122,14 @@ namespace_option = click.option("--namespace", "-n", default=None, help="Namespa
 
 # --- time windows (ps, logs) ---------------------------------------------------------------------
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(text: str) -> float | None:
-    """`90s`, `15m`, `1h30m`, `2d`, `1w` (or a plain number of seconds) -> seconds; None when
-    `text` is not a duration."""
-    import re
+    """A duration (`cronium.core.values.duration_seconds`) -> seconds; None when `text` is not one."""
+    from cronium.core.values import duration_seconds
 
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    try:
+        return duration_seconds(text)
+    except ValueError:
         return None
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def parse_since(value: str | None, *, now: float | None = None, option: str = "--since") -> float | None:
