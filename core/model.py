@@ -104,6 +104,10 @@ class DeferredSecret(Secret):
         return self._value
 
 
+#: What `new_execution_id` makes (and all a path or a key may be built from).
+EXECUTION_ID_RE = re.compile(r"^exec_[0-9a-f]{16}$")
+
+
 def new_execution_id() -> str:
     return "exec_" + secrets.token_hex(8)
 

@@ -12,15 +12,13 @@ that old executions that must stay (still queued, say) never stall it.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
 from .config import parse_duration
 from .errors import UsageError
 from .logs import log_file
-
-EXECUTION_ID_RE = re.compile(r"^exec_[0-9a-f]{16}$")
+from .model import EXECUTION_ID_RE
 
 
 @dataclass(frozen=True)
