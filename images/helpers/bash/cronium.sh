@@ -44,7 +44,8 @@
 #   cronium_output <json>                            set the execution's output
 #   cronium_get_variable [-r] <key>                  a variable's value ("null" when missing)
 #   cronium_set_variable <key> <value>               store a variable
-#   cronium_delete_variable <key>                    clear a variable (stores null; the API has no delete)
+#   cronium_delete_variable <key>                    remove a variable (status 0 also when it was not set;
+#                                                    a sidecar without the DELETE route gets a stored null)
 #   cronium_variable_exists <key>                    status 0 if set and not null, 1 if not, 2 on error
 #   cronium_increment_variable <key> [n]             add n (default 1; missing counts as 0), print the result
 #                                                    (atomic on the sidecar; read-modify-write on older ones)
@@ -197,9 +198,9 @@ _cronium_body_message() { # <body> <status>
 
 # _cronium_request <method> <path> [<json body>] [<options>]
 #   <path> may contain {id}, replaced by the URL-encoded execution id.
-#   <options>: words "allow404" (a 404 returns status 3 quietly), "nonidempotent" and "if-match=<version>"
-#   (a write only at that variable version: 409 otherwise).
-# Prints the response body on success. Status: 0 ok, 3 404 (with allow404), 1 error (message on stderr).
+#   <options>: words "allow404" (a 404 or 405 returns status 3 quietly, the body printed), "nonidempotent"
+#   and "if-match=<version>" (a write only at that variable version: 409 otherwise).
+# Prints the response body on success. Status: 0 ok, 3 404/405 (with allow404), 1 error (message on stderr).
 _cronium_request() {
     local _cronium_method="$1" _cronium_path="$2" _cronium_body="${3-}" _cronium_opts="${4-}"
     _cronium_check || return 1
@@ -272,7 +273,7 @@ _cronium_request() {
                 else
                     _cronium_msg="API Error ($_cronium_code): the runtime API sent a response that is not JSON"
                 fi
-            elif [[ "$_cronium_code" == 404 && " $_cronium_opts " == *" allow404 "* ]]; then
+            elif [[ ("$_cronium_code" == 404 || "$_cronium_code" == 405) && " $_cronium_opts " == *" allow404 "* ]]; then
                 printf '%s\n' "$_cronium_resp"
                 return 3
             else
@@ -424,6 +425,12 @@ cronium_set_variable() {
 
 cronium_delete_variable() {
     _cronium_need_key cronium_delete_variable "${1-}" || return 1
+    local _cronium_k _cronium_resp _cronium_rc=0
+    _cronium_k="$(_cronium_urlencode "$1")" || return 1
+    _cronium_resp="$(_cronium_request DELETE "/executions/{id}/variables/$_cronium_k" "" allow404)" || _cronium_rc=$?
+    [[ $_cronium_rc == 3 ]] || return $_cronium_rc
+    # 404 "variable_not_found": it was not set. Any other 404/405: a sidecar without the DELETE route.
+    [[ "$(printf '%s' "$_cronium_resp" | jq -r '.error? // empty' 2>/dev/null)" == variable_not_found ]] && return 0
     _cronium_put_variable_json "$1" null
 }
 

@@ -51,7 +51,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, AsyncIterable, AsyncIterator, Dict, Iterable, List, Optional, Tuple, Union
 
 __version__ = "1.0.0"
 
@@ -516,9 +516,19 @@ class Cronium:
         data = result.get("data") if isinstance(result, dict) else None
         return data.get("value") if isinstance(data, dict) else None
 
-    def delete_variable(self, key: str) -> None:
-        """Clear a variable (stores null: the runtime API has no delete; get_variable then returns None)."""
-        self.set_variable(key, None)
+    def delete_variable(self, key: str) -> bool:
+        """Remove a variable (``DELETE``); True when it was set, False when it was not. A sidecar older
+        than the DELETE route (404 without ``variable_not_found``, or 405) gets a stored null instead."""
+        key = _check_key(key)
+        try:
+            self._request("DELETE", "/executions/{id}/variables/" + _quote_segment(key))
+        except CroniumAPIError as exc:
+            if exc.status_code == 404 and exc.error_code == "variable_not_found":
+                return False
+            if exc.status_code not in (404, 405):
+                raise
+            self.set_variable(key, None)
+        return True
 
     def set_condition(self, condition: Union[bool, str, int]) -> None:
         """Set the execution's condition (True/False; "true"/"false", "yes"/"no", 1/0 are accepted)."""
@@ -583,7 +593,7 @@ class AsyncCronium:
     async def append_variable(self, key: str, value: Any, separator: str = "") -> Any:
         return await self._call("append_variable", key, value, separator)
 
-    async def delete_variable(self, key: str) -> None:
+    async def delete_variable(self, key: str) -> bool:
         return await self._call("delete_variable", key)
 
     async def set_condition(self, condition: Any) -> None:
@@ -603,6 +613,21 @@ class AsyncCronium:
 
     async def send_discord_message(self, channel_id: str, content: str, **kwargs: Any) -> Any:
         return await self._call("send_discord_message", channel_id, content, **kwargs)
+
+    async def stream_input(self) -> AsyncIterator[Any]:
+        """Async iterator over the input, as the original helper had it: the input as one chunk
+        (0, False and "" included), nothing when the execution has no input (null)."""
+        data = await self.input()
+        if data is not None:
+            yield data
+
+    async def stream_output(self, chunks: Union[AsyncIterable[Any], Iterable[Any]]) -> None:
+        """Collect every chunk of an async (or plain) iterable, then set the output to the list of them."""
+        if hasattr(chunks, "__aiter__"):
+            collected = [chunk async for chunk in chunks]
+        else:
+            collected = list(chunks)
+        await self.output(collected)
 
     async def close(self) -> None:
         """Nothing to release (kept for compatibility)."""
@@ -669,8 +694,8 @@ def append_variable(key: str, value: Any, separator: str = "") -> Any:
     return get_default().append_variable(key, value, separator)
 
 
-def delete_variable(key: str) -> None:
-    """Clear a variable (stores null)."""
+def delete_variable(key: str) -> bool:
+    """Remove a variable; True when it was set."""
     return get_default().delete_variable(key)
 
 

@@ -216,6 +216,11 @@ class FakeRuntimeAPI:
                     return self._error(400, "invalid_body", "body must be an object with a value field")
                 self.variables[name] = body["value"]
                 return Reply(200, {"success": True})
+            if rec.method == "DELETE":
+                if name not in self.variables:
+                    return self._error(404, "variable_not_found", f"variable {name!r} is not set")
+                del self.variables[name]
+                return Reply(200, {"success": True})
         return self._error(404, "not_found", "no such route")
 
 

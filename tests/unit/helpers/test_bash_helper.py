@@ -230,9 +230,11 @@ def test_append_variable(api):
 
 def test_delete_variable(api):
     api.variables["k"] = 1
-    proc = run_bash("cronium_delete_variable k && cronium_get_variable k", helper_env(api.url))
+    proc = run_bash("cronium_delete_variable k && cronium_get_variable k && cronium_delete_variable k",
+                    helper_env(api.url))
+    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "null"
-    assert api.last("PUT").json == {"value": None}
+    assert "k" not in api.variables and api.count("DELETE") == 2 and api.count("PUT") == 0
 
 
 @pytest.mark.parametrize(

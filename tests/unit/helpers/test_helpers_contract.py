@@ -110,11 +110,38 @@ def test_variable_key_is_url_quoted(api, helper):
     assert api.variables == {key: 7}
 
 
-def test_delete_variable_stores_null(api, helper):
+def test_delete_variable_removes_the_key(api, helper):
     api.variables["gone"] = 5
+    api.variables["kept"] = 6
     [del_res, get_res] = helper.run([("delete_variable", "gone"), ("get_variable", "gone")], helper_env(api.url))
     assert del_res.ok and get_res.ok and get_res.value is None
+    assert api.variables == {"kept": 6}  # the key is gone, not a stored null
+    assert api.last("DELETE", VAR_PATH + "gone")
+    assert api.count("PUT") == 0
+
+
+def test_delete_variable_of_a_variable_that_is_not_set_succeeds(api, helper):
+    [res] = helper.run([("delete_variable", "never")], helper_env(api.url))
+    assert res.ok, res
+    assert api.count("DELETE", VAR_PATH + "never") == 1
+    assert api.count("PUT") == 0 and api.variables == {}
+
+
+@pytest.mark.parametrize("old_sidecar", [Reply(405, {"error": "method_not_allowed", "message": "no DELETE"}),
+                                         Reply(404, {"error": "not_found", "message": "no such route"})])
+def test_delete_variable_falls_back_to_null_on_a_sidecar_without_the_delete_route(api, helper, old_sidecar):
+    api.variables["gone"] = 5
+    api.always("DELETE", VAR_PATH + "gone", old_sidecar)
+    [del_res, get_res] = helper.run([("delete_variable", "gone"), ("get_variable", "gone")], helper_env(api.url))
+    assert del_res.ok and get_res.ok and get_res.value is None, (del_res, get_res)
     assert api.last("PUT", VAR_PATH + "gone").json == {"value": None}
+
+
+def test_delete_variable_reports_other_errors(api, helper):
+    api.always("DELETE", VAR_PATH + "k", Reply(403, {"success": False, "error": "forbidden", "message": "nope"}))
+    [res] = helper.run([("delete_variable", "k")], helper_env(api.url))
+    assert not res.ok and res.kind == "api" and "nope" in res.error
+    assert api.count("PUT") == 0
 
 
 @pytest.mark.parametrize("condition", [True, False])

@@ -487,9 +487,21 @@ class Cronium {
     return field(field(result, 'data'), 'value');
   }
 
-  /** Clear a variable (stores null: the runtime API has no delete; getVariable then gives null). */
+  /**
+   * Remove a variable (DELETE); resolves to true when it was set, false when it was not. A sidecar
+   * older than the DELETE route (404 without `variable_not_found`, or 405) gets a stored null instead.
+   */
   async deleteVariable(key) {
-    await this.setVariable(key, null);
+    checkKey(key);
+    try {
+      await this._request('DELETE', '/executions/{id}/variables/' + quoteSegment(key));
+    } catch (err) {
+      if (!(err instanceof CroniumAPIError)) throw err;
+      if (err.statusCode === 404 && err.errorCode === 'variable_not_found') return false;
+      if (err.statusCode !== 404 && err.statusCode !== 405) throw err;
+      await this.setVariable(key, null);
+    }
+    return true;
   }
 
   /** Set the execution's condition (true/false; "true"/"false", "yes"/"no", 1/0 are accepted). */
