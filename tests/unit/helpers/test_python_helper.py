@@ -230,6 +230,36 @@ def test_async_client(mod, api):
     assert api.count("PUT") == 1 and api.count("GET") == 2
 
 
+def test_async_stream_input_yields_the_input_once_and_nothing_for_null(mod, api):
+    async def collect():
+        async with mod.AsyncCronium(api_url=api.url, token=TOKEN, execution_id=EXEC_ID, max_retries=0) as c:
+            return [chunk async for chunk in c.stream_input()]
+
+    assert asyncio.run(collect()) == []  # no input (null): nothing
+    for value in ({"rows": [1, 2]}, 0, ""):  # falsy inputs are inputs (the original dropped them)
+        api.set_input(value)
+        assert asyncio.run(collect()) == [value]
+    assert api.count("GET", f"/executions/{EXEC_ID}/input") == 4
+
+
+def test_async_stream_output_collects_the_chunks_into_one_output(mod, api):
+    async def chunks():
+        for i in range(3):
+            await asyncio.sleep(0)
+            yield {"chunk": i}
+
+    async def main():
+        async with mod.AsyncCronium(api_url=api.url, token=TOKEN, execution_id=EXEC_ID, max_retries=0) as c:
+            await c.stream_output(chunks())
+            first = api.output
+            await c.stream_output(["a", "b"])  # a plain iterable works too
+            return first
+
+    assert asyncio.run(main()) == [{"chunk": 0}, {"chunk": 1}, {"chunk": 2}]
+    assert api.output == ["a", "b"]
+    assert api.count("POST", f"/executions/{EXEC_ID}/output") == 2
+
+
 def test_python39_round_trip_timeout_and_refused(api):
     """socket.timeout is not TimeoutError before 3.10: check the error mapping on a real 3.9."""
     exe = _working_python(["python3.9", *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))])
