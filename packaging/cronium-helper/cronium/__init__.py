@@ -1,0 +1,1 @@
+../../../images/helpers/python/cronium.py
