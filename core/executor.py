@@ -13,6 +13,10 @@ class ExitStatus:
     exit_code: int | None
     oom_killed: bool = False
     error: str | None = None  # the engine's own error for the container, if any
+    #: Peak figures of the job container when the executor measured them (kept on the record as
+    #: `memory_peak`, bytes, and `cpu_seconds`); None when it did not.
+    memory_peak: int | None = None
+    cpu_seconds: float | None = None
 
 
 class JobHandle(Protocol):

@@ -120,6 +120,7 @@ class _Run:
     job_started_at: float | None = None
     spooled: bool = False
     sidecar_future: Any = None
+    usage: dict[str, Any] | None = None  # memory_peak / cpu_seconds from the executor's ExitStatus
 
 
 class _PhaseTimer:
@@ -246,6 +247,8 @@ class Orchestrator:
             hooks.strict.job_started(execution=ex, container_id=run.handle.container_id, runtime=rt)
             outcome = self._wait(run, cancel)
             exit_status = run.handle.exit_status()
+            run.usage = {k: v for k, v in (("memory_peak", exit_status.memory_peak),
+                                           ("cpu_seconds", exit_status.cpu_seconds)) if v is not None}
         if outcome == "timed_out":
             return Status.TIMED_OUT, exit_status.exit_code
         if outcome == "cancelled":
@@ -277,7 +280,7 @@ class Orchestrator:
         self._record(run, {"status": result.status, "exit_code": result.exit_code, "finished_at": result.finished_at,
                            "timings": result.timings, "error": result.error or "",
                            "error_phase": result.error_phase or "", "log_lines": result.log_lines,
-                           "logs_truncated": result.logs_truncated, "warnings": run.warnings,
+                           "logs_truncated": result.logs_truncated, "warnings": run.warnings, **(run.usage or {}),
                            **{k: v for k, v in (("output", result.output), ("condition", result.condition))
                               if v is not None}})
         for name, exc in rt.hooks.job_finished(execution=ex, result=result, runtime=rt):

@@ -21,12 +21,12 @@ JSON_FIELDS = frozenset({"spec", "timings", "input", "output", "condition", "con
                          "definition", "history", "logs_truncated"})
 #: Fields holding a unix time (or another float).
 NUMBER_FIELDS = frozenset({"created_at", "started_at", "finished_at", "deadline", "queued_at", "claimed_at",
-                           "not_before", "scheduled_for"})
-#: Fields holding an integer.
-INT_FIELDS = frozenset({"exit_code"})
+                           "not_before", "scheduled_for", "cpu_seconds"})
+#: Fields holding an integer (`memory_peak`: bytes).
+INT_FIELDS = frozenset({"exit_code", "memory_peak"})
 #: Fields of one attempt: dropped when a worker runs the execution again after its owner died.
 ATTEMPT_FIELDS = ("started_at", "finished_at", "exit_code", "timings", "output", "condition", "log_lines",
-                  "logs_truncated", "warnings", "sidecar_state", "followups")
+                  "logs_truncated", "warnings", "sidecar_state", "followups", "memory_peak", "cpu_seconds")
 
 
 def encode(fields: Mapping[str, Any]) -> dict[str, str]:

@@ -14,6 +14,11 @@ docker would: `ENTRYPOINT + command` (the command replaces the image's `CMD`). S
 ignore the image's entrypoint: they run the interpreter on the script. The container runs with an
 init (`docker-init`) as PID 1, so the job is not PID 1: SIGTERM (timeout, cancel) reaches it with
 its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
+
+While the job runs, a sampler reads the engine's stats of the container once a second
+(`one_shot`, no waiting) and keeps the highest memory figure (the kernel's own peak on cgroup v1)
+and the CPU seconds used; `exit_status()` hands them to the core, which keeps them on the record
+(`memory_peak`, `cpu_seconds`). A job shorter than the first sample has none.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import threading
 import time
 from typing import Iterator
 
-from cronium.core import hookimpl
+from cronium.core import hookimpl, usage
 from cronium.core.errors import PhaseError, UsageError
 from cronium.core.executor import ExitStatus, check_engine_warnings
 from cronium.core.model import DeferredSecret
@@ -30,6 +35,8 @@ from docker.errors import APIError
 
 #: Reads `NAME=value` lines from stdin until an empty line and exports them.
 SECRET_PRELUDE = 'while IFS= read -r _l && [ -n "$_l" ]; do export "$_l"; done; unset _l; '
+#: Seconds between two stats samples of a running job container.
+SAMPLE_INTERVAL = 1.0
 
 
 def wrap_command(command: tuple[str, ...]) -> list[str]:
@@ -58,6 +65,41 @@ def secret_block(secret_env) -> bytes:
     return ("".join(lines) + "\n").encode()
 
 
+class UsageSampler:
+    """Samples a container's stats until stopped: the highest memory peak and the last CPU seconds."""
+
+    def __init__(self, client, container_id: str, interval: float = SAMPLE_INTERVAL):
+        self._client, self._id, self._interval = client, container_id, interval
+        self._stop = threading.Event()
+        self.memory_peak: int | None = None
+        self.cpu_seconds: float | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"stats-{container_id[:12]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                stats = self._client.api.stats(self._id, stream=False, one_shot=True)
+            except Exception:
+                return  # the container is gone (or the engine): keep what was sampled
+            self.take(stats)
+            self._stop.wait(self._interval)
+
+    def take(self, stats) -> None:
+        peak, cpu = usage.memory_peak(stats), usage.cpu_seconds(stats)
+        if peak > 0:  # a stopped container's document is empty
+            self.memory_peak = max(peak, self.memory_peak or 0)
+        if cpu > 0:
+            self.cpu_seconds = max(cpu, self.cpu_seconds or 0.0)
+
+
 class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
@@ -70,6 +112,7 @@ class DockerJobHandle:
         self._stopped = threading.Event()
         self._timeout, self._grace = timeout, grace
         self._deadline = time.monotonic() + timeout  # counted again from release()
+        self._sampler = UsageSampler(client, container_id)
 
     def start(self) -> None:
         try:
@@ -84,6 +127,7 @@ class DockerJobHandle:
         self._secret_env, self._script = {}, b""
         self._deadline = time.monotonic() + self._timeout
         _docker.send_and_close_stdin(self._raw, stdin)
+        self._sampler.start()
 
     def chunks(self) -> Iterator[tuple[int, bytes | None]]:
         try:
@@ -105,8 +149,11 @@ class DockerJobHandle:
                                  hint="check the engine with `cronium doctor`; its resources are removed once "
                                       "it is back") from None
             raise
+        finally:
+            self._sampler.stop()
         return ExitStatus(exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
-                          error=state.get("Error") or None)
+                          error=state.get("Error") or None, memory_peak=self._sampler.memory_peak,
+                          cpu_seconds=self._sampler.cpu_seconds)
 
     def _wait_until_stopped(self) -> None:
         """The output ended but the container still runs (a job may close its stdout and stderr

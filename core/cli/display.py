@@ -84,12 +84,22 @@ def human_value(value) -> str:
     return str(value)
 
 
+def binary_size(n: float | None) -> str:
+    """Bytes as `docker stats` shows them: `512B`, `12.50MiB`, `1.94GiB`."""
+    if n is None:
+        return "-"
+    units, i = ("B", "KiB", "MiB", "GiB", "TiB"), 0
+    while abs(n) >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f}B" if i == 0 else f"{n:.2f}{units[i]}"
+
+
 def human_record(rec: dict, now: float | None = None) -> str:
     """An execution record as `key value` lines (input and the spec left out): times as local
     time with how long ago, durations in s/ms, never a raw float."""
     order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
-             *TIME_FIELDS, "duration", "timings", "output", "condition", "log_lines", "logs_truncated",
-             "warnings"]
+             *TIME_FIELDS, "duration", "timings", "memory_peak", "cpu_seconds", "output", "condition", "log_lines",
+             "logs_truncated", "warnings"]
     rec = dict(rec)
     if rec.get("started_at") and rec.get("finished_at"):
         rec["duration"] = duration(rec["finished_at"] - rec["started_at"])
@@ -103,6 +113,10 @@ def human_record(rec: dict, now: float | None = None) -> str:
         elif key == "timings" and isinstance(value, dict):
             value = ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}"
                               for phase, v in value.items())
+        elif key == "memory_peak" and isinstance(value, int):
+            value = f"{binary_size(value)} (the job container's highest memory use)"
+        elif key == "cpu_seconds" and isinstance(value, (int, float)):
+            value = f"{value:.2f}s (CPU time of the job container)"
         elif key == "logs_truncated":
             value = "yes: the output passed logs.max_bytes; the rest was dropped"
         elif key in ("output", "condition"):

@@ -165,12 +165,13 @@ def _register_commands() -> None:
         retry_cmd,
         run_cmd,
         services_cmd,
+        stats_cmd,
         vars_cmd,
     )
 
     for module in (run_cmd, ps_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd,
                    prune_cmd, plugins_cmd, config_cmd, images_cmd, services_cmd, doctor_cmd, completion_cmd,
-                   retry_cmd):
+                   retry_cmd, stats_cmd):
         module.register(cli)
 
 

@@ -1,0 +1,50 @@
+"""cronium.core.usage: the `docker stats` arithmetic behind `cronium stats` and the record's peak figures."""
+from __future__ import annotations
+
+from cronium.core import usage
+from cronium.core.cli.display import binary_size, human_record
+from cronium.core.record import decode, encode
+
+MiB = 1024 * 1024
+# The shape the engine sends on cgroup v1 (Docker 20.10), trimmed to the parts that matter.
+V1 = {
+    "memory_stats": {"usage": 30 * MiB, "max_usage": 48 * MiB, "limit": 512 * MiB,
+                     "stats": {"total_inactive_file": 6 * MiB, "cache": 8 * MiB}},
+    "cpu_stats": {"cpu_usage": {"total_usage": 2_500_000_000, "percpu_usage": [1, 2]},
+                  "system_cpu_usage": 1_000_000_000_000, "online_cpus": 2},
+    "precpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000}, "system_cpu_usage": 998_000_000_000},
+    "pids_stats": {"current": 7},
+}
+
+
+def test_memory_figures_leave_out_the_inactive_page_cache_and_take_the_kernels_peak():
+    assert usage.memory_used(V1) == 24 * MiB
+    assert usage.memory_limit(V1) == 512 * MiB
+    assert usage.memory_peak(V1) == 48 * MiB
+    v2 = {"memory_stats": {"usage": 10 * MiB, "limit": 64 * MiB, "stats": {"inactive_file": 1 * MiB}}}
+    assert usage.memory_used(v2) == 9 * MiB and usage.memory_peak(v2) == 10 * MiB  # v2: no max_usage
+
+
+def test_cpu_figures_follow_docker_stats():
+    # 0.5 s of CPU in 2 s of system time over 2 CPUs: 50 % of one CPU.
+    assert round(usage.cpu_percent(V1), 6) == 50.0
+    assert usage.cpu_seconds(V1) == 2.5
+    assert usage.pids(V1) == 7
+
+
+def test_a_stopped_containers_empty_document_gives_zeros_not_errors():
+    for doc in ({}, {"memory_stats": {}, "cpu_stats": {"cpu_usage": {}}, "precpu_stats": {}}):
+        assert (usage.memory_used(doc), usage.memory_peak(doc), usage.memory_limit(doc), usage.pids(doc)) == (0, 0, 0, 0)
+        assert usage.cpu_percent(doc) == 0.0 and usage.cpu_seconds(doc) == 0.0
+
+
+def test_peak_fields_round_trip_through_the_record_and_read_well_in_inspect():
+    rec = decode({k.encode(): v.encode() for k, v in encode({"memory_peak": 48 * MiB, "cpu_seconds": 2.5}).items()})
+    assert rec == {"memory_peak": 48 * MiB, "cpu_seconds": 2.5}
+    shown = human_record({"id": "exec_0123456789abcdef", **rec})
+    assert "memory_peak  48.00MiB" in shown and "cpu_seconds  2.50s" in shown
+
+
+def test_binary_size():
+    assert [binary_size(n) for n in (None, 512, 1536, 12.5 * MiB, 3 * 1024 * MiB)] == \
+        ["-", "512B", "1.50KiB", "12.50MiB", "3.00GiB"]
