@@ -48,3 +48,13 @@ def test_peak_fields_round_trip_through_the_record_and_read_well_in_inspect():
 def test_binary_size():
     assert [binary_size(n) for n in (None, 512, 1536, 12.5 * MiB, 3 * 1024 * MiB)] == \
         ["-", "512B", "1.50KiB", "12.50MiB", "3.00GiB"]
+
+
+def test_the_executors_sampler_keeps_the_highest_memory_and_cpu_and_ignores_empty_documents():
+    from cronium.plugins.docker_executor import UsageSampler
+
+    sampler = UsageSampler(client=None, container_id="0" * 64)
+    for doc in (V1, {"memory_stats": {"usage": 10 * MiB}, "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000_000}}},
+                {}):
+        sampler.take(doc)
+    assert sampler.memory_peak == 48 * MiB and sampler.cpu_seconds == 3.0
