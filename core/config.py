@@ -379,3 +379,17 @@ def _cross_checks(cfg: Config) -> None:
     if cfg["timeout"] > cfg["limits.max_timeout"]:
         raise ConfigError("bad value", source=cfg.source("timeout"), key="timeout",
                           expected=f"at most limits.max_timeout ({cfg['limits.max_timeout']})", found=cfg["timeout"])
+    _check_uid_range(cfg)
+
+
+def _check_uid_range(cfg: Config) -> None:
+    """Per-execution uids must never be a profile's user (the sidecars run as that user)."""
+    from .values import uid_range
+
+    low, high = uid_range(cfg["security.uid_range"])
+    for name in cfg.profile_names():
+        uid = int(cfg[f"{PROFILE_TABLE}.{name}.user"].partition(":")[0])
+        if low <= uid <= high:
+            raise ConfigError(f"the range holds uid {uid}, the user of profile '{name}' (its sidecars run as it)",
+                              source=cfg.source("security.uid_range"), key="security.uid_range",
+                              hint=f"choose a range without {uid}, e.g. 200000-265535")

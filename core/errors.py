@@ -197,3 +197,12 @@ class DeploymentInvalid(UsageError):
 
 class SecretUnavailable(CroniumError):
     """A secret referenced by a deployment (e.g. `env:MY_TOKEN`) is not available on this worker."""
+
+
+class UidRangeFull(CroniumError):
+    """`security.per_execution_uid`: every uid of `security.uid_range` is held by a running execution."""
+
+    def __init__(self, low: int, high: int):
+        super().__init__(f"no free uid: all {high - low + 1} uids of security.uid_range {low}-{high} are held by "
+                         "running executions", hint="widen security.uid_range, or run fewer jobs at once "
+                                                   "(`cronium gc` frees the uids of crashed runs)")
