@@ -133,3 +133,39 @@ def test_the_reaper_frees_a_dead_owners_claim(cronium_runtime, cronium_flags):
     assert f"uid-claim {held[0]['uid']} ({execution})" in report.removed, report
     assert [c for c in cronium_runtime.store.uids.claims() if c["execution"] == execution] == []
     assert execution in report.lost
+
+
+@pytest.mark.parametrize("job_type, script", [
+    ("bash", 'source cronium.sh\necho x > /work/f\ncronium_output "{\\"id\\": $(id -u), \\"home\\": \\"$HOME\\"}"\n'),
+    ("node", "const c = require('cronium'); const fs = require('fs'); fs.writeFileSync('/work/f', 'x');\n"
+             "c.output({ id: process.getuid(), home: process.env.HOME })"
+             ".catch((e) => { console.error(e.message); process.exit(1); });\n"),
+])
+def test_bash_and_node_jobs_work_under_their_own_uid(cronium_run, job_type, script):
+    result = cronium_run(script, job_type)
+    assert result.status == "succeeded", result
+    assert LOW <= int(result.output["id"]) <= HIGH and result.output["home"] == "/work"
+
+
+def test_claims_are_atomic_exclusive_and_released_only_by_their_holder(cronium_runtime):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cronium.core.errors import UidRangeFull
+
+    uids, low, high = cronium_runtime.store.uids, 300000, 300031
+    names = [f"exec_{i:016x}.attempt" for i in range(32)]
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            got = list(pool.map(lambda n: uids.claim(n, low=low, high=high, info={}, ttl=60), names))
+        assert sorted(got) == list(range(low, high + 1))  # 32 claims at once, 32 different uids
+        assert uids.claim(names[0], low=low, high=high, info={}, ttl=60) == got[0]  # claiming again: the same
+        with pytest.raises(UidRangeFull, match="widen security.uid_range"):
+            uids.claim("exec_other.attempt", low=low, high=high, info={}, ttl=60)
+        assert uids.release("exec_other.attempt", got[0]) is False  # not its uid: kept
+        assert uids.release(names[0]) is True and uids.release(names[0]) is False
+        assert uids.claim("exec_other.attempt", low=low, high=high, info={}, ttl=60) == got[0]
+        names[0] = "exec_other.attempt"
+    finally:
+        for name in names:
+            uids.release(name)
+    assert [c for c in uids.claims() if low <= c["uid"] <= high] == []
