@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigInvalid
 from .values import VALIDATORS, _describe, parse_duration, parse_size  # noqa: F401 - parsers re-exported
 
 #: Keys whose values are secrets: shown masked by `cronium config show`.
@@ -182,7 +182,8 @@ def _schema_type_check(key: str, value: Any, default: Any, source: str) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError("bad value", source=source, key=key, expected=expected, found=value)
+        raise ConfigError("bad value", source=source, key=key, expected=expected, found=value,
+                          hint=f"set {key} to {expected}")
     return value
 
 
@@ -205,7 +206,8 @@ def _validate(key: str, value: Any, schema: Mapping[str, Any], source: str) -> A
     try:
         return validator(value)
     except (ValueError, TypeError) as exc:
-        raise ConfigError("bad value", source=source, key=key, expected=str(exc), found=value) from None
+        raise ConfigError("bad value", source=source, key=key, expected=str(exc), found=value,
+                          hint=f"set {key} to {exc}") from None
 
 
 def _suggest(key: str, schema: Mapping[str, Any]) -> str | None:
@@ -270,51 +272,60 @@ def load_config(*, config_file: str | os.PathLike | None = None,
                 flags: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None,
                 use_user_config: bool = True,
-                cwd: str | os.PathLike | None = None) -> Config:
+                cwd: str | os.PathLike | None = None,
+                flag_sources: Mapping[str, str] | None = None) -> Config:
     """Build the effective configuration from all layers (see module docstring).
-    `use_user_config=False` skips both the user's and the system config file (hermetic callers)."""
+    `use_user_config=False` skips both the user's and the system config file (hermetic callers).
+    `flag_sources` names where a flag value came from as the user gave it (`--set timeout=10`);
+    by default a flag is reported as `flag --KEY`. Every bad key and value of every layer is
+    reported, in one `ConfigInvalid` when there are several."""
     environ = os.environ if environ is None else environ
     defaults = dict(_flatten(default_data()))
     defaults = {k: v for k, v in defaults.items() if v != {}}
     settings: dict[str, Setting] = {
         k: Setting(k, v, "defaults", k in SECRET_KEYS) for k, v in defaults.items()
     }
+    problems: list[ConfigError] = []
 
-    def apply(data: Mapping[str, Any], source: str) -> None:
-        for key, value in _flatten(data):
-            if value == {}:
-                continue
+    def put(key: str, value: Any, source: str) -> None:
+        try:
             settings[key] = Setting(key, _validate(key, value, defaults, source), source, key in SECRET_KEYS)
+        except ConfigError as exc:
+            problems.append(exc)
 
     for path, source in _config_files(config_file, environ, use_user_config, cwd):
-        apply(_load_toml(path, source), source)
-
-    # Profiles defined in files inherit unspecified keys from the default profile.
-    for name in {k.split(".")[1] for k in settings if k.startswith(PROFILE_TABLE + ".")}:
-        for dkey, dval in defaults.items():
-            if dkey.startswith(f"{PROFILE_TABLE}.default."):
-                pkey = f"{PROFILE_TABLE}.{name}.{dkey.rsplit('.', 1)[1]}"
-                if pkey not in settings:
-                    settings[pkey] = Setting(pkey, settings[dkey].value, f"profiles.default ({settings[dkey].source})")
-
+        try:
+            data = _load_toml(path, source)
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        for key, value in _flatten(data):
+            if value != {}:
+                put(key, value, source)
+    _inherit_profiles(settings, defaults)
     env_keys = {env_name(k): k for k in settings if k.split(".")[0] not in FREE_FORM_TABLES}
     for name, raw in environ.items():
         key = env_keys.get(name)
         if key is not None:
-            src = f"env {name}"
-            default = settings[key].value
-            settings[key] = Setting(key, _validate(key, _env_value(raw, default), defaults, src), src,
-                                    key in SECRET_KEYS)
-
+            put(key, _env_value(raw, settings[key].value), f"env {name}")
     for key, value in (flags or {}).items():
-        if value is None:
-            continue
-        src = f"flag --{key.replace('.', '-').replace('_', '-')}"
-        settings[key] = Setting(key, _validate(key, value, defaults, src), src, key in SECRET_KEYS)
-
+        if value is not None:
+            put(key, value, (flag_sources or {}).get(key) or f"flag --{key.replace('.', '-').replace('_', '-')}")
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigInvalid(problems)
     cfg = Config(settings)
     _cross_checks(cfg)
     return cfg
+
+
+def _inherit_profiles(settings: dict[str, Setting], defaults: Mapping[str, Any]) -> None:
+    """Profiles defined in files inherit unspecified keys from the default profile."""
+    for name in {k.split(".")[1] for k in settings if k.startswith(PROFILE_TABLE + ".")}:
+        for dkey in defaults:
+            if dkey.startswith(f"{PROFILE_TABLE}.default."):
+                pkey = f"{PROFILE_TABLE}.{name}.{dkey.rsplit('.', 1)[1]}"
+                if pkey not in settings:
+                    settings[pkey] = Setting(pkey, settings[dkey].value, f"profiles.default ({settings[dkey].source})")
 
 
 def unknown_env(environ: Mapping[str, str] | None = None, config: Config | None = None) -> list[str]:
@@ -368,3 +379,17 @@ def _cross_checks(cfg: Config) -> None:
     if cfg["timeout"] > cfg["limits.max_timeout"]:
         raise ConfigError("bad value", source=cfg.source("timeout"), key="timeout",
                           expected=f"at most limits.max_timeout ({cfg['limits.max_timeout']})", found=cfg["timeout"])
+    _check_uid_range(cfg)
+
+
+def _check_uid_range(cfg: Config) -> None:
+    """Per-execution uids must never be a profile's user (the sidecars run as that user)."""
+    from .values import uid_range
+
+    low, high = uid_range(cfg["security.uid_range"])
+    for name in cfg.profile_names():
+        uid = int(cfg[f"{PROFILE_TABLE}.{name}.user"].partition(":")[0])
+        if low <= uid <= high:
+            raise ConfigError(f"the range holds uid {uid}, the user of profile '{name}' (its sidecars run as it)",
+                              source=cfg.source("security.uid_range"), key="security.uid_range",
+                              hint=f"choose a range without {uid}, e.g. 200000-265535")

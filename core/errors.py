@@ -47,6 +47,18 @@ class ConfigError(UsageError):
         self.found = found
 
 
+class ConfigInvalid(ConfigError):
+    """Several configuration values are wrong at once; `problems` has one ConfigError each (source,
+    key, what was expected, the fix), so a user fixes them all in one go."""
+
+    def __init__(self, problems: list[ConfigError]):
+        lines = "\n  ".join(str(p).replace("\n", "\n  ") for p in problems)
+        UsageError.__init__(self, f"configuration rejected, {len(problems)} problems:\n  {lines}",
+                            hint="fix each key named above (nothing was run)")
+        self.problems = problems
+        self.source = self.key = self.expected = self.found = None
+
+
 class PluginLoadError(CroniumError):
     """A plugin entry point, or a file of the plugins directory (`path`), could not be imported."""
 
@@ -185,3 +197,12 @@ class DeploymentInvalid(UsageError):
 
 class SecretUnavailable(CroniumError):
     """A secret referenced by a deployment (e.g. `env:MY_TOKEN`) is not available on this worker."""
+
+
+class UidRangeFull(CroniumError):
+    """`security.per_execution_uid`: every uid of `security.uid_range` is held by a running execution."""
+
+    def __init__(self, low: int, high: int):
+        super().__init__(f"no free uid: all {high - low + 1} uids of security.uid_range {low}-{high} are held by "
+                         "running executions", hint="widen security.uid_range, or run fewer jobs at once "
+                                                   "(`cronium gc` frees the uids of crashed runs)")

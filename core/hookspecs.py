@@ -235,7 +235,8 @@ def reap_orphans(judge, dry_run, report, runtime):
     orchestrator left behind, and remove the orphaned ones. Each plugin reaps only its own kinds
     (the built-ins: job containers and volumes by `docker_executor`, sidecar containers incl.
     pooled ones and Redis ACL users by `sidecar`, networks and egress firewall rules by
-    `network`); the core never lists or removes anything itself.
+    `network`, per-execution uid claims by `security`); the core never lists or removes anything
+    itself.
 
     Called outside any execution: by `cronium gc`, by the background reaper every process starts
     (`gc.on_start`), every `worker.reap_interval` seconds in a worker, and — with a judgement that

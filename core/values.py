@@ -146,6 +146,19 @@ def _user(v: Any) -> str:
     return v
 
 
+def uid_range(v: Any) -> tuple[int, int]:
+    """`security.uid_range` "LOW-HIGH" -> (low, high): non-system uids (1000 or more) below 2^31-1."""
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", v) if isinstance(v, str) else None
+    if not m or not 1000 <= int(m.group(1)) <= int(m.group(2)) <= 2**31 - 2:
+        raise ValueError("a uid range such as '200000-265535' (LOW-HIGH, 1000 <= LOW <= HIGH < 2147483647)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _uid_range(v: Any) -> str:
+    uid_range(v)
+    return v
+
+
 def _key_prefix(v: Any) -> str:
     """The prefix goes into the sidecar's ACL key patterns (`~<prefix>exec:…`): a glob character
     (`*`, `?`, `[`) or a space there would widen or break them."""
@@ -189,6 +202,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "variables.max_value_bytes": _positive_int,
     "variables.max_count": _positive_int,
     "variables.max_bytes": _positive_int,
+    "security.uid_range": _uid_range,
     # per profile (suffix match on profiles.<name>.<key>)
     "profile.memory": _size,
     "profile.swap": _size,

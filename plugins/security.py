@@ -9,6 +9,12 @@ still gets the profile's memory and pids limits. The sidecar gets the same harde
 `sidecar.*` limits. Every setting is listed in `ContainerOptions.applied`; the core refuses to start
 a container whose merged options miss one, and a seccomp profile that cannot be read or an engine
 without seccomp support fails the job instead of running it unconfined.
+
+With `security.per_execution_uid`, each execution attempt's job runs as a uid (and gid) of its own
+from `security.uid_range`, claimed in the store (`store.uids`) when its options are made, released
+at `cleanup`; `reap_orphans` releases the claims of crashed owners. The job's /work tmpfs belongs
+to that uid. The search for a free uid goes round the range from a cursor, so a freed uid is
+handed out again only after the rest of the range.
 """
 from __future__ import annotations
 
@@ -21,8 +27,11 @@ from cronium.core import hookimpl
 from cronium.core.config import parse_size
 from cronium.core.errors import SecurityNotApplied
 from cronium.core.model import ContainerOptions
+from cronium.core.values import uid_range
 
 NOFILE = 4096
+#: A uid claim outlives its execution's timeout by this much (the owner or the reaper frees it sooner).
+UID_CLAIM_MARGIN = 86400.0
 _seccomp_cache: dict[str, str] = {}
 _engine_seccomp: dict[int, bool] = {}
 _lock = threading.Lock()
@@ -96,19 +105,61 @@ def container_options(execution, role, runtime):
     seccomp = load_seccomp(profile["seccomp"])
     if seccomp is None and not engine_supports_seccomp(runtime.docker):
         raise SecurityNotApplied("Docker's default seccomp profile", "the engine reports no seccomp support")
-    uid, _, gid = profile["user"].partition(":")
-    gid = gid or uid
     tmpfs_size = parse_size(profile["tmpfs_size"])
     if role == "sidecar":
         return build_options(
             user=profile["user"], memory=parse_size(cfg["sidecar.memory"]), swap=0, cpus=cfg["sidecar.cpus"],
             pids=cfg["sidecar.pids"], tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={8 * 1024 * 1024},mode=1777"},
             seccomp=seccomp, working_dir=None, env={})
+    user = _job_user(execution, runtime) or profile["user"]
+    uid, _, gid = user.partition(":")
+    gid = gid or uid
     r = execution.resources
     return build_options(
-        user=profile["user"], memory=r.memory, swap=parse_size(profile["swap"]), cpus=r.cpus, pids=r.pids,
+        user=user, memory=r.memory, swap=parse_size(profile["swap"]), cpus=r.cpus, pids=r.pids,
         tmpfs={
             "/tmp": f"rw,nosuid,nodev,size={tmpfs_size},mode=1777",
             "/work": f"rw,nosuid,nodev,size={tmpfs_size},uid={uid},gid={gid},mode=0700",
         },
         seccomp=seccomp, working_dir="/work", env={"HOME": "/work"})
+
+
+def _uid_claim(execution) -> str:
+    return f"{execution.execution_id}.{execution.attempt_tag}"
+
+
+def _job_user(execution, runtime) -> str | None:
+    """`uid:gid` of the execution's own uid when `security.per_execution_uid` is on (claimed here,
+    or the one this attempt already holds), else None."""
+    if not runtime.config["security.per_execution_uid"]:
+        return None
+    low, high = uid_range(runtime.config["security.uid_range"])
+    info = {"execution": execution.execution_id, "owner": execution.owner, "deadline": execution.deadline}
+    uid = runtime.store.uids.claim(_uid_claim(execution), low=low, high=high, info=info,
+                                   ttl=execution.timeout + UID_CLAIM_MARGIN)
+    return f"{uid}:{uid}"
+
+
+@hookimpl(trylast=True)
+def cleanup(execution, result, runtime):
+    """Free the execution's uid (when it holds one; the job container is gone by now)."""
+    if runtime.config["security.per_execution_uid"]:
+        runtime.store.uids.release(_uid_claim(execution))
+
+
+@hookimpl(trylast=True)
+def reap_orphans(judge, dry_run, report, runtime):
+    """Uid claims whose owner died (or whose execution the judgement selects). Only while
+    `security.per_execution_uid` is on: claims left from before it was turned off expire by TTL."""
+    if not runtime.config["security.per_execution_uid"]:
+        return
+    for claim in runtime.store.uids.claims():
+        what = f"uid-claim {claim['uid']} ({claim.get('execution', '?')})"
+        labels = {"cronium.execution": str(claim.get("execution", "")), "cronium.owner": str(claim.get("owner", "")),
+                  "cronium.deadline": str(claim.get("deadline", ""))}
+        if not judge.verdict(labels):
+            report.kept.append(what)
+            continue
+        if not dry_run and not runtime.store.uids.release(claim["claim"], claim["uid"]):
+            continue  # released meanwhile by its owner
+        report.removed.append(what)

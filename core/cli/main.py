@@ -18,12 +18,16 @@ class AppContext:
         self.debug = debug
         self.overrides = overrides
         self.flags: dict[str, Any] = {}
+        #: Where a flag-level value came from, as the user typed it (`--set limits.max_cpus=9`,
+        #: `--raw`); keys not listed are reported as `flag --KEY`.
+        self.flag_sources: dict[str, str] = {}
 
     @cached_property
     def config(self):
         from cronium.core.config import load_config
 
-        return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags})
+        return load_config(config_file=self.config_file, flags={**self.overrides, **self.flags},
+                           flag_sources=self.flag_sources)
 
     def runtime(self, *, console: bool = False, warm_pool: bool = False, read_only: bool = False):
         """The process's Runtime. One-shot commands keep no warm sidecar pool; long-lived ones
@@ -44,10 +48,11 @@ class AppContext:
             rt.close()
 
 
-def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
+def _parse_set(values: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`--set KEY=VALUE` items -> (values by key, the source each is reported under: the item as given)."""
     import tomllib
 
-    out = {}
+    out, sources = {}, {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -57,7 +62,8 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word is a string
         out[key.strip()] = value
-    return out
+        sources[key.strip()] = f"--set {item}"
+    return out, sources
 
 
 class CroniumGroup(click.Group):
@@ -141,10 +147,13 @@ def _no_color(value: bool) -> None:
 
 def _app_context(params: dict[str, Any]) -> AppContext:
     """The AppContext of the group's parsed global options."""
-    overrides = _parse_set(params.get("settings") or ())
+    overrides, sources = _parse_set(params.get("settings") or ())
     if params.get("plugins_dir") is not None:
         overrides["plugins_dir"] = params["plugins_dir"]
-    return AppContext(params.get("config_file"), bool(params.get("debug")), overrides)
+        sources["plugins_dir"] = "flag --plugins-dir"
+    app = AppContext(params.get("config_file"), bool(params.get("debug")), overrides)
+    app.flag_sources.update(sources)
+    return app
 
 
 def _register_commands() -> None:

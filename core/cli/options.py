@@ -45,6 +45,7 @@ def escape_mode(app, raw: bool) -> str:
     command's runtime exists, so that the runtime's terminal sink follows --raw as well."""
     if raw:
         app.flags["logs.terminal_escape"] = "never"
+        app.flag_sources["logs.terminal_escape"] = "flag --raw"
         return "never"
     return app.config["logs.terminal_escape"]
 

@@ -1,10 +1,18 @@
-"""Schedules: 5-field cron expressions, `@hourly`-style macros and `@every 5s` intervals.
+"""Schedules: 5-field cron expressions (6 with a leading seconds field), `@hourly`-style macros and
+`@every 5s` intervals.
 
-    ┌ minute (0-59)  ┌ hour (0-23)  ┌ day of month (1-31)  ┌ month (1-12 or JAN-DEC)  ┌ day of week (0-7 or SUN-SAT; 0 and 7 are Sunday)
-    *                *              *                      *                          *
+    ┌ second (0-59, only in the 6-field form)
+    │  ┌ minute (0-59)  ┌ hour (0-23)  ┌ day of month (1-31)  ┌ month (1-12 or JAN-DEC)  ┌ day of week (0-7 or SUN-SAT; 0 and 7 are Sunday)
+    [*] *                *              *                      *                          *
 
 Each field is `*`, a number or name, a range `a-b`, a step `*/n`, `a-b/n` or `a/n`, or a comma list
-of those. As in Vixie cron, when both day fields are restricted a day matches if *either* does.
+of those. With five fields a schedule fires at second 0. The day fields also take (Quartz style):
+`L` (day of month: the last day), `LW` (the last weekday, Mon-Fri), `15W` (the weekday nearest the
+15th, within the same month), `5L` (day of week: the last Friday of the month), `5#2` (the second
+Friday) and `?` (same as `*`).
+
+Day of month and day of week combine as in Vixie cron: if either field starts with `*` (so `*` and
+`*/2` alike) a day must match both; otherwise (both restricted) a day matches if *either* does.
 
 Next fire times are computed in the schedule's time zone (`zoneinfo`) on wall-clock time, with
 daylight-saving changes handled the way cron users expect:
@@ -20,9 +28,10 @@ independent), so every scheduler computes the same fire times.
 """
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..spec import finite_number
@@ -36,8 +45,9 @@ MACROS = {
 }
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-#: How far ahead the search looks before deciding an expression never fires (covers Feb 29).
-SEARCH_YEARS = 9
+#: How far ahead the search looks before deciding an expression never fires (dates and weekdays
+#: line up again within 28 years, 40 across a century that is not a leap year).
+SEARCH_YEARS = 40
 #: Clock changes shift wall time by at most this much (real zones: up to 2 h, plus margin).
 DST_HORIZON_HOURS = 3
 
@@ -86,6 +96,7 @@ class Field:
     names: dict[str, int] | None = None
 
 
+SECOND = Field("second", 0, 59)
 FIELDS = (
     Field("minute", 0, 59),
     Field("hour", 0, 23),
@@ -93,6 +104,9 @@ FIELDS = (
     Field("month", 1, 12, MONTH_NAMES),
     Field("day of week", 0, 7, DAY_NAMES),
 )
+NEAREST_WEEKDAY_RE = re.compile(r"(\d+)W")
+NTH_WEEKDAY_RE = re.compile(r"(\w+)#(\d+)")
+LAST_WEEKDAY_RE = re.compile(r"(\w+)L")
 
 
 def _value(text: str, field: Field) -> int:
@@ -107,33 +121,117 @@ def _value(text: str, field: Field) -> int:
     return number
 
 
+def _items(text: str, field: Field) -> list[str]:
+    parts = text.split(",")
+    if not all(parts):
+        raise ScheduleError(f"{field.name}: empty list item in {text!r}")
+    return parts
+
+
+def _part_values(part: str, field: Field) -> range:
+    """One list item (`*`, `a`, `a-b`, with an optional `/n` step) -> the values it matches."""
+    body, slash, step_text = part.partition("/")
+    step = 1
+    if slash:
+        if not step_text.isdigit() or int(step_text) < 1:
+            raise ScheduleError(f"{field.name}: step {step_text!r} must be a whole number >= 1")
+        step = int(step_text)
+    if body in ("*", "?"):
+        low, high = field.low, field.high
+    elif "-" in body:
+        a, _, b = body.partition("-")
+        low, high = _value(a, field), _value(b, field)
+        if low > high:
+            raise ScheduleError(f"{field.name}: range {body!r} runs backwards")
+    else:
+        low = _value(body, field)
+        high = field.high if slash else low  # 'a/n' means a, a+n, … up to the maximum
+    return range(low, high + 1, step)
+
+
+def _sunday_is_zero(values) -> frozenset[int]:
+    return frozenset(0 if v == 7 else v for v in values)
+
+
 def parse_field(text: str, field: Field) -> frozenset[int]:
-    """One cron field -> the set of values it matches."""
-    values: set[int] = set()
-    for part in text.split(","):
-        if not part:
-            raise ScheduleError(f"{field.name}: empty list item in {text!r}")
-        body, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ScheduleError(f"{field.name}: step {step_text!r} must be a whole number >= 1")
-            step = int(step_text)
-        if body == "*":
-            low, high = field.low, field.high
-        elif "-" in body:
-            a, _, b = body.partition("-")
-            low, high = _value(a, field), _value(b, field)
-            if low > high:
-                raise ScheduleError(f"{field.name}: range {body!r} runs backwards")
-        else:
-            low = _value(body, field)
-            high = field.high if slash else low  # 'a/n' means a, a+n, … up to the maximum
-        values.update(range(low, high + 1, step))
-    if field.name == "day of week" and 7 in values:
-        values.discard(7)
-        values.add(0)
-    return frozenset(values)
+    """One cron field (without the L, W and # forms) -> the set of values it matches."""
+    values = {v for part in _items(text, field) for v in _part_values(part, field)}
+    return _sunday_is_zero(values) if field.name == "day of week" else frozenset(values)
+
+
+def _nearest_weekday(day: date, target: int) -> int | None:
+    """`targetW`: the weekday (Mon-Fri) nearest the target day, never leaving the month."""
+    last = calendar.monthrange(day.year, day.month)[1]
+    if target > last:
+        return None
+    weekday = date(day.year, day.month, target).weekday()  # Monday = 0
+    if weekday == 5:  # Saturday: the Friday before, or Monday the 3rd for the 1st
+        return target - 1 if target > 1 else target + 2
+    if weekday == 6:  # Sunday: the Monday after, or the Friday before at the end of the month
+        return target + 1 if target < last else target - 2
+    return target
+
+
+@dataclass(frozen=True)
+class MonthDays:
+    """The day-of-month field: plain days plus `L`, `LW` and `nW`."""
+    days: frozenset[int]
+    last: bool = False
+    last_weekday: bool = False
+    nearest_weekday: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str, field: Field) -> MonthDays:
+        days, last, last_weekday, nearest = set(), False, False, set()
+        for part in _items(text, field):
+            upper = part.upper()
+            if upper == "L":
+                last = True
+            elif upper == "LW":
+                last_weekday = True
+            elif m := NEAREST_WEEKDAY_RE.fullmatch(upper):
+                nearest.add(_value(m.group(1), field))
+            else:
+                days.update(_part_values(part, field))
+        return cls(frozenset(days), last, last_weekday, frozenset(nearest))
+
+    def matches(self, day: date) -> bool:
+        last = calendar.monthrange(day.year, day.month)[1]
+        if day.day in self.days or (self.last and day.day == last):
+            return True
+        if self.last_weekday and day.day == _nearest_weekday(day, last):
+            return True
+        return any(day.day == _nearest_weekday(day, t) for t in self.nearest_weekday)
+
+
+@dataclass(frozen=True)
+class WeekDays:
+    """The day-of-week field: plain weekdays (0 = Sunday) plus `5L` (last Friday) and `5#2`."""
+    weekdays: frozenset[int]
+    last_of: frozenset[int] = frozenset()
+    nth_of: frozenset[tuple[int, int]] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str, field: Field) -> WeekDays:
+        weekdays, last_of, nth_of = set(), set(), set()
+        for part in _items(text, field):
+            if m := NTH_WEEKDAY_RE.fullmatch(part):
+                n = int(m.group(2))
+                if not 1 <= n <= 5:
+                    raise ScheduleError(f"{field.name}: in {part!r} the week number must be 1-5")
+                nth_of.add((_value(m.group(1), field), n))
+            elif m := LAST_WEEKDAY_RE.fullmatch(part.upper()):
+                last_of.add(_value(m.group(1), field))
+            else:
+                weekdays.update(_part_values(part, field))
+        return cls(_sunday_is_zero(weekdays), _sunday_is_zero(last_of),
+                   frozenset((0 if d == 7 else d, n) for d, n in nth_of))
+
+    def matches(self, day: date) -> bool:
+        weekday = day.isoweekday() % 7
+        if weekday in self.weekdays or (weekday, (day.day - 1) // 7 + 1) in self.nth_of:
+            return True
+        return weekday in self.last_of and day.day + 7 > calendar.monthrange(day.year, day.month)[1]
 
 
 class Schedule:
@@ -173,21 +271,26 @@ class IntervalSchedule(Schedule):
 
 
 class CronSchedule(Schedule):
-    """A 5-field cron expression evaluated in a time zone."""
+    """A cron expression (5 fields, or 6 with seconds first) evaluated in a time zone."""
 
     def __init__(self, expression: str, tz: ZoneInfo):
         self.expression = expression
         self.tz = tz
         text = MACROS.get(expression.strip().lower(), expression)
         parts = text.split()
-        if len(parts) != 5:
+        if len(parts) not in (5, 6):
             raise ScheduleError(f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
-                                f"got {len(parts)} in {expression!r}")
-        self.minutes, self.hours, self.days, self.months, self.weekdays = (
-            parse_field(p, f) for p, f in zip(parts, FIELDS))
+                                f"or 6 with a seconds field first; got {len(parts)} in {expression!r}")
+        self.seconds = parse_field(parts.pop(0), SECOND) if len(parts) == 6 else frozenset({0})
+        minute, hour, day, month, weekday = FIELDS
+        self.minutes, self.hours = parse_field(parts[0], minute), parse_field(parts[1], hour)
+        self.days, self.months = MonthDays.parse(parts[2], day), parse_field(parts[3], month)
+        self.weekdays = WeekDays.parse(parts[4], weekday)
         self._sorted_minutes = sorted(self.minutes)
-        self.day_restricted = parts[2] != "*"
-        self.weekday_restricted = parts[4] != "*"
+        self._sorted_seconds = sorted(self.seconds)
+        # Vixie cron: a day field that starts with '*' (or '?') is unrestricted, even '*/2'.
+        self.day_restricted = not parts[2].startswith(("*", "?"))
+        self.weekday_restricted = not parts[4].startswith(("*", "?"))
         self.every_hour = parts[1] == "*"
         # Fail now, not at the first tick, for expressions such as "0 0 30 2 *".
         self.next_after(datetime(2000, 1, 1, tzinfo=timezone.utc))
@@ -196,14 +299,14 @@ class CronSchedule(Schedule):
         return f"CronSchedule({self.expression!r}, {self.tz.key!r})"
 
     def _day_matches(self, day: datetime) -> bool:
-        in_month = day.day in self.days
-        in_week = (day.isoweekday() % 7) in self.weekdays
+        in_month = self.days.matches(day)
+        in_week = self.weekdays.matches(day)
         if self.day_restricted and self.weekday_restricted:
             return in_month or in_week
         return in_month and in_week
 
-    def _next_wall(self, start: datetime) -> datetime:
-        """The first naive wall time >= start (minute resolution) matching every field."""
+    def _next_wall_minute(self, start: datetime) -> datetime:
+        """The first naive wall minute >= start (a whole minute) matching every field but seconds."""
         t = start
         limit = start.year + SEARCH_YEARS
         while t.year <= limit:
@@ -223,6 +326,16 @@ class CronSchedule(Schedule):
                 continue
             return t
         raise ScheduleError(f"{self.expression!r} never fires (no matching date in {SEARCH_YEARS} years)")
+
+    def _next_wall(self, start: datetime) -> datetime:
+        """The first naive wall time >= start (whole seconds) matching every field."""
+        minute = start.replace(second=0, microsecond=0)
+        while True:
+            minute = self._next_wall_minute(minute)
+            for second in self._sorted_seconds:
+                if minute.replace(second=second) >= start:
+                    return minute.replace(second=second)
+            minute += timedelta(minutes=1)
 
     def _instants(self, wall: datetime) -> list[datetime]:
         """The real instants of a wall time: one normally, none in a DST gap, two in a fold."""
@@ -253,14 +366,14 @@ class CronSchedule(Schedule):
         return [i.astimezone(timezone.utc) for i in instants]
 
     def _first_after(self, after: datetime) -> datetime:
-        # Start at the current wall minute: its second occurrence (in a fold) may still be ahead.
-        wall = after.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0)
+        # Start at the current wall second: its second occurrence (in a fold) may still be ahead.
+        wall = after.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
         while True:
             wall = self._next_wall(wall)
             for instant in self._candidates(wall):
                 if instant > after:
                     return instant
-            wall += timedelta(minutes=1)
+            wall += timedelta(seconds=1)
 
     def next_after(self, after: datetime) -> datetime:
         if after.tzinfo is None:
@@ -274,7 +387,7 @@ class CronSchedule(Schedule):
         # the second pass comes before 02:30 of the first pass in wall order but after it in real
         # time), so take the earliest instant among the wall times up to the horizon.
         best = first
-        wall = after.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0)
+        wall = after.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
         wall -= timedelta(hours=DST_HORIZON_HOURS)  # a fold's second pass repeats earlier wall times
         end = horizon.astimezone(self.tz).replace(tzinfo=None)
         while True:
@@ -284,7 +397,7 @@ class CronSchedule(Schedule):
             for instant in self._candidates(wall):
                 if after < instant < best:
                     best = instant
-            wall += timedelta(minutes=1)
+            wall += timedelta(seconds=1)
 
 
 def parse_schedule(expression: str, tz_name: str = "UTC") -> Schedule:

@@ -1,7 +1,13 @@
 """Prometheus metrics in the text exposition format (version 0.0.4), served over HTTP.
 
-Written by hand rather than with `prometheus_client`: cronium needs three metric kinds, labels
-and one HTTP endpoint — about a hundred lines — and one dependency less on every worker host.
+Written by hand rather than with `prometheus_client`: cronium needs three metric kinds, labels,
+the standard process metrics and one HTTP endpoint — a few hundred lines — and one dependency
+less on every worker host (README, "Dependencies", says why). A wrong number of label values
+raises `ValueError` naming the metric and its labels, as prometheus_client does.
+
+Process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`, …) carry the names
+and meanings of prometheus_client's process collector, read from /proc at scrape time (Linux;
+elsewhere they are left out), so dashboards made for it work unchanged.
 
 Per-process metrics (counters, histograms) are updated by the worker and scheduler of this
 process; cluster-wide gauges (queue depth, heartbeats) are read from Redis at scrape time, so any
@@ -11,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import resource
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +65,13 @@ class _Metric:
         self.name, self.help, self.label_names = name, help, tuple(labels)
         self._lock = threading.Lock()
 
+    def check_labels(self, values: Sequence[str]) -> None:
+        """Raise ValueError unless `values` has one value per label name."""
+        if len(values) != len(self.label_names):
+            expected = ", ".join(self.label_names) if self.label_names else "no labels"
+            raise ValueError(f"metric {self.name}: got {len(values)} label value(s) {tuple(values)!r}, "
+                             f"expected {len(self.label_names)} ({expected})")
+
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
 
@@ -72,6 +87,7 @@ class Counter(_Metric):
         self._values: dict[LabelValues, float] = {} if labels else {(): 0.0}
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self.check_labels(labels)
         with self._lock:
             self._values[labels] = self._values.get(labels, 0.0) + amount
 
@@ -93,6 +109,7 @@ class Histogram(_Metric):
         self._series: dict[LabelValues, list] = {}  # labels -> [bucket counts..., sum, count]
 
     def observe(self, value: float, *labels: str) -> None:
+        self.check_labels(labels)
         with self._lock:
             series = self._series.setdefault(labels, [0] * len(self.buckets) + [0.0, 0])
             for i, bound in enumerate(self.buckets):
@@ -128,16 +145,82 @@ class Gauge(_Metric):
         self._values: dict[LabelValues, float] = {} if labels else {(): 0.0}
 
     def set(self, value: float, *labels: str) -> None:
+        self.check_labels(labels)
         with self._lock:
             self._values[labels] = value
 
     def samples(self) -> list[str]:
         if self._collect is not None:
             items = sorted(self._collect())
+            for labels, _ in items:
+                self.check_labels(labels)
         else:
             with self._lock:
                 items = sorted(self._values.items())
         return [f"{self.name}{_labels(self.label_names, k)} {format_value(v)}" for k, v in items]
+
+
+class CollectedCounter(Gauge):
+    """A counter whose value comes from a callback at scrape time (a total kept elsewhere: CPU time)."""
+
+    kind = "counter"
+
+
+def process_stats(proc: str = "/proc/self") -> dict[str, float]:
+    """What prometheus_client's process collector reports, from /proc (Linux): resident and
+    virtual memory, CPU seconds, start time, open and maximum file descriptors."""
+    with open(f"{proc}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()  # after "pid (comm)", which may hold spaces
+    ticks, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGESIZE")
+    with open("/proc/stat") as fh:
+        boot = next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+    # fields[0] is field 3 of proc(5): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+    return {
+        "virtual_memory_bytes": float(fields[20]),
+        "resident_memory_bytes": float(fields[21]) * page,
+        "cpu_seconds_total": (float(fields[11]) + float(fields[12])) / ticks,
+        "start_time_seconds": boot + float(fields[19]) / ticks,
+        "open_fds": float(len(os.listdir(f"{proc}/fd"))),
+        "max_fds": _max_open_files(proc),
+    }
+
+
+def _max_open_files(proc: str) -> float:
+    """The soft RLIMIT_NOFILE of the process (`Max open files` in /proc/<pid>/limits)."""
+    with open(f"{proc}/limits") as fh:
+        for line in fh:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return math.inf if soft == "unlimited" else float(soft)
+    return float(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+PROCESS_METRICS = (
+    ("process_virtual_memory_bytes", Gauge, "Virtual memory size in bytes.", "virtual_memory_bytes"),
+    ("process_resident_memory_bytes", Gauge, "Resident memory size in bytes.", "resident_memory_bytes"),
+    ("process_start_time_seconds", Gauge, "Start time of the process since unix epoch in seconds.",
+     "start_time_seconds"),
+    ("process_cpu_seconds_total", CollectedCounter, "Total user and system CPU time spent in seconds.",
+     "cpu_seconds_total"),
+    ("process_open_fds", Gauge, "Number of open file descriptors.", "open_fds"),
+    ("process_max_fds", Gauge, "Maximum number of open file descriptors.", "max_fds"),
+)
+
+
+def add_process_metrics(registry: "Registry", stats: Callable[[], dict[str, float]] = process_stats) -> None:
+    """The process metrics of this process (left out where /proc cannot be read)."""
+    cache: dict = {}
+    lock = threading.Lock()
+
+    def read(field: str) -> list[tuple[LabelValues, float]]:
+        with lock:  # the metrics of one scrape share one read of /proc
+            now = time.monotonic()
+            if now - cache.get("at", -1e9) > 0.5:
+                cache["stats"], cache["at"] = stats(), now
+            return [((), cache["stats"][field])]
+
+    for name, kind, help, field in PROCESS_METRICS:
+        registry.add(kind(name, help, collect=lambda field=field: read(field)))
 
 
 class Registry:
@@ -187,6 +270,8 @@ class CroniumMetrics:
                                      "Scheduled runs not enqueued, by job and reason (busy: concurrency policy "
                                      "forbid; missed: later than scheduler.starting_deadline).", ("job", "reason")))
         self.leader = r.add(Gauge("cronium_scheduler_leader", "1 while this process is the scheduler leader."))
+        if os.path.exists("/proc/self/stat"):
+            add_process_metrics(r)
         if queue is not None:
             self._add_cluster_gauges(queue)
 

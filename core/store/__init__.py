@@ -11,6 +11,7 @@ redis-py traceback); each aggregate has a repository that owns every Redis comma
     store.deployments  deployments, their jobs and scripts, the deploy generation             (deployments.py)
     store.queue        the queue stream and group, delayed/active sets, dead letters, cancels (queue.py)
     store.schedules    the schedulers' leader lease, each scheduled job's state               (schedules.py)
+    store.uids         per-execution uid claims (security.per_execution_uid)                  (uids.py)
 
 `probe.py` PINGs a server that may still be starting (the managed Redis). Nothing outside this
 package sends a Redis command (tests/unit/test_store_boundary.py checks it). Key layout: `keys.py`
@@ -34,6 +35,7 @@ from .queue import WorkQueue
 from .records import ExecutionRecords
 from .schedules import Schedules
 from .spool import RecordSpool
+from .uids import UidClaims
 from .variables import Variables, validate_variable_key
 
 __all__ = ["Store", "Keys", "RecordSpool", "validate_variable_key"]
@@ -58,6 +60,7 @@ class Store:
         self.deployments = Deployments(self)
         self.queue = WorkQueue(self)
         self.schedules = Schedules(self)
+        self.uids = UidClaims(self)
 
     @contextmanager
     def guard(self, *, key: str | None = None) -> Iterator[None]:

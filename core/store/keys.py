@@ -103,3 +103,21 @@ class Keys:
 
     def schedule_state(self, job: str) -> str:
         return f"{self.prefix}schedule:{job}"
+
+    # --- per-execution uids (store/uids.py) ---------------------------------------------------
+    def uid_claim(self, uid: int | str) -> str:
+        """`uid:<uid>`: which execution attempt holds the uid (JSON: claim, execution, owner, deadline)."""
+        return f"{self.prefix}uid:{uid}"
+
+    @property
+    def uid_claim_pattern(self) -> str:
+        return f"{self.prefix}uid:*"
+
+    def uid_of(self, claim: str) -> str:
+        """`uid-of:<execution>.<attempt tag>`: the uid a claim holds (so claiming twice gives the same)."""
+        return f"{self.prefix}uid-of:{claim}"
+
+    @property
+    def uid_cursor(self) -> str:
+        """Where the next search for a free uid starts, so freed uids are reused last."""
+        return f"{self.prefix}uid-cursor"

@@ -53,7 +53,12 @@ def test_field_syntax(text, field, expected):
 
 @pytest.mark.parametrize("expression, message", [
     ("* * * *", "5 fields"),
-    ("* * * * * *", "5 fields"),
+    ("* * * * * * *", "5 fields"),
+    ("60 * * * * *", "second: 60 is out of range"),
+    ("0 0 * * 5#6", "week number must be 1-5"),
+    ("0 0 32W * *", "out of range"),
+    ("0 0 * * 8L", "out of range"),
+    ("0 0 XW * *", "not a number"),
     ("60 * * * *", "out of range"),
     ("* 24 * * *", "out of range"),
     ("* * 0 * *", "out of range"),
@@ -173,3 +178,69 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ScheduleError):
         parse_duration(text)
+
+
+def fires_s(expression: str, start: datetime, count: int, tz: str = "UTC") -> list[str]:
+    """Like fires(), with seconds."""
+    schedule, zone, out, t = parse_schedule(expression, tz), ZoneInfo(tz), [], start
+    for _ in range(count):
+        t = schedule.next_after(t)
+        out.append(t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z"))
+    return out
+
+
+MARCH_1 = datetime(2024, 3, 1, tzinfo=UTC)  # a Friday
+JUNE_1 = datetime(2024, 6, 1, tzinfo=UTC)  # a Saturday
+
+# Expected instants written by hand from a 2024 calendar (cross-checked with croniter where it agrees
+# with Vixie cron: it does not treat '*/n' day fields as unrestricted, and has no W).
+DAY_RULES = [
+    # A day field starting with '*' is unrestricted, so the other one must match too (AND):
+    # odd days of the month that are Mondays, not odd days or Mondays.
+    ("0 0 */2 * MON", MARCH_1, ["2024-03-11", "2024-03-25", "2024-04-01", "2024-04-15"]),
+    # ... and 1st or 15th that is a Sunday, Tuesday, Thursday or Saturday.
+    ("0 0 1,15 * */2", MARCH_1, ["2024-06-01", "2024-06-15", "2024-08-01", "2024-08-15"]),
+    ("0 0 ? * MON", MARCH_1, ["2024-03-04", "2024-03-11"]),
+    # Both restricted: either (OR), also with the new forms.
+    ("0 0 L * FRI", datetime(2024, 3, 20, tzinfo=UTC), ["2024-03-22", "2024-03-29", "2024-03-31",
+                                                       "2024-04-05"]),
+    ("0 0 L * *", datetime(2024, 1, 15, tzinfo=UTC), ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"]),
+    # Last weekday: March 31 2024 is a Sunday, June 30 a Sunday.
+    ("0 0 LW * *", MARCH_1, ["2024-03-29", "2024-04-30", "2024-05-31", "2024-06-28"]),
+    # Nearest weekday: June 15 2024 is a Saturday (-> Fri 14), September 15 a Sunday (-> Mon 16).
+    ("0 0 15W 6,9 *", MARCH_1, ["2024-06-14", "2024-09-16"]),
+    # 1W never leaves the month: June 1 2024 is a Saturday -> Monday June 3, not Friday May 31.
+    ("0 0 1W 6 *", MARCH_1, ["2024-06-03"]),
+    # 31W: August 31 2024 is a Saturday -> Fri 30; only months with a 31st.
+    ("0 0 31W * *", JUNE_1, ["2024-07-31", "2024-08-30", "2024-10-31", "2024-12-31"]),
+    ("0 0 * * 5L", MARCH_1, ["2024-03-29", "2024-04-26", "2024-05-31"]),
+    ("0 0 * * FRIL", MARCH_1, ["2024-03-29"]),
+    ("0 0 * * 5#2", MARCH_1, ["2024-03-08", "2024-04-12", "2024-05-10"]),
+    ("0 0 * * MON#1", datetime(2024, 3, 5, tzinfo=UTC), ["2024-04-01", "2024-05-06"]),
+    ("0 0 * * 1#5", MARCH_1, ["2024-04-29", "2024-07-29"]),
+    ("0 0 * * 7#1", MARCH_1, ["2024-03-03", "2024-04-07"]),
+]
+
+
+@pytest.mark.parametrize("expression, start, expected", DAY_RULES, ids=[r[0] for r in DAY_RULES])
+def test_day_rules(expression, start, expected):
+    assert [f[:10] for f in fires(expression, start, len(expected))] == expected
+
+
+def test_seconds_field():
+    start = datetime(2024, 3, 1, 10, 0, 5, 500000, tzinfo=UTC)
+    assert fires_s("*/20 * * * * *", start, 3) == [
+        "2024-03-01 10:00:20 +0000", "2024-03-01 10:00:40 +0000", "2024-03-01 10:01:00 +0000"]
+    assert fires_s("30 0 9 * * MON-FRI", start, 2) == ["2024-03-04 09:00:30 +0000", "2024-03-05 09:00:30 +0000"]
+    # Five fields fire at second 0.
+    assert fires_s("* * * * *", start, 1) == ["2024-03-01 10:01:00 +0000"]
+
+
+def test_seconds_in_a_spring_forward_gap_fire_at_its_end():
+    assert fires_s("30 30 2 * * *", datetime(2024, 3, 30, 12, tzinfo=BERLIN), 2, "Europe/Berlin") == [
+        "2024-03-31 03:00:00 +0200", "2024-04-01 02:30:30 +0200"]
+
+
+def test_rare_schedules_are_found():
+    # The second Friday that is also the 13th, in October: years apart (2028 after 2023).
+    assert fires("0 0 */6 10 5#2", datetime(2024, 1, 1, tzinfo=UTC), 1) == ["2028-10-13 00:00 +0000"]
