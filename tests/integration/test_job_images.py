@@ -3,8 +3,15 @@ Cronium images (their helper paths), scripts in a user's own image (`run --image
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
 
+import docker
 import pytest
+from docs_examples import example_block
+from integration_util import cronium_executable
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +44,67 @@ def test_original_style_script_finds_the_helper_at_the_original_path(cli, tmp_pa
     result = run_json(cli, tmp_path, name, ORIGINAL_STYLE[name], "--input", '{"n": 1}')
     assert result["status"] == "succeeded", result
     assert result["output"]["in"] == {"n": 1}
+
+
+# --- a script in an image of the user's own: the helper is delivered with the script ---------------
+
+#: An image of "the user's own": Debian with python3 and bash, but no cronium helper in it.
+PLAIN_IMAGE = "cronium/base:latest"
+
+
+def test_python_script_in_an_image_without_the_helper_uses_the_runtime_api(cli, tmp_path):
+    probe = cli("run", "--image", PLAIN_IMAGE, "--", "python3", "-c", "import cronium")
+    assert probe.returncode == 1 and b"No module named 'cronium'" in probe.stderr
+    result = run_json(cli, tmp_path, "mine.py", "import cronium\ncronium.output({'file': cronium.__file__, "
+                      "'in': cronium.input()})\n", "--image", PLAIN_IMAGE, "--input", '{"n": 2}')
+    assert result["status"] == "succeeded", result
+    assert result["output"] == {"file": "/work/.cronium/python/cronium.py", "in": {"n": 2}}
+
+
+def test_bash_script_in_an_image_without_the_helper_sources_it(cli, tmp_path):
+    script = tmp_path / "mine.sh"
+    script.write_text("source cronium.sh && type -t cronium_output\n")
+    proc = cli("run", "-q", "--image", PLAIN_IMAGE, str(script))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "function"
+
+
+def test_node_script_in_another_image_gets_the_delivered_helper(cli, tmp_path):
+    node_image = os.environ.get("CRONIUM_IMAGES_NODE") or "cronium/node:latest"
+    script = tmp_path / "mine.js"
+    script.write_text("console.log(require.resolve('cronium'))\n")
+    proc = cli("run", "-q", "--image", node_image, str(script))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "/work/.cronium/node/cronium/index.js"
+
+
+def test_an_image_without_the_interpreter_fails_with_a_clear_message(cli, tmp_path):
+    script = tmp_path / "mine.js"
+    script.write_text("console.log(1)\n")
+    proc = cli("run", "--image", PLAIN_IMAGE, str(script))
+    assert proc.returncode == 127
+    assert b"this image has no node on its PATH, and a node script needs it" in proc.stderr
+
+
+def test_the_documented_from_cronium_python_image_runs_a_job(cli, tmp_path, engine):
+    """docs/job-images.md: its Dockerfile, report.py and build commands, under a test-unique tag."""
+    python_image = os.environ.get("CRONIUM_IMAGES_PYTHON") or "cronium/python:latest"
+    tag = f"cronium-test/report:{uuid.uuid4().hex[:12]}"
+    for name, lang in (("Dockerfile", "dockerfile"), ("report.py", "python")):
+        (tmp_path / name).write_text(example_block(name, "job-images.md", lang).replace(
+            "cronium/python:latest", python_image))
+    commands = example_block("build-and-run.sh", "job-images.md", "sh")
+    commands = commands.replace("cronium/python:latest", python_image).replace("myteam/report:1", tag)
+    env = {**os.environ, "CRONIUM_CONFIG": str(cli.config),
+           "PATH": f"{Path(cronium_executable()).parent}:{os.environ['PATH']}"}
+    try:
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        assert "report ready" in proc.stdout.decode()
+        assert engine.images.get(tag).attrs["Config"]["User"] == "10001:10001"
+    finally:
+        try:
+            engine.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
