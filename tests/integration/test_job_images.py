@@ -61,10 +61,9 @@ def test_python_script_in_an_image_without_the_helper_uses_the_runtime_api(cli, 
     assert result["output"] == {"file": "/work/.cronium/python/cronium.py", "in": {"n": 2}}
 
 
-def test_bash_script_in_an_image_without_the_helper_sources_it(cli, tmp_path):
-    script = tmp_path / "mine.sh"
-    script.write_text("source cronium.sh && type -t cronium_output\n")
-    proc = cli("run", "-q", "--image", PLAIN_IMAGE, str(script))
+def test_bash_script_from_stdin_in_an_image_without_the_helper_sources_it(cli):
+    proc = cli("run", "-q", "--image", PLAIN_IMAGE, "--type", "bash", "-",
+               input=b"source cronium.sh && type -t cronium_output\n")
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().strip() == "function"
 
