@@ -107,3 +107,14 @@ def test_the_documented_from_cronium_python_image_runs_a_job(cli, tmp_path, engi
             engine.images.remove(tag, force=True)
         except docker.errors.ImageNotFound:
             pass
+
+
+def test_a_missing_image_of_ones_own_is_named_with_the_fix(cli, tmp_path):
+    script = tmp_path / "mine.py"
+    script.write_text("print(1)\n")
+    image = "cronium-test/never-built:1"
+    proc = cli("run", "--image", image, str(script))
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and f"image '{image}' is not present on the Docker engine" in err
+    assert f"docker build -t {image}" in err and "cronium never pulls" in err
+    assert "cronium images build" not in err
