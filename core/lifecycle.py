@@ -22,7 +22,6 @@ from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable
 from .executor import ExitStatus, JobHandle, merge_options, require_security
 from .logs import LogPump
 from .model import (
-    INTERPRETERS,
     ContainerOptions,
     DeferredSecret,
     ExecutionInfo,
@@ -34,7 +33,8 @@ from .model import (
 from .owners import parse_owner
 from .record import new_record
 from .runtime import Runtime
-from .spec import release_deadline, resolve, script_file_name, validate
+from .script_launch import script_command, script_stdin
+from .spec import release_deadline, resolve, validate
 
 RUNTIME_API_URL = "http://runtime-api:8081"
 
@@ -370,14 +370,13 @@ class Orchestrator:
         secret_env = dict(spec.secret_env)
         secret_env["CRONIUM_EXECUTION_TOKEN"] = DeferredSecret(lambda: _token_at_delivery(run))
         if spec.job_type == "container":
-            command = tuple(spec.command)
+            command, stdin = tuple(spec.command), spec.script
         else:
             # The script arrives on stdin and is written to a file on the tmpfs work dir, so that
             # it is neither in argv nor in `docker inspect`, and tracebacks name the file.
-            command = ("/bin/sh", "-c", 'cat > "$1" && exec "$0" "$1"', INTERPRETERS[spec.job_type],
-                       f"/work/{script_file_name(spec)}")
+            command, stdin = script_command(spec), script_stdin(spec)
         return JobLaunch(image=ex.image, command=command, env=env, secret_env=secret_env, options=options,
-                         script=spec.script, name=f"cronium-job-{ex.execution_id}")
+                         script=stdin, name=f"cronium-job-{ex.execution_id}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -264,12 +264,15 @@ def host_config_kwargs(host_config: dict) -> dict:
     return out
 
 
-def create_error(exc, *, phase: str, name: str, image: str, role: str):
-    """A PhaseError for a failed container create; a missing image gets the fix to build it."""
+def create_error(exc, *, phase: str, name: str, image: str, role: str, own_image: bool = False):
+    """A PhaseError for a failed container create; a missing image gets the fix to build it
+    (`own_image`: an image the user named, not one of cronium's)."""
     from cronium.core.errors import PhaseError
     from docker.errors import ImageNotFound
 
     if isinstance(exc, ImageNotFound) or "no such image" in str(exc).lower():
-        return PhaseError(phase, f"the {role} image '{image}' is not present on the Docker engine",
-                          hint="build the images with `cronium images build` (no registry is used)")
+        hint = (f"build or load it on this engine first (docker build -t {image} …, docker load, or docker pull "
+                f"where a registry is reachable): cronium never pulls" if own_image else
+                "build the images with `cronium images build` (no registry is used)")
+        return PhaseError(phase, f"the {role} image '{image}' is not present on the Docker engine", hint=hint)
     return PhaseError(phase, f"the engine refused to create {name}: {getattr(exc, 'explanation', None) or exc}")

@@ -208,8 +208,9 @@ def start_job(execution, network, launch, runtime, resources):
             working_dir=options.working_dir, environment=dict(launch.env), stdin_open=True,
             labels=labels, host_config=host_config)
     except APIError as exc:
+        ours = launch.image in (cfg["images.python"], cfg["images.bash"], cfg["images.node"])
         raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
-                                   role=f"{execution.job_type} job") from None
+                                   role=f"{execution.job_type} job", own_image=not ours) from None
     container_id = created["Id"]
     check_engine_warnings(created.get("Warnings"), "job")
     secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early

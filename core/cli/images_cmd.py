@@ -16,6 +16,7 @@ def image_tags(cfg) -> dict[str, str]:
 
 
 def build_base(cfg, base_option: str | None) -> str | None:
+    """The `images.build_base` setting (debootstrap, registry or an image), --base first."""
     return base_option or cfg["images.build_base"] or None
 
 
@@ -26,8 +27,9 @@ def images_group():
 
 @images_group.command("build")
 @click.argument("names", nargs=-1)
-@click.option("--base", metavar="IMAGE",
-              help="Build on this image (e.g. python:3.12-slim) instead of a local Debian bootstrap.")
+@click.option("--base", metavar="debootstrap|registry|IMAGE",
+              help="Where the base comes from (default: images.build_base): a local Debian bootstrap, the "
+                   "official Python image when a registry is reachable (else the bootstrap), or IMAGE.")
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs did not change.")
 @quiet_option("No progress lines.")
 @click.pass_obj
@@ -36,7 +38,7 @@ def build(app, names, base, force, quiet):
 
     Each image carries a hash of its inputs; an image whose inputs did not change is not rebuilt.
     """
-    from cronium.core.host.images import build_images
+    from cronium.core.host.images import build_images, resolve_base
     from cronium.core.runtime import connect_docker
 
     cfg = app.config
@@ -47,7 +49,10 @@ def build(app, names, base, force, quiet):
         if not quiet:
             click.echo(f"[{time.monotonic() - started:6.1f}s] {name}: {message}", err=True)
 
-    results = build_images(client, tags=image_tags(cfg), names=names or None, base=build_base(cfg, base),
+    choice = resolve_base(client, build_base(cfg, base), progress)
+    if choice.note:
+        click.echo(f"warning: {choice.note}", err=True)
+    results = build_images(client, tags=image_tags(cfg), names=names or None, base=choice.ref,
                            force=force, progress=progress)
     for r in results:
         click.echo(f"{r.name:8} {r.tag:28} {r.action:10} {r.seconds:6.1f}s  {r.image_id[7:19]}")

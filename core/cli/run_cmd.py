@@ -12,6 +12,7 @@ import click
 from cronium.core.color import color_enabled
 from cronium.core.errors import CroniumError, UsageError
 from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources, Secret
+from cronium.core.script_launch import script_in_image
 
 from .options import echo_shown, escape_mode, input_option, json_option, parse_input, quiet_option, raw_option
 from .run_sources import env_file_values, read_stdin_script, start_detached
@@ -146,7 +147,8 @@ def install_signal_handlers(cancellation) -> None:
 @click.argument("script_or_command", nargs=-1, metavar="SCRIPT | -- CMD ARGS…")
 @click.option("--type", "job_type", type=click.Choice(JOB_TYPES[:3]),
               help="Script type (default: from the file extension: .py, .sh, .js).")
-@click.option("--image", help="Run CMD ARGS… in this image instead of a script.")
+@click.option("--image", help="Run SCRIPT in this image (the helper is delivered with it; see docs/job-images.md), "
+                               "or CMD ARGS… instead of a script.")
 @input_option("The job's input, read by cronium.input().")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable for the job.")
 @click.option("--env-file", "env_files", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
@@ -170,7 +172,7 @@ def install_signal_handlers(cancellation) -> None:
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
         profile, namespace, egress, as_json, quiet, detached, raw):
-    """Run SCRIPT (python, bash or node) — or CMD in --image — as one job, and wait for it.
+    """Run SCRIPT (python, bash or node) — in its job image, or in --image — or CMD in --image, as one job.
     SCRIPT `-` reads the script from stdin (then --type is required).
 
     The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
@@ -180,11 +182,10 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
     from cronium.core.lifecycle import Cancellation, Orchestrator
     from cronium.core.model import JobSpec, new_execution_id
 
-    if image:
+    if image and not script_in_image(script_or_command, job_type):
         if not script_or_command:
-            raise UsageError("--image needs a command", hint="cronium run --image IMAGE -- CMD ARGS…")
-        if job_type:
-            raise UsageError("--type does not apply to --image jobs")
+            raise UsageError("--image needs a script or a command",
+                             hint="cronium run --image IMAGE SCRIPT, or cronium run --image IMAGE -- CMD ARGS…")
         spec_kwargs = dict(job_type="container", image=image, command=tuple(script_or_command),
                            job_id=f"adhoc-{Path(image).name.split(':')[0]}"[:60])
     else:
@@ -192,7 +193,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
             raise UsageError("give exactly one SCRIPT (or --image IMAGE -- CMD ARGS…)")
         kind, body, name = (read_stdin_script(job_type) if script_or_command[0] == "-"
                             else read_script(script_or_command[0], job_type))
-        spec_kwargs = dict(job_type=kind, script=body, script_name=name, job_id=f"adhoc-{Path(name).stem}"[:60])
+        spec_kwargs = dict(job_type=kind, script=body, script_name=name, image=image,
+                           job_id=f"adhoc-{Path(name).stem}"[:60])
     spec = JobSpec(
         input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
         secret_env=parse_secret_env(secret_env),

@@ -18,11 +18,13 @@ a ``progress(name, message)`` callback. Its modules:
 - ``engine`` — the build error, condensed progress, looking an image up on the engine;
 - ``build`` — building in dependency order (``docker build`` of a prepared context);
 - ``wheels`` — the sidecar's wheels, installed on the host for the base image's Python;
+- ``base_source`` — where the base comes from (``images.build_base``: debootstrap, registry, an image);
 - ``debootstrap`` — the ``base`` image from a debootstrapped root file system;
 - ``status`` — presence and freshness of every image.
 """
 from __future__ import annotations
 
+from .base_source import REGISTRY_IMAGE, BaseChoice, resolve_base
 from .build import BuildResult, build_images
 from .engine import ImageBuildError
 from .inputs import (
@@ -41,5 +43,5 @@ from .wheels import wheel_cache_dir, wheel_platforms
 __all__ = [
     "IMAGE_NAMES", "JOB_IMAGES", "LABEL_NAME", "LABEL_INPUTS", "LABEL_SOURCE", "BuildResult", "ImageStatus",
     "ImageBuildError", "default_tags", "compute_inputs_hash", "build_images", "image_status", "wheel_platforms",
-    "wheel_cache_dir", "sidecar_source_dir",
+    "wheel_cache_dir", "sidecar_source_dir", "BaseChoice", "REGISTRY_IMAGE", "resolve_base",
 ]

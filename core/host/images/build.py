@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .base_source import resolve_base
 from .debootstrap import build_debootstrap_base
 from .engine import ImageBuildError, Progress, Reporter, get_image
 from .inputs import (
@@ -40,12 +41,17 @@ def build_images(client, *, tags: Mapping[str, str] | None = None, names: Iterab
     """Build the images that are missing or out of date, in dependency order.
 
     `tags` maps image name -> tag (missing names get ``default_tags()``); `names` selects images
-    (``base`` is always included when another image is selected: it is their parent); `base` is an
-    existing image to start from instead of debootstrap; `force` rebuilds the selected images
+    (``base`` is always included when another image is selected: it is their parent); `base` is the
+    ``images.build_base`` setting (``debootstrap``/None, ``registry``, or an image to start from; see
+    ``base_source``); `force` rebuilds the selected images
     (without the layer cache) even when up to date. With `prune`, the images a rebuild replaced are
     removed when nothing uses them any more.
     """
     tags = {**default_tags(), **dict(tags or {})}
+    choice = resolve_base(client, base, progress)
+    if choice.note and progress:
+        progress("base", choice.note)
+    base = choice.ref
     requested = list(IMAGE_NAMES) if names is None else list(dict.fromkeys(names))
     for name in requested:
         check_image_name(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -132,6 +133,53 @@ def _sidecar_files() -> dict[str, bytes]:
     return files
 
 
+# --- pins ----------------------------------------------------------------------------------------
+
+#: The tested version of every dependency (images/constraints.txt; the repository root links to it).
+CONSTRAINTS_FILE = "constraints.txt"
+_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+))?\s*$")
+
+
+def normalize_name(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): `PyJWT` and `typing_extensions` ->
+    `pyjwt`, `typing-extensions`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_pins(text: str, source: str) -> dict[str, tuple[str, str | None]]:
+    """`normalized name -> (name as written, version or None)` of a requirements/constraints text
+    of plain `name` or `name==version` lines (comments and blank lines ignored)."""
+    pins: dict[str, tuple[str, str | None]] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = _PIN_RE.match(line)
+        if match is None:
+            raise UsageError(f"{source} line {number}: {raw.strip()!r} is not `name` or `name==version`")
+        pins[normalize_name(match.group(1))] = (match.group(1), match.group(2))
+    return pins
+
+
+def constraints(root=None) -> dict[str, str]:
+    """`normalized name -> version` from the constraints file."""
+    text = _read(root or images_root(), CONSTRAINTS_FILE).decode()
+    return {key: version for key, (_, version) in parse_pins(text, f"images/{CONSTRAINTS_FILE}").items() if version}
+
+
+def pinned_requirements(text: str, pins: dict[str, str], source: str) -> bytes:
+    """The requirements `text` (names) with every name pinned to its version in `pins`."""
+    lines = []
+    for key, (name, version) in parse_pins(text, source).items():
+        pinned = pins.get(key)
+        if pinned is None or (version is not None and version != pinned):
+            why = "has no pin" if pinned is None else f"is pinned to {pinned}, not {version}"
+            raise UsageError(f"{source}: {name} {why} in images/{CONSTRAINTS_FILE}",
+                             hint=f"pin the tested version there ({name}==VERSION); {source} lists names only")
+        lines.append(f"{name}=={pinned}\n")
+    return "".join(lines).encode()
+
+
 @dataclass
 class Plan:
     name: str
@@ -170,7 +218,8 @@ def make_plan(name: str, tag: str, *, parent_id: str | None, base: str | None, b
         if name == "node":
             files.update(_walk(helpers.joinpath("node"), "helpers/node"))
     if name == "sidecar":
-        files["requirements.txt"] = _read(root, "sidecar", "requirements.txt")
+        files["requirements.txt"] = pinned_requirements(_read(root, "sidecar", "requirements.txt").decode(),
+                                                        constraints(root), "images/sidecar/requirements.txt")
         files.update(_sidecar_files())
     return Plan(name, tag, files, {"parent": parent_id or "?"}, parent=parent_id)
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ...errors import CroniumError
+from .base_source import resolve_base
 from .engine import get_image
 from .inputs import (
     IMAGE_NAMES,
@@ -29,8 +30,10 @@ class ImageStatus:
 
 
 def image_status(client, tags: Mapping[str, str] | None = None, *, base: str | None = None) -> list[ImageStatus]:
-    """Presence and freshness of every image (no build, no pull)."""
+    """Presence and freshness of every image (no build, no pull); `base` is the
+    ``images.build_base`` setting."""
     tags = {**default_tags(), **dict(tags or {})}
+    base = resolve_base(client, base, may_pull=False).ref
     statuses: list[ImageStatus] = []
     parent_id: str | None = None
     for name in IMAGE_NAMES:
