@@ -185,3 +185,18 @@ class DeploymentInvalid(UsageError):
 
 class SecretUnavailable(CroniumError):
     """A secret referenced by a deployment (e.g. `env:MY_TOKEN`) is not available on this worker."""
+
+
+class AgentUnavailable(CroniumError):
+    """No local agent answers on the socket (none runs, or it could not be started)."""
+
+
+class AgentRefused(CroniumError):
+    """The local agent refused this client (another user, or a client of another configuration)."""
+
+
+class AgentLost(CroniumError):
+    """The local agent ended (crashed, was killed) while it ran this client's job; the reaper
+    removes what the job left, as for any dead owner."""
+
+    exit_code = 125

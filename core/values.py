@@ -167,6 +167,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "network.subnet_prefix": _prefix,
     "sidecar.memory": _size,
     "sidecar.ready_timeout": _positive_number,
+    "agent.idle_timeout": _positive_number,
+    "agent.start_timeout": _positive_number,
     "limits.max_memory": _size,
     "limits.max_timeout": _positive_number,
     "limits.stop_grace": _positive_number,

@@ -149,6 +149,7 @@ def _app_context(params: dict[str, Any]) -> AppContext:
 
 def _register_commands() -> None:
     from . import (
+        agent_cmd,
         completion_cmd,
         config_cmd,
         deploy_cmd,
@@ -170,7 +171,7 @@ def _register_commands() -> None:
 
     for module in (run_cmd, ps_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd,
                    prune_cmd, plugins_cmd, config_cmd, images_cmd, services_cmd, doctor_cmd, completion_cmd,
-                   retry_cmd):
+                   retry_cmd, agent_cmd):
         module.register(cli)
 
 
