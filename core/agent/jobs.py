@@ -44,13 +44,14 @@ def run_for_client(server, session, request: dict[str, Any], reader) -> None:
             spec, events=lambda phase, state: session.send({"t": "event", "phase": phase, "state": state}),
             cancel=cancellation,
             on_result=lambda r: session.send({"t": "result", "result": r.as_dict(), "exit": r.cli_exit_code}))
-        session.send({"t": "done", "result": result.as_dict(), "exit": result.cli_exit_code})
+        final = {"t": "done", "result": result.as_dict(), "exit": result.cli_exit_code}
     except CroniumError as exc:  # before anything was created: store or engine down, bad spec
-        session.send({"t": "error", "message": str(exc), "exit": exc.exit_code})
-    finally:
+        final = {"t": "error", "message": str(exc), "exit": exc.exit_code}
+    finally:  # the job no longer counts as running once its client hears it ended
         with server._lock:
             server.sessions.pop(execution_id, None)
             server.cancels.pop(execution_id, None)
+    session.send(final)
 
 
 def _listen(reader, cancellation, detached: bool) -> None:

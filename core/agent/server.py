@@ -188,6 +188,9 @@ class AgentServer:
                 self._answer(session, request, reader)
         except (OSError, ValueError):
             log.debug("client connection failed", exc_info=True)
+        except Exception as exc:  # a bug here must not look like a dead agent to the client
+            log.exception("serving a client failed")
+            session.send({"t": "error", "message": f"the agent failed: {type(exc).__name__}: {exc}", "exit": 125})
         finally:
             with self._lock:
                 self.clients -= 1
