@@ -26,8 +26,9 @@ from ..model import JobSpec, Resources, Secret
 PROTOCOL = 1
 #: Upper bound of one message line (a script of up to this size, base64-encoded, fits).
 MAX_LINE = 64 * 1024 * 1024
-#: Keys that only the client uses (it renders the terminal itself): not part of the fingerprint.
-CLIENT_SIDE_KEYS = frozenset({"logs.terminal_escape", "agent.enabled", "agent.start_timeout"})
+#: Keys that do not change how a job runs: the client's own (it renders the terminal itself) and
+#: the agent's lifetime. Not part of the fingerprint.
+CLIENT_SIDE_KEYS = frozenset({"logs.terminal_escape", "agent.enabled", "agent.start_timeout", "agent.idle_timeout"})
 #: Environment variables outside the CRONIUM_* config keys that change what the agent does.
 ENGINE_ENV = ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
 

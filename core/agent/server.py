@@ -151,7 +151,8 @@ class AgentServer:
 
     def _idle(self) -> bool:
         with self._lock:
-            return self.clients == 0 and time.monotonic() - self.last_seen > self.idle_timeout
+            return (self.idle_timeout > 0 and self.clients == 0
+                    and time.monotonic() - self.last_seen > self.idle_timeout)
 
     def shutdown(self) -> None:
         """Stop accepting, cancel the jobs still running, wait for their cleanup, close."""

@@ -90,7 +90,7 @@ def _follow(remote, *, mode: str, as_json: bool, quiet: bool) -> int:
         kind = message.get("t")
         if kind == "event":
             status(message["phase"], message["state"])
-        elif kind == "out":
+        elif kind == "out" and not as_json:  # as on the one-shot path: --json shows no job output
             sink.write_chunk(message["s"], unb64(message["d"])).flush()
         elif kind == "result" and not as_json and not quiet:
             echo_shown(summary_text(result_of(message["result"])), mode, err=True)
