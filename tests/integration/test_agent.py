@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from integration_util import cronium_executable
+from queue_util import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +106,21 @@ def test_run_through_the_agent_keeps_output_exit_code_and_json(acli, agent_home)
     assert (result["status"], result["exit_code"]) == ("failed", 3)
     bad = acli("run", "--memory", "lots", path)  # bad input: exit 2, nothing sent to the agent
     assert bad.returncode == 2 and "--memory 'lots' is not a size" in bad.stderr.decode()
+
+
+def test_detach_returns_at_once_and_the_agent_runs_the_job_on(acli, agent_home):
+    path = script(agent_home, "later.py", 'import time\ntime.sleep(1)\nprint("finished later")\n')
+    out = acli("run", "--detach", path)
+    assert out.returncode == 0, out.stderr.decode()
+    execution = out.stdout.decode().strip()
+    assert execution.startswith("exec_")
+
+    def ended():
+        record = json.loads(acli("inspect", execution, "--json").stdout)
+        return record if record["status"] not in ("pending", "running") else None
+
+    assert wait_for(ended, 90, "the detached job to end")["status"] == "succeeded"
+    assert acli("logs", execution).stdout == b"finished later\n"
 
 
 def test_two_clients_run_at_once_in_one_agent(acli, apopen, agent_home):
