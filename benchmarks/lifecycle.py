@@ -143,8 +143,11 @@ def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[dict, li
         for key, label, extra, cold in CLI_MODES:
             argv = argvs[key] = base + extra + [str(script)]
             log(f"whole commands, {label}: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
-            runs[key], baselines[key] = [], []
-            _pairs(lambda: _one_cli(ctx, argv, cold), one_docker, n, runs[key], baselines[key], failures)
+            runs[key], baselines[key], mode_failures = [], [], []  # the abort threshold counts per mode
+            try:
+                _pairs(lambda: _one_cli(ctx, argv, cold), one_docker, n, runs[key], baselines[key], mode_failures)
+            finally:
+                failures.extend(f"{key}: {f}" for f in mode_failures)
     finally:
         stop_agents()
     return runs, baselines, argvs, docker_argv

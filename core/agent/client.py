@@ -117,8 +117,10 @@ class RemoteRun:
             kind = message.get("t")
             if kind == "done":
                 return message["result"], int(message["exit"])
-            if kind in ("error", "refused"):
-                error = CroniumError(message.get("message", "the agent refused the job"))
+            if kind == "refused":  # before anything was created
+                raise AgentRefused(message.get("message", "the agent refused the job"))
+            if kind == "error":
+                error = CroniumError(message.get("message", "the agent could not run the job"))
                 error.exit_code = int(message.get("exit", 1))
                 raise error
             on_message(message)

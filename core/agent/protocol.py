@@ -52,8 +52,15 @@ def fingerprint(config, cwd: str | None = None) -> str:
     if any(_relative_path(key, value) for key, value in values.items()):
         values["cwd"] = cwd or os.getcwd()
     values["protocol"] = PROTOCOL
+    values["version"] = _version()
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def _relative_path(key: str, value: Any) -> bool:

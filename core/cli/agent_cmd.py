@@ -73,12 +73,23 @@ def stop(app, every):
             continue
         except AgentRefused as exc:
             raise CroniumError(str(exc)) from None
-        while client.answers(path) or path.exists():  # it removes its socket once it has cleaned up
-            time.sleep(0.05)
+        _wait_until_gone(pid)
         click.echo(f"agent {pid} on {path} stopped")
         stopped += 1
     if not stopped:
         click.echo("no agent runs" + ("" if every else " for this configuration"))
+
+
+def _wait_until_gone(pid: int, wait: float = 300.0) -> None:
+    """Until the agent has cancelled its jobs, waited for their cleanup and exited."""
+    from cronium.core.owners import pid_alive
+
+    deadline = time.monotonic() + wait
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise CroniumError(f"the agent (pid {pid}) did not exit within {wait:g}s",
+                               hint=f"see its log next to its socket; `kill {pid}` ends it")
+        time.sleep(0.05)
 
 
 @agent.command()

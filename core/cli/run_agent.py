@@ -12,7 +12,7 @@ import signal
 import sys
 
 import click
-from cronium.core.errors import AgentUnavailable
+from cronium.core.errors import AgentRefused, AgentUnavailable
 from cronium.core.model import JobResult
 
 from .options import echo_shown
@@ -41,6 +41,9 @@ def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached:
         if detached:
             return _detach(remote)
         return _follow(remote, mode=mode, as_json=as_json, quiet=quiet)
+    except AgentRefused as exc:  # it runs with another configuration (a race with a config edit)
+        click.echo(f"warning: {exc.message}; running the job in this process (--no-agent)", err=True)
+        return None
     finally:
         conn.close()
 
