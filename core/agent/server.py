@@ -8,8 +8,9 @@ runs jobs for `cronium run` clients over a unix socket.
 - A job's output reaches its client through a log sink this module registers with the plugin
   manager (the `log_sinks` hook, like any plugin): stdout and stderr stay apart.
 - A client that sends `cancel`, or goes away, cancels its own job only (a `--detach` run goes on).
-- With no client for `agent.idle_timeout` seconds, or on `stop` / SIGTERM, the agent cancels what
-  still runs, waits for the cleanups, closes the Runtime (draining its pools) and removes the socket.
+- With no job client for `agent.idle_timeout` seconds (`status` queries do not count), or on
+  `stop` / SIGTERM, the agent cancels what still runs, waits for the cleanups, closes the Runtime
+  (draining its pools) and removes the socket.
 - The agent is the owner of the jobs' resources (its owner id, its heartbeat): if it dies, the
   reaper of the next cronium process (or `cronium gc`) removes what its jobs left.
 """
@@ -173,7 +174,7 @@ class AgentServer:
 
     # --- clients ---------------------------------------------------------------------------
     def _serve_client(self, conn: socket.socket) -> None:
-        session = Session(conn)
+        session, request = Session(conn), None
         with self._lock:
             self.clients += 1
         try:
@@ -195,7 +196,8 @@ class AgentServer:
         finally:
             with self._lock:
                 self.clients -= 1
-                self.last_seen = time.monotonic()
+                if isinstance(request, dict) and request.get("op") == "run":  # `status` is no use
+                    self.last_seen = time.monotonic()
             conn.close()
 
     def _answer(self, session: Session, request: dict[str, Any], reader) -> None:

@@ -237,3 +237,13 @@ def test_no_agent_is_the_one_shot_path(acli, agent_home):
     assert off.returncode == 0 and off.stdout == b"hi\n"
     assert acli("agent", "status").returncode == 1
     assert list((agent_home["state"] / "agent").glob("*.sock")) == []
+
+
+def test_the_agent_exits_when_idle(acli, agent_home):
+    acli("agent", "stop", "--all")
+    idle = {"CRONIUM_AGENT_IDLE_TIMEOUT": "3"}
+    assert acli("agent", "start", env=idle).returncode == 0
+    status = json.loads(acli("agent", "status", "--json").stdout)
+    assert status["idle_timeout"] == 3.0
+    wait_for(lambda: acli("agent", "status").returncode == 1, 60, "the idle agent to exit")
+    assert list((agent_home["state"] / "agent").glob("*.sock")) == []  # it removed its socket
