@@ -5,7 +5,9 @@ same image running the same script.
 Two ways, each as interleaved pairs (the order inside a pair alternates):
 
 - whole command: `cronium run hi.py` as a subprocess vs `docker run --rm cronium/python python3 -c …`
-  via the docker CLI — wall time from spawn to exit, and spawn to the first stdout line;
+  via the docker CLI — wall time from spawn to exit, spawn to the first stdout line, and the CPU
+  time of the `cronium` process itself — in three ways: one-shot (`--no-agent`), through a warm
+  local agent, and the first run with no agent running (it starts the agent: docs/agent.md);
 - in-process: `Orchestrator.run(spec)` vs the Docker SDK doing create → attach → start → read the
   output → wait → remove (the minimum a library needs to run a script and get its output) —
   wall time, and submit to the first output line (a log sink for cronium, the attach stream for
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .common.baseline import PYTHON_IMAGE
-from .common.commands import cronium_cli, parse_cli_summary, run_command
+from .common.commands import cronium_cli, parse_cli_summary, run_command, stop_agents
 from .common.context import Context
 from .common.orchestrator import close_orchestrator, make_orchestrator, pool_mode, python_spec
 from .common.stats import median, now, paired_ratios, summarize
@@ -29,6 +31,9 @@ NAME = "lifecycle"
 SCRIPT = "print('hi')\n"
 TARGET_RATIO = 2.5
 TARGET_SIDECAR = 0.5
+TARGET_AGENT = 1.3  # issue 11: `cronium run` through a warm agent
+TARGET_FIRST = 3.0  # issue 11: the first `cronium run`, which starts the agent
+TARGET_CLIENT_CPU = 0.15  # issue 11: CPU of the client process on the agent path
 
 
 def _sdk_run(ctx: Context) -> dict[str, float]:
@@ -111,25 +116,21 @@ def _pairs(cronium: Callable[[], dict], baseline: Callable[[], dict], n: int, ou
             out_b.append(b)
 
 
-def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[list, list, list[str], list[str]]:
-    """A: `cronium run hi.py` vs `docker run --rm`, as whole commands; (cronium, docker, both argv)."""
+#: The ways `cronium run` is measured as a whole command: (key, label, extra argv, no agent before each run).
+CLI_MODES = (("oneshot", "one-shot (--no-agent)", ["--no-agent"], False),
+             ("agent", "warm agent", [], False),
+             ("first", "first run, no agent running (starts it)", [], True))
+
+
+def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[dict, list, dict, list[str]]:
+    """A: `cronium run hi.py` vs `docker run --rm`, as whole commands, per mode of CLI_MODES;
+    ({mode: cronium runs}, docker runs of the first mode, {mode: cronium argv}, docker argv)."""
     script = ctx.tmp / "hi.py"
     script.write_text(SCRIPT)
-    cli = cronium_cli()
-    cronium_argv = [cli, "--set", f"logs.dir={ctx.tmp / 'logs-cli'}", "run", str(script)]
+    base = [cronium_cli(), "--set", f"logs.dir={ctx.tmp / 'logs-cli'}", "run"]
     docker_argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE,
                    "python3", "-c", SCRIPT]
-    log(f"whole commands: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
-    cli_c, cli_b = [], []
-
-    def one_cli() -> dict[str, Any]:
-        r = run_command(cronium_argv, timeout=120)
-        s = parse_cli_summary(r.stderr)
-        ctx.note_exec(s.get("execution_id"))
-        if r.returncode != 0 or "hi" not in r.stdout:
-            raise RuntimeError(f"cronium run failed ({r.returncode}): {r.stderr[-800:]}")
-        return {"wall": r.wall, "first_line": r.first_line, "duration": s.get("duration"),
-                "phases": s.get("phases", {}), "maxrss_kb": r.maxrss_kb, "execution_id": s.get("execution_id")}
+    runs, baselines, argvs = {}, {}, {}
 
     def one_docker() -> dict[str, Any]:
         r = run_command(docker_argv, timeout=120)
@@ -137,8 +138,31 @@ def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[list, li
             raise RuntimeError(f"docker run failed ({r.returncode}): {r.stderr[-800:]}")
         return {"wall": r.wall, "first_line": r.first_line}
 
-    _pairs(one_cli, one_docker, n, cli_c, cli_b, failures)
-    return cli_c, cli_b, cronium_argv, docker_argv
+    stop_agents()
+    try:
+        for key, label, extra, cold in CLI_MODES:
+            argv = argvs[key] = base + extra + [str(script)]
+            log(f"whole commands, {label}: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
+            runs[key], baselines[key], mode_failures = [], [], []  # the abort threshold counts per mode
+            try:
+                _pairs(lambda: _one_cli(ctx, argv, cold), one_docker, n, runs[key], baselines[key], mode_failures)
+            finally:
+                failures.extend(f"{key}: {f}" for f in mode_failures)
+    finally:
+        stop_agents()
+    return runs, baselines, argvs, docker_argv
+
+
+def _one_cli(ctx: Context, argv: list[str], cold: bool) -> dict[str, Any]:
+    if cold:
+        stop_agents()  # not timed: the run then starts the agent itself
+    r = run_command(argv, timeout=120)
+    s = parse_cli_summary(r.stderr)
+    ctx.note_exec(s.get("execution_id"))
+    if r.returncode != 0 or "hi" not in r.stdout:
+        raise RuntimeError(f"cronium run failed ({r.returncode}): {r.stderr[-800:]}")
+    return {"wall": r.wall, "first_line": r.first_line, "duration": s.get("duration"), "cpu": r.cpu,
+            "phases": s.get("phases", {}), "maxrss_kb": r.maxrss_kb, "execution_id": s.get("execution_id")}
 
 
 def _in_process(ctx: Context, n: int, failures: list[str]) -> tuple[list, list]:
@@ -157,18 +181,26 @@ def _col(items, key):
     return [x.get(key) for x in items]
 
 
-def _rows(ctx: Context, cli_c: list, cli_b: list, api_c: list, api_b: list, failures: list[str]) -> list[Row]:
+def _rows(ctx: Context, cli: dict, cli_b: dict, api_c: list, api_b: list, failures: list[str]) -> list[Row]:
     rows: list[Row] = []
-    rows.append(Row.paired(NAME, "whole command wall (cronium run vs docker run --rm)", "s", _col(cli_c, "wall"),
-                           _col(cli_b, "wall"), TARGET_RATIO))
-    rows.append(Row.paired(NAME, "whole command: spawn → first output line", "s", _col(cli_c, "first_line"),
-                           _col(cli_b, "first_line")))
+    for key, label, _, _ in CLI_MODES:
+        target = {"oneshot": TARGET_RATIO, "agent": TARGET_AGENT, "first": TARGET_FIRST}[key]
+        rows.append(Row.paired(NAME, f"whole command wall, {label} (cronium run vs docker run --rm)", "s",
+                               _col(cli[key], "wall"), _col(cli_b[key], "wall"), target))
+        rows.append(Row.paired(NAME, f"whole command, {label}: spawn → first output line", "s",
+                               _col(cli[key], "first_line"), _col(cli_b[key], "first_line")))
+        cpu = summarize(_col(cli[key], "cpu"))
+        rows.append(Row(NAME, f"CPU of the cronium process itself, {label}", "s", None, cpu.get("median"), None,
+                        f"≤ {TARGET_CLIENT_CPU} s" if key == "agent" else "–",
+                        (cpu["median"] <= TARGET_CLIENT_CPU) if key == "agent" and cpu.get("n") else None, "–",
+                        fmt_spread(cpu, "s")))
     rows.append(Row.paired(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", _col(api_c, "wall"),
                            _col(api_b, "wall"), TARGET_RATIO))
     rows.append(Row.paired(NAME, "in-process: submit → first output line", "s", _col(api_c, "first_line"),
                            _col(api_b, "first_line")))
     rows.append(Row.paired(NAME, "in-process: submit → result (before cleanup)", "s", _col(api_c, "to_result"),
                            _col(api_b, "wall")))
+    cli_c = cli["oneshot"]
     # Sidecar start → ready, per mode: `cronium run` boots a sidecar cold; a long-lived process
     # (in-process here) may claim one from its warm pool (sidecar.pool_size) when that is enabled.
     for label, values in (("cronium run (cold boot)", [x["phases"].get("sidecar_ready") for x in cli_c]),
@@ -209,18 +241,19 @@ def _phase_breakdown(cli_c: list, api_c: list) -> tuple[list[str], list[float]]:
 def run(ctx: Context) -> dict[str, Any]:
     n = ctx.n_pairs(5, 20)
     failures: list[str] = []
-    cli_c, cli_b, cronium_argv, docker_argv = _whole_commands(ctx, n, failures)
+    cli, cli_b, cronium_argvs, docker_argv = _whole_commands(ctx, n, failures)
     api_c, api_b = _in_process(ctx, n, failures)
-    rows = _rows(ctx, cli_c, cli_b, api_c, api_b, failures)
+    rows = _rows(ctx, cli, cli_b, api_c, api_b, failures)
     print_rows(rows, "lifecycle latency")
+    cli_c = cli["oneshot"]
     phase_names, overhead = _phase_breakdown(cli_c, api_c)
     return {
         "rows": rows,
-        "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argv,
+        "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argvs,
                    "docker_argv": docker_argv, "order": "alternating within pairs; 1 warm-up pair per mode"},
         "details": {
-            "cli": {"cronium": cli_c, "docker": cli_b,
-                    "ratios": paired_ratios(_col(cli_c, "wall"), _col(cli_b, "wall"))},
+            "cli": {key: {"cronium": cli[key], "docker": cli_b[key],
+                          "ratios": paired_ratios(_col(cli[key], "wall"), _col(cli_b[key], "wall"))} for key in cli},
             "in_process": {"cronium": api_c, "sdk": api_b,
                            "ratios": paired_ratios(_col(api_c, "wall"), _col(api_b, "wall"))},
             "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
@@ -229,5 +262,6 @@ def run(ctx: Context) -> dict[str, Any]:
             "failures": failures,
         },
         "notes": ["ratio = median over pairs of (cronium / baseline) for each pair run back to back",
-                  "SDK baseline: create, attach (stdout+stderr), start, read to EOF, wait, remove (default host config)"],
+                  "SDK baseline: create, attach (stdout+stderr), start, read to EOF, wait, remove (default host config)",
+                  "phase breakdown and CLI overhead: the one-shot (--no-agent) runs"],
     }

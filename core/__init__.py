@@ -9,7 +9,6 @@ Heavy dependencies (docker, redis, jwt) are imported only when a job actually ru
 from __future__ import annotations
 
 from .model import ExecutionInfo, JobResult, JobSpec, Resources, Secret
-from .plugins import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["hookimpl", "JobSpec", "JobResult", "Resources", "Secret", "ExecutionInfo", "run_job", "Orchestrator",
@@ -17,7 +16,11 @@ __all__ = ["hookimpl", "JobSpec", "JobResult", "Resources", "Secret", "Execution
 
 
 def __getattr__(name: str):
-    # Lazy: importing cronium.core must not import docker/redis (CLI start-up time).
+    # Lazy: importing cronium.core must not import docker/redis/pluggy (CLI start-up time; the
+    # client side of `cronium run` on the agent path imports none of them).
+    if name == "hookimpl":
+        from .plugins import hookimpl
+        return hookimpl
     if name in ("run_job", "Orchestrator", "Cancellation"):
         from . import lifecycle
         return getattr(lifecycle, name)

@@ -90,6 +90,10 @@ def system_config_path() -> Path:
 
 
 def state_dir() -> Path:
+    """This user's state folder: `CRONIUM_STATE_DIR`, else `$XDG_STATE_HOME/cronium`, else
+    `~/.local/state/cronium` (the managed Redis password, the record spool, logs, the agent's socket)."""
+    if os.environ.get("CRONIUM_STATE_DIR"):
+        return Path(os.environ["CRONIUM_STATE_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
     return Path(base) / "cronium"
 
@@ -243,7 +247,8 @@ def env_name(key: str) -> str:
 
 
 #: CRONIUM_* variables that are not configuration keys.
-NON_CONFIG_ENV = {"CRONIUM_CONFIG", "CRONIUM_DISABLE_PLUGINS", "CRONIUM_DEBUG", "CRONIUM_SYSTEM_CONFIG"}
+NON_CONFIG_ENV = {"CRONIUM_CONFIG", "CRONIUM_DISABLE_PLUGINS", "CRONIUM_DEBUG", "CRONIUM_SYSTEM_CONFIG",
+                  "CRONIUM_STATE_DIR"}
 
 
 def _config_files(config_file: str | os.PathLike | None, environ: Mapping[str, str], use_user_config: bool,

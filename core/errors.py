@@ -206,3 +206,18 @@ class UidRangeFull(CroniumError):
         super().__init__(f"no free uid: all {high - low + 1} uids of security.uid_range {low}-{high} are held by "
                          "running executions", hint="widen security.uid_range, or run fewer jobs at once "
                                                    "(`cronium gc` frees the uids of crashed runs)")
+
+
+class AgentUnavailable(CroniumError):
+    """No local agent answers on the socket (none runs, or it could not be started)."""
+
+
+class AgentRefused(CroniumError):
+    """The local agent refused this client (another user, or a client of another configuration)."""
+
+
+class AgentLost(CroniumError):
+    """The local agent ended (crashed, was killed) while it ran this client's job; the reaper
+    removes what the job left, as for any dead owner."""
+
+    exit_code = 125

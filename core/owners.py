@@ -62,13 +62,20 @@ def parse_owner(owner: str) -> OwnerParts:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while process `pid` exists and is not a zombie (a killed process whose parent has not
+    reaped it yet — e.g. a detached agent under an init that never reaps — is dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
         return True
-    return True
+    return state not in (b"Z", b"X")
 
 
 def installation_id(runtime: Any) -> str:

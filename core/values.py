@@ -78,6 +78,12 @@ def _positive_number(v: Any) -> float:
     return v
 
 
+def _seconds_or_zero(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise ValueError("a number of seconds, 0 or more")
+    return v
+
+
 def _positive_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise ValueError("a whole number above 0")
@@ -180,6 +186,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "network.subnet_prefix": _prefix,
     "sidecar.memory": _size,
     "sidecar.ready_timeout": _positive_number,
+    "agent.idle_timeout": _seconds_or_zero,
+    "agent.start_timeout": _positive_number,
     "limits.max_memory": _size,
     "limits.max_timeout": _positive_number,
     "limits.stop_grace": _positive_number,

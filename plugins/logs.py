@@ -1,8 +1,8 @@
 """Built-in plugin `logs`: the sinks for job output — terminal, Redis stream, file.
 
-- terminal: stdout to our stdout, stderr to our stderr (in red where `core.color` allows), flushed per batch;
-  on a terminal, control characters are shown escaped (`cronium.core.terminal`, config
-  `logs.terminal_escape`: `auto`, `always`, `never`); into a pipe or a file, the exact bytes.
+- terminal (`cronium.core.console.TerminalSink`): stdout to our stdout, stderr to our stderr (in red
+  where `core.color` allows), flushed per batch; on a terminal, control characters are shown escaped
+  (config `logs.terminal_escape`: `auto`, `always`, `never`); into a pipe or a file, the exact bytes.
 - Redis stream `P logs:<execution>`: one entry per run of lines (fields seq, stream, data,
   partial), approximately trimmed to `logs.redis_max_entries`, closed with an `eof` entry. Its
   expiry (`logs.redis_ttl` seconds) is set with the first entry and renewed with every write, so
@@ -17,50 +17,17 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from cronium.core import hookimpl
-from cronium.core.color import color_enabled
 from cronium.core.config import check_own_folder
+from cronium.core.console import TerminalSink
 from cronium.core.errors import PhaseError
 from cronium.core.logs import LogBatch, log_file
-from cronium.core.terminal import SafeWriter, should_escape
 
 #: Upper bound of the data in one Redis stream entry.
 REDIS_ENTRY_BYTES = 512 * 1024
-
-
-class TerminalSink:
-    name = "terminal"
-
-    def __init__(self, out=None, err=None, *, escape: str = "auto"):
-        out = out or sys.stdout.buffer
-        err = err or sys.stderr.buffer
-        self.out = SafeWriter(out, should_escape(out, escape))
-        self.err = SafeWriter(err, should_escape(err, escape))
-        self.color = color_enabled(err)
-
-    def write(self, batches: Sequence[LogBatch]) -> None:
-        touched = set()
-        for b in batches:
-            if b.stream == "stderr":
-                if self.color:
-                    self.err.fh.write(b"\x1b[31m")
-                self.err.write(b.raw())
-                if self.color:
-                    self.err.fh.write(b"\x1b[0m")
-                touched.add(self.err)
-            else:
-                self.out.write(b.raw())
-                touched.add(self.out)
-        for fh in touched:
-            fh.flush()
-
-    def close(self, ok: bool) -> None:
-        self.out.close()
-        self.err.close()
 
 
 class FileSink:

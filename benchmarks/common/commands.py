@@ -38,6 +38,7 @@ class CliRun:
     stdout: str
     stderr: str
     maxrss_kb: int  # peak RSS of the child process (its VmHWM, polled every 20 ms until it exits)
+    cpu: float = 0.0  # user + system CPU seconds of the child itself (wait4; a detached grandchild is not in it)
 
 
 def run_command(argv: Sequence[str], *, stdout_path: Path | None = None, keep_stdout: bool = True,
@@ -108,7 +109,7 @@ def run_command(argv: Sequence[str], *, stdout_path: Path | None = None, keep_st
         t.join(30)
     return CliRun(list(argv), wall, proc.returncode, first[0] if first else None,
                   b"".join(out_chunks).decode("utf-8", "replace"), b"".join(err_chunks).decode("utf-8", "replace"),
-                  peak[0])
+                  peak[0], usage.ru_utime + usage.ru_stime)
 
 
 def _terminate(proc: subprocess.Popen) -> None:
@@ -132,6 +133,11 @@ SUMMARY_RE = {
     "duration": re.compile(r"^duration: ([\d.]+)s", re.M),
     "phases": re.compile(r"^phases: (.*)$", re.M),
 }
+
+
+def stop_agents(env: dict[str, str] | None = None) -> None:
+    """`cronium agent stop --all`: no agent of this user keeps running (or starts the next run warm)."""
+    subprocess.run([cronium_cli(), "agent", "stop", "--all"], capture_output=True, timeout=180, env=env)
 
 
 def parse_cli_summary(stderr: str) -> dict[str, Any]:

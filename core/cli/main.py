@@ -156,35 +156,77 @@ def _app_context(params: dict[str, Any]) -> AppContext:
     return app
 
 
-def _register_commands() -> None:
-    from . import (
-        completion_cmd,
-        config_cmd,
-        deploy_cmd,
-        doctor_cmd,
-        fleet_cmd,
-        gc_cmd,
-        images_cmd,
-        jobs_cmd,
-        plugins_cmd,
-        prune_cmd,
-        ps_cmd,
-        queue_cmd,
-        records_cmd,
-        retry_cmd,
-        run_cmd,
-        services_cmd,
-        stats_cmd,
-        vars_cmd,
-    )
-
-    for module in (run_cmd, ps_cmd, records_cmd, deploy_cmd, jobs_cmd, fleet_cmd, queue_cmd, vars_cmd, gc_cmd,
-                   prune_cmd, plugins_cmd, config_cmd, images_cmd, services_cmd, doctor_cmd, completion_cmd,
-                   retry_cmd, stats_cmd):
-        module.register(cli)
+#: Built-in commands and the module of this package that defines (registers) each. A module is
+#: imported when one of its commands is used or the list is shown, so `cronium run` imports only
+#: what it needs (tests/unit/core/test_cli_lazy.py checks this table against the modules).
+BUILTIN_COMMANDS = {
+    "run": "run_cmd", "ps": "ps_cmd", "inspect": "records_cmd", "logs": "records_cmd", "deploy": "deploy_cmd",
+    "deployments": "deploy_cmd", "cancel": "jobs_cmd", "jobs": "jobs_cmd", "submit": "jobs_cmd",
+    "scheduler": "fleet_cmd", "serve": "fleet_cmd", "worker": "fleet_cmd", "queue": "queue_cmd", "vars": "vars_cmd",
+    "gc": "gc_cmd", "prune": "prune_cmd", "plugins": "plugins_cmd", "config": "config_cmd", "images": "images_cmd",
+    "services": "services_cmd", "doctor": "doctor_cmd", "completion": "completion_cmd", "retry": "retry_cmd",
+    "agent": "agent_cmd", "stats": "stats_cmd",
+}
 
 
-_register_commands()
+class LazyCommands(dict):
+    """`cli.commands`: a built-in command's module is imported on first use of any of its names;
+    iterating (the command list, `--help`) imports them all."""
+
+    def __init__(self, group: click.Group, table: dict[str, str]):
+        super().__init__()
+        self._group = group
+        self._pending = dict(table)
+
+    def _load(self, name: str) -> None:
+        module = self._pending.get(name)
+        if module is not None:
+            import importlib
+
+            for other in [n for n, m in self._pending.items() if m == module]:
+                del self._pending[other]
+            importlib.import_module(f"{__package__}.{module}").register(self._group)
+
+    def _load_all(self) -> None:
+        while self._pending:
+            self._load(next(iter(self._pending)))
+
+    def __missing__(self, name: str):
+        self._load(name)
+        if not dict.__contains__(self, name):
+            raise KeyError(name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name) -> bool:
+        self._load(name)
+        return dict.__contains__(self, name)
+
+    def get(self, name, default=None):
+        self._load(name)
+        return dict.get(self, name, default)
+
+    def __iter__(self):
+        self._load_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load_all()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._load_all()
+        return dict.keys(self)
+
+    def values(self):
+        self._load_all()
+        return dict.values(self)
+
+    def items(self):
+        self._load_all()
+        return dict.items(self)
+
+
+cli.commands = LazyCommands(cli, BUILTIN_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,13 +15,16 @@ from cronium.core.model import EXIT_CODES, EXTENSION_TYPES, JOB_TYPES, Resources
 from cronium.core.script_launch import script_in_image
 
 from .options import echo_shown, escape_mode, input_option, json_option, parse_input, quiet_option, raw_option
+from .run_agent import agent_wanted, run_via_agent
+from .run_display import StatusLine, summary_text
 from .run_sources import env_file_values, read_stdin_script, start_detached
 
 EXIT_CODE_HELP = (
     "Exit status: the job's own exit code when it ran; 0 succeeded; "
     f"{EXIT_CODES['timed_out']} timed out; {EXIT_CODES['cancelled']} cancelled (SIGINT/SIGTERM); "
     f"{EXIT_CODES['oom_killed']} killed for exceeding its memory limit; "
-    f"{EXIT_CODES['error']} setup error (the message names the phase); 2 bad input (nothing was created)."
+    f"{EXIT_CODES['error']} setup error (the message names the phase) or the local agent ended under the job; "
+    "2 bad input (nothing was created)."
 )
 
 
@@ -74,63 +77,6 @@ def read_script(path: str, job_type: str | None) -> tuple[str, bytes, str]:
     return job_type, data, p.name
 
 
-class StatusLine:
-    """Phase progress on a terminal (stderr), one line rewritten in place; where colour is off
-    (NO_COLOR, --no-color, TERM=dumb) plain lines without escape sequences instead."""
-
-    LABELS = {"token": "token", "network": "network", "sidecar": "sidecar", "job": "running", "cleanup": "cleanup"}
-
-    def __init__(self, enabled: bool, color: bool = True):
-        self.enabled = enabled
-        self.color = color
-        self.done: list[str] = []
-        self.open = False
-
-    def __call__(self, phase: str, state: str) -> None:
-        if not self.enabled or phase not in self.LABELS:
-            return
-        if not self.color:
-            self._plain(phase, state)
-            return
-        label = self.LABELS[phase]
-        if state == "start":
-            text = " ".join(self.done + [f"{label}…"])
-            sys.stderr.write(f"\r\x1b[2K\x1b[2mcronium: {text}\x1b[0m")
-            self.open = True
-            if phase == "job":  # job output follows: end the status line
-                sys.stderr.write("\n")
-                self.open = False
-        else:
-            self.done.append(f"{label} {'✓' if state == 'done' else '✗'}")
-            if phase == "cleanup" and self.open:
-                sys.stderr.write("\r\x1b[2K\x1b[2mcronium: cleanup ✓\x1b[0m\n")
-                self.open = False
-        sys.stderr.flush()
-
-    def _plain(self, phase: str, state: str) -> None:
-        label = self.LABELS[phase]
-        if state != "start":
-            self.done.append(f"{label} {'ok' if state == 'done' else 'failed'}")
-        if (phase == "job" and state == "start") or (phase == "cleanup" and state != "start"):
-            sys.stderr.write(f"cronium: {' '.join(self.done + ([label] if state == 'start' else []))}\n")
-            sys.stderr.flush()
-
-
-def summary_text(result) -> str:
-    lines = [f"status: {result.status}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else "")]
-    if result.error:
-        lines.append(f"error: {result.error}")
-    lines.append(f"execution: {result.execution_id}")
-    lines.append(f"duration: {result.duration:.2f}s")
-    timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if k != "cleanup")
-    lines.append(f"phases: {timings}")
-    if result.output is not None:
-        lines.append(f"output: {json.dumps(result.output, ensure_ascii=False)}")
-    if result.condition is not None:
-        lines.append(f"condition: {json.dumps(result.condition)}")
-    return "\n".join(lines)
-
-
 def install_signal_handlers(cancellation) -> None:
     """SIGINT/SIGTERM cancel the job (cleanup still runs); a second signal is ignored until then."""
     if threading.current_thread() is not threading.main_thread():
@@ -169,17 +115,36 @@ def install_signal_handlers(cancellation) -> None:
               help="Print the execution id and return; the job runs on in a background process "
                    "(follow it with `cronium logs -f ID`, stop it with `cronium cancel ID`).")
 @raw_option
+@click.option("--no-agent", is_flag=True,
+              help="Run the job in this process instead of the local agent (also: config agent.enabled = false).")
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
-        profile, namespace, egress, as_json, quiet, detached, raw):
+        profile, namespace, egress, as_json, quiet, detached, raw, no_agent):
     """Run SCRIPT (python, bash or node) — in its job image, or in --image — or CMD in --image, as one job.
     SCRIPT `-` reads the script from stdin (then --type is required).
 
     The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
     its stdout and stderr stream here live (on a terminal, control characters shown escaped
-    unless --raw). Everything it created is removed when it ends.
+    unless --raw). Everything it created is removed when it ends. The job runs in the local
+    agent (started in the background when none runs; see docs/agent.md) unless --no-agent.
     """
-    from cronium.core.lifecycle import Cancellation, Orchestrator
+    from cronium.core.spec import validate
+
+    spec = build_spec(script_or_command, job_type=job_type, image=image, input_=input_, env=env,
+                      env_files=env_files, secret_env=secret_env, timeout=timeout, memory=memory, cpus=cpus,
+                      pids=pids, profile=profile, namespace=namespace, egress=egress)
+    mode = escape_mode(app, raw)
+    validate(spec, app.config)  # bad input: exit 2 before anything is created (the agent checks again)
+    if agent_wanted(app, no_agent):
+        code = run_via_agent(app, spec, mode=mode, as_json=as_json, quiet=quiet, detached=detached)
+        if code is not None:
+            sys.exit(code)
+    run_here(app, spec, mode=mode, as_json=as_json, quiet=quiet, detached=detached)
+
+
+def build_spec(script_or_command, *, job_type, image, input_, env, env_files, secret_env, timeout, memory,
+               cpus, pids, profile, namespace, egress):
+    """The JobSpec of the command line (`UsageError` for bad input; nothing read twice)."""
     from cronium.core.model import JobSpec, new_execution_id
 
     if image and not script_in_image(script_or_command, job_type):
@@ -195,13 +160,19 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
                             else read_script(script_or_command[0], job_type))
         spec_kwargs = dict(job_type=kind, script=body, script_name=name, image=image,
                            job_id=f"adhoc-{Path(name).stem}"[:60])
-    spec = JobSpec(
+    return JobSpec(
         input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
         secret_env=parse_secret_env(secret_env),
         timeout=timeout, profile=profile, namespace=namespace, egress=egress,
         resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)
-    mode = escape_mode(app, raw)
+
+
+def run_here(app, spec, *, mode: str, as_json: bool, quiet: bool, detached: bool) -> None:
+    """The one-shot path: the job runs in this process (`--no-agent`, `agent.enabled = false`, or
+    no agent could be had)."""
+    from cronium.core.lifecycle import Cancellation, Orchestrator
+
     started = start_detached(app, spec) if detached else None  # returns in the background process only
     if detached:
         as_json, quiet = False, True

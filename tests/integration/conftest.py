@@ -9,6 +9,11 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+# `cronium run` runs one-shot in the integration tests (every process they start inherits this):
+# they check the job path itself, some check which process owns a job, and an agent per test's
+# configuration would outlive the test. test_agent.py sets CRONIUM_AGENT_ENABLED=true for its own.
+os.environ["CRONIUM_AGENT_ENABLED"] = "false"
+
 from integration_util import cronium_executable
 from queue_util import container_starts, processes, qcli, qconfig, qruntime  # noqa: F401 - queue test fixtures
 
