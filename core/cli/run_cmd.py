@@ -161,6 +161,9 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--profile", help="Security profile: default, strict, or one defined in config.")
 @click.option("--namespace", help="Variable namespace.")
 @click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
+@click.option("--executor", help="The executor that runs the job: docker (this engine) or swarm (default: config executor).")
+@click.option("--placement", multiple=True, metavar="CONSTRAINT",
+              help="Placement constraint for a cluster executor, e.g. node.labels.gpu==true (repeatable).")
 @json_option("Print one JSON document with the result instead of the summary.")
 @quiet_option("Only the job's output: no status line, no summary.")
 @click.option("--detach", "-d", "detached", is_flag=True,
@@ -169,7 +172,7 @@ def install_signal_handlers(cancellation) -> None:
 @raw_option
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
-        profile, namespace, egress, as_json, quiet, detached, raw):
+        profile, namespace, egress, executor, placement, as_json, quiet, detached, raw):
     """Run SCRIPT (python, bash or node) — or CMD in --image — as one job, and wait for it.
     SCRIPT `-` reads the script from stdin (then --type is required).
 
@@ -196,8 +199,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
     spec = JobSpec(
         input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
         secret_env=parse_secret_env(secret_env),
-        timeout=timeout, profile=profile, namespace=namespace, egress=egress,
-        resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
+        timeout=timeout, profile=profile, namespace=namespace, egress=egress, executor=executor,
+        placement=tuple(placement), resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
         **spec_kwargs)
     mode = escape_mode(app, raw)
     started = start_detached(app, spec) if detached else None  # returns in the background process only
