@@ -118,8 +118,8 @@ def container_spec(image: str, command: list[str], options: ContainerOptions, *,
                   "User": options.user or "", "ReadOnly": bool(hc.pop("ReadonlyRootfs", False)), "Init": init,
                   "CapabilityDrop": hc.pop("CapDrop", []), "CapabilityAdd": hc.pop("CapAdd", []),
                   "Sysctls": hc.pop("Sysctls", {}), "DNSConfig": {"Options": hc.pop("DnsOptions", [])},
-                  "Ulimits": hc.pop("Ulimits", []), "Mounts": [_tmpfs(path, spec) for path, spec in
-                                                               (hc.pop("Tmpfs", {}) or {}).items()]}
+                  "Ulimits": hc.pop("Ulimits", []),
+                  "Mounts": [_tmpfs(path, spec, labels) for path, spec in (hc.pop("Tmpfs", {}) or {}).items()]}
     if options.working_dir:
         spec["Dir"] = options.working_dir
     if hc.pop("Privileged", False):
@@ -150,19 +150,12 @@ def _no_new_privs(hc: dict, role: str) -> bool:
     return wanted
 
 
-def _tmpfs(path: str, options: str) -> dict:
-    """A tmpfs mount: size and mode map; the engine adds nosuid, nodev and noexec itself. uid/gid
-    have no field: a tmpfs meant for one uid gets mode 1777 (the task's user is the only user)."""
-    size, mode = 0, 0o1777
-    for part in options.split(","):
-        key, _, value = part.partition("=")
-        if key == "size":
-            size = int(value)
-        elif key == "mode":
-            mode = int(value, 8)
-        elif key in ("uid", "gid"):
-            mode = 0o1777
-    return {"Type": "tmpfs", "Target": path, "TmpfsOptions": {"SizeBytes": size, "Mode": mode}}
+def _tmpfs(path: str, options: str, labels: dict) -> dict:
+    """A tmpfs with exactly the profile's mount options (size, mode, uid, nosuid, nodev…): an
+    anonymous volume of the `local` driver backed by a tmpfs, created on the task's node and removed
+    with the task's container. (A service's own tmpfs mounts keep only the size, not mode or owner.)"""
+    driver = {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs", "o": options}}
+    return {"Type": "volume", "Target": path, "VolumeOptions": {"Labels": labels, "DriverConfig": driver}}
 
 
 def node_has_swap(path: str = "/proc/swaps") -> bool:
@@ -308,15 +301,23 @@ def _remove_network(client, network_id: str, wait: float = 30.0) -> None:
     """A removed task's endpoint is released asynchronously: retry while it is still there."""
     from docker.errors import APIError
 
+    from docker.errors import NotFound
+
     deadline = time.monotonic() + wait
     while True:
         try:
             client.api.remove_network(network_id)
-            return
+            break
         except APIError as exc:
             if "active endpoints" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+    while time.monotonic() < deadline:  # the swarm removes an overlay in its own time: wait for it
+        try:
+            client.api.inspect_network(network_id)
+        except NotFound:
+            return
+        time.sleep(0.1)
 
 
 def listed(client, kind: str, role: str) -> list[dict]:
