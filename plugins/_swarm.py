@@ -284,17 +284,39 @@ def remove(client, kind: str, ident: str, wait: float = _docker.CLEANUP_WAIT) ->
 
 
 def _remove_service(client, service_id: str) -> None:
-    """Remove the service, then its task containers (the engine would remove them later, in its
-    own time: a network or a test that looks right after would still see them)."""
+    """Remove the service, then its task containers and their tmpfs volumes (the engine would
+    remove the containers later, in its own time, and keeps the volumes)."""
     from docker.errors import NotFound
 
     api = client.api
     try:
+        labels = api.inspect_service(service_id)["Spec"].get("Labels") or {}
         api.remove_service(service_id)
     except NotFound:
-        pass
+        return
     for container in api.containers(all=True, filters={"label": f"{SERVICE_ID_LABEL}={service_id}"}):
         _docker.remove(client, "container", container["Id"], wait=0)
+    owned = [f"{key}={labels[key]}" for key in _docker.OWNERSHIP_LABELS if key in labels]
+    if owned and "cronium.role" in labels:
+        for volume in _docker.labelled(client, "volume", *owned, f"cronium.role={labels['cronium.role']}"):
+            _remove_volume(client, volume["Name"])
+
+
+def _remove_volume(client, name: str, wait: float = 10.0) -> None:
+    """A volume is in use until the engine has let go of its container: retry for a while."""
+    from docker.errors import APIError, NotFound
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client.api.remove_volume(name, force=True)
+            return
+        except NotFound:
+            return
+        except APIError as exc:
+            if "in use" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _remove_network(client, network_id: str, wait: float = 30.0) -> None:

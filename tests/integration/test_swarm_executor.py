@@ -84,6 +84,7 @@ def swarm_objects(client, execution_id: str) -> list[str]:
     found += [f"secret {s['Spec']['Name']}" for s in api.secrets(filters=label)]
     found += [f"network {n['Name']}" for n in api.networks(filters=label)]
     found += [f"container {c['Names'][0]}" for c in api.containers(all=True, filters=label)]
+    found += [f"volume {v['Name']}" for v in api.volumes(filters=label).get("Volumes") or []]
     return sorted(found)
 
 
