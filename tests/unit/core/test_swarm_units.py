@@ -118,3 +118,19 @@ def test_swap_that_a_service_cannot_limit_is_refused_on_a_node_with_swap():
 def test_the_stdin_secret_is_read_by_the_task_user_only():
     ref = _swarm.secret_ref("id1", "cronium-stdin-x", "f", "10001:10002")
     assert ref["File"] == {"Name": "f", "UID": "10001", "GID": "10002", "Mode": 0o400}
+
+
+def test_a_deployment_job_names_its_executor_and_placement(tmp_path, config):
+    from cronium.core.deploy.files import load_deployment
+
+    (tmp_path / "job.py").write_text("print(1)\n")
+    path = tmp_path / "d.toml"
+    path.write_text('[deployment]\nname = "d"\n[jobs.a]\nscript = "job.py"\nexecutor = "swarm"\nplacement = ["node.labels.x==y"]\n'
+                    '[jobs.b]\nscript = "job.py"\nplacement = ["node.labels.x==y"]\n')
+    with pytest.raises(UsageError) as info:
+        load_deployment(path, config)
+    assert "jobs.b.placement" in str(info.value) and "jobs.a" not in str(info.value)
+    path.write_text('[deployment]\nname = "d"\n[jobs.a]\nscript = "job.py"\nexecutor = "swarm"\nplacement = ["node.labels.x==y"]\n')
+    job = load_deployment(path, config).jobs["a"]
+    spec = type(job).from_json(job.to_json()).job_spec(b"", execution_id="exec_0000000000000000", input=None)
+    assert (spec.executor, spec.placement) == ("swarm", ("node.labels.x==y",))
