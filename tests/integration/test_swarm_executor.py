@@ -18,6 +18,7 @@ import uuid
 
 import docker
 import pytest
+from cronium.core import hookimpl
 from cronium.core.testing import ExecutorConformance
 
 pytestmark = pytest.mark.integration
@@ -131,3 +132,98 @@ class TestSwarmExecutor(ExecutorConformance):
 
         yield targets
         base.close()
+
+
+# --- what is specific to the swarm executor ----------------------------------------------------------
+
+HELD_JOB = """
+import json, cronium
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines() if ':' in line)
+mounts = [line.split()[1:4] for line in open('/proc/mounts') if line.split()[1] in ('/work', '/tmp')]
+cronium.output({'no_new_privs': status['NoNewPrivs'].strip(), 'seccomp': status['Seccomp'].strip(),
+                'cap_eff': status['CapEff'].strip(), 'mounts': sorted(mounts)})
+while not cronium.get_variable(cronium.input()['done']):
+    pass
+"""
+
+
+@pytest.fixture
+def cronium_overrides(swarm_overrides):
+    return swarm_overrides
+
+
+@pytest.fixture
+def swarm_run(cronium_run):
+    return cronium_run
+
+
+def test_the_engine_and_the_kernel_hold_the_profile_while_the_job_runs(swarm_run, cronium_runtime):
+    """While the job runs: the services, tasks and network as the engine holds them, and what the
+    kernel says from inside the job (no-new-privileges is set by setpriv: no service spec field)."""
+    api, done = cronium_runtime.docker.api, f"swarm_done_{uuid.uuid4().hex[:8]}"
+    seen: dict = {}
+
+    class Look:
+        @hookimpl
+        def job_started(self, execution):
+            label = {"label": f"cronium.execution={execution.execution_id}"}
+            seen["services"] = {s["Spec"]["Name"]: s["Spec"] for s in api.services(filters=label)}
+            seen["containers"] = [api.inspect_container(c["Id"]) for c in api.containers(all=True, filters=label)]
+            seen["networks"] = [api.inspect_network(n["Id"]) for n in api.networks(filters=label)]
+            cronium_runtime.store.variables.set("default", done, True)
+
+    cronium_runtime.pm.register(Look(), name="look")
+    result = swarm_run(HELD_JOB, input={"done": done})
+    assert result.status == "succeeded", result
+    assert result.output["no_new_privs"] == "1" and result.output["seccomp"] == "2"  # 2: a filter is on
+    assert result.output["cap_eff"] == "0000000000000000"
+    assert ["/work", "tmpfs", "rw,nosuid,nodev,relatime,size=65536k,mode=700,uid=10001,gid=10001"] in result.output["mounts"]
+    job_name, sidecar_name = f"cronium-job-{result.execution_id}", f"cronium-runtime-{result.execution_id}"
+    assert set(seen["services"]) == {job_name, sidecar_name}
+    assert "ReplicatedJob" in seen["services"][job_name]["Mode"]
+    assert seen["services"][job_name]["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
+    assert all(s["EndpointSpec"]["Mode"] == "dnsrr" for s in seen["services"].values())
+    assert len(seen["containers"]) == 2
+    for container in seen["containers"]:
+        hc = container["HostConfig"]
+        assert (container["Config"]["User"], hc["ReadonlyRootfs"], hc["CapDrop"]) == ("10001:10001", True, ["ALL"])
+        assert hc["Memory"] > 0 and hc["PidsLimit"] > 0 and hc["NanoCpus"] > 0
+    (network,) = seen["networks"]
+    assert (network["Driver"], network["Internal"], network["Attachable"], network["EnableIPv6"]) == \
+        ("overlay", True, True, False)
+    subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
+    assert subnet.subnet_of(ipaddress.ip_network(cronium_runtime.config["network.pool"])) and subnet.prefixlen == 28
+    job_container = next(c for c in seen["containers"] if c["Config"]["Labels"]["cronium.role"] == "swarm-job")
+    assert list(job_container["NetworkSettings"]["Networks"]) == [network["Name"]]  # its own network only
+
+
+def test_placement_no_node_matches_is_a_clear_error_and_leaves_nothing(swarm_run, cronium_runtime):
+    cronium_runtime.config = cronium_runtime.config.with_overrides({"swarm.task_timeout": 3.0})
+    result = swarm_run("print(1)\n", executor="swarm", placement=("node.labels.cronium-test==nowhere",))
+    assert (result.status, result.error_phase) == ("error", "sidecar"), result
+    assert "did not start the sidecar task within 3s" in result.error and "placement" in result.error
+    assert swarm_objects(cronium_runtime.docker, result.execution_id) == []
+
+
+def test_a_profile_a_service_cannot_hold_is_refused_and_leaves_nothing(swarm_run, cronium_runtime):
+    result = swarm_run("print(1)\n", profile="strict")
+    assert (result.status, result.error_phase) == ("error", "security"), result
+    assert "service spec has no seccomp field" in result.error and 'seccomp = "default"' in result.error
+    assert swarm_objects(cronium_runtime.docker, result.execution_id) == []
+
+
+def test_cronium_run_executor_swarm_from_the_readme(swarm, cli, engine):
+    """`cronium run --executor swarm examples/hello.py`, the installed executable end to end."""
+    from pathlib import Path
+
+    with open(cli.config, "a") as config:
+        config.write(f'[swarm]\nredis_container = "{swarm["redis_container"]}"\n'
+                     f'services_network = "{swarm["services_network"]}"\n')
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello.py"
+    done = cli("run", "--executor", "swarm", "--json", str(hello), "--input", '{"name": "swarm"}')
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded" and "swarm" in json.dumps(result["output"]), result
+    assert swarm_objects(engine, result["execution_id"]) == []
+    refused = cli("run", "--executor", "swarm", "--placement", "gpu=true", str(hello))
+    assert refused.returncode == 2 and b"invalid placement constraint" in refused.stderr
