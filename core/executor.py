@@ -1,11 +1,24 @@
-"""What an executor plugin returns from `start_job`, and how container options are merged."""
+"""What an executor plugin returns from `start_job`, how container options are merged, and which
+plugins take part in an execution.
+
+Executors: a plugin module that sets `EXECUTOR = "<name>"` belongs to that executor (the built-in
+`network`, `sidecar` and `docker_executor` to "docker"; `swarm_network`, `swarm_sidecar` and
+`swarm_executor` to "swarm"). `hooks_for_executor(hooks, name)` is the hooks of one execution: pluggy's
+`subset_hook_caller` without the plugins of every other executor, so exactly one executor's
+providers answer and observe, and plugins that declare no executor (token, security, logs, third
+party) take part in every run. Reaping (`reap_orphans`) goes to every plugin.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence
 
-from .errors import SecurityNotApplied
+from .errors import SecurityNotApplied, UsageError
 from .model import ContainerOptions
+from .plugins import CroniumPluginManager, Hooks
+
+#: The module attribute naming the executor a plugin belongs to (see the module docstring).
+EXECUTOR_ATTRIBUTE = "EXECUTOR"
 
 
 @dataclass(frozen=True)
@@ -106,3 +119,26 @@ def check_engine_warnings(warnings: Sequence[str] | None, role: str) -> None:
         low = warning.lower()
         if "discard" in low or "not support" in low or "limitation" in low:
             raise SecurityNotApplied(f"a limit on the {role} container", f"the Docker engine said: {warning}")
+
+
+def executor_plugins(pm: CroniumPluginManager) -> dict[str, list[object]]:
+    """Executor name -> the registered plugins that belong to it (their `EXECUTOR` attribute)."""
+    out: dict[str, list[object]] = {}
+    for _, plugin in pm.list_name_plugin():
+        executor = getattr(plugin, EXECUTOR_ATTRIBUTE, None)
+        if isinstance(executor, str):
+            out.setdefault(executor, []).append(plugin)
+    return out
+
+
+def hooks_for_executor(hooks: "Hooks", name: str) -> "Hooks":
+    """The hooks of one execution run by executor `name`: without the plugins of every other
+    executor (see the module docstring). An executor no enabled plugin declares is a `UsageError`
+    naming the installed ones."""
+    declared = executor_plugins(hooks.pm)
+    if name not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        raise UsageError(f"unknown executor {name!r} (installed executors: {known})",
+                         hint="install or enable its plugins (`cronium plugins`), or choose one of those")
+    others = tuple(plugin for executor, plugins in declared.items() if executor != name for plugin in plugins)
+    return Hooks(hooks.pm, without=others)

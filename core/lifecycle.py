@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 from .config import parse_size
 from .errors import Cancelled, CroniumError, PhaseError, StoreUnavailable
-from .executor import ExitStatus, JobHandle, merge_options, require_security
+from .executor import ExitStatus, JobHandle, hooks_for_executor, merge_options, require_security
 from .logs import LogPump
 from .model import (
     ContainerOptions,
@@ -31,6 +31,7 @@ from .model import (
     Status,
 )
 from .owners import parse_owner
+from .plugins import Hooks
 from .record import new_record
 from .runtime import Runtime
 from .script_launch import script_command, script_stdin
@@ -110,6 +111,8 @@ class _Run:
 
     execution: ExecutionInfo
     spec: JobSpec
+    #: The hooks of this execution's executor (`hooks_for_executor`).
+    hooks: Hooks
     resources: ResourceRegistry
     timings: dict[str, float]
     warnings: list[str]
@@ -167,8 +170,9 @@ class Orchestrator:
         validate(spec, rt.config)  # bad input: exit 2 before anything else
         rt.connect()  # Redis and the engine must answer before anything is created
         spec, execution = resolve(spec, rt.config, owner=rt.owner, installation=rt.installation)
+        hooks = hooks_for_executor(rt.hooks, execution.executor)  # an unknown executor: exit 2, nothing created
         startup_failures = rt.start()
-        run = _Run(execution, spec, ResourceRegistry(), {},
+        run = _Run(execution, spec, hooks, ResourceRegistry(), {},
                    [f"plugin {name} failed in startup: {exc}" for name, exc in startup_failures])
         rt.store.records.create(execution.execution_id, _first_record(run, rt.owner), created_at=execution.created_at)
         run.timings["prepare"] = time.time() - t0
@@ -198,7 +202,7 @@ class Orchestrator:
 
     # --- phases ----------------------------------------------------------------------------
     def _execute(self, run: _Run, events: EventCallback, cancel: Cancellation) -> tuple[Status, int | None]:
-        rt, hooks, ex = self.runtime, self.runtime.hooks, run.execution
+        rt, hooks, ex = self.runtime, run.hooks, run.execution
 
         with self._phase(run, "token", events):
             run.token = hooks.issue_token(execution=ex, runtime=rt)
@@ -211,8 +215,8 @@ class Orchestrator:
         cancel.raise_if_set("setup")
 
         with self._phase(run, "sidecar", events):
-            sidecar_options = self._options(ex, "sidecar")
-            job_options = self._options(ex, "job")
+            sidecar_options = self._options(run, "sidecar")
+            job_options = self._options(run, "job")
             launch = self._launch(run, job_options)
             # Boot the sidecar and create + start the job container at the same time; the job
             # container waits for its script until the sidecar is ready (handle.release()).
@@ -283,13 +287,13 @@ class Orchestrator:
                            "logs_truncated": result.logs_truncated, "warnings": run.warnings, **(run.usage or {}),
                            **{k: v for k, v in (("output", result.output), ("condition", result.condition))
                               if v is not None}})
-        for name, exc in rt.hooks.job_finished(execution=ex, result=result, runtime=rt):
+        for name, exc in run.hooks.job_finished(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in job_finished: {exc}")
         if on_result is not None:
             on_result(result)
         self._cleanup(run, events)
         result = replace(result, timings=dict(run.timings), warnings=tuple(run.warnings))
-        for name, exc in rt.hooks.cleanup(execution=ex, result=result, runtime=rt):
+        for name, exc in run.hooks.cleanup(execution=ex, result=result, runtime=rt):
             run.warnings.append(f"plugin {name} failed in cleanup: {exc}")
         self._record(run, {"timings": run.timings, "warnings": run.warnings})
         if run.spooled:
@@ -348,8 +352,8 @@ class Orchestrator:
     def _phase(self, run: _Run, name: str, events: EventCallback) -> "_PhaseTimer":
         return _PhaseTimer(run, name, events)
 
-    def _options(self, ex: ExecutionInfo, role: str) -> ContainerOptions:
-        contribs = self.runtime.hooks.container_options(execution=ex, role=role, runtime=self.runtime)
+    def _options(self, run: _Run, role: str) -> ContainerOptions:
+        contribs = run.hooks.container_options(execution=run.execution, role=role, runtime=self.runtime)
         merged = merge_options(contribs)
         require_security(merged, role)
         return merged

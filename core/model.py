@@ -161,6 +161,10 @@ class JobSpec:
     attempt: int = 1
     #: Free-form settings for plugins, by plugin name (from a deployment's `[jobs.X.plugins.NAME]`).
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The executor that runs the job ("docker", "swarm", ...); None: config `executor`.
+    executor: str | None = None
+    #: Placement constraints for a cluster executor, e.g. ("node.labels.gpu==true",).
+    placement: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """The spec as stored in the execution record: no script body, no secret values."""
@@ -179,6 +183,8 @@ class JobSpec:
             "egress": self.egress,
             "attempt": self.attempt,
             "plugin_settings": dict(self.plugin_settings),
+            "executor": self.executor,
+            "placement": list(self.placement),
         }
 
 
@@ -203,6 +209,10 @@ class ExecutionInfo:
     attempt: int = 1
     #: Free-form settings for plugins, by plugin name (see JobSpec.plugin_settings).
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The executor that runs it: only the plugins of this executor (and those of none) take part.
+    executor: str = "docker"
+    #: Placement constraints for a cluster executor (see JobSpec.placement).
+    placement: tuple[str, ...] = ()
 
     @property
     def attempt_tag(self) -> str:

@@ -20,6 +20,9 @@ styles (`wrapper=True`, `hookwrapper=True`) run around the implementations as pl
 - `provide()` calls a firstresult provider as pluggy does; no answer is a `MissingProvider` error.
 - `Hooks` is the same with one typed method per hook, so a misspelled hook is an attribute error.
 
+`Hooks(pm, without=plugins)` calls hooks without some plugins (pluggy's `subset_hook_caller`): the
+hooks of one executor's run (`cronium.core.executor.hooks_for_executor`).
+
 To keep calling after a failure, the manager replaces each registered implementation's function
 (`HookImpl.function`) with a guard that does nothing special outside `notify()`/`contributions()`.
 pluggy documents that attribute but not replacing it, hence the pinned `pluggy>=1.5,<2`.
@@ -51,7 +54,6 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .config import Config
-    from .executor import JobHandle
     from .model import IssuedToken, NetworkInfo, SidecarInfo
 
 PROJECT = "cronium"
@@ -66,6 +68,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "sidecar": "cronium.plugins.sidecar",
     "logs": "cronium.plugins.logs",
     "docker_executor": "cronium.plugins.docker_executor",
+    "swarm_network": "cronium.plugins.swarm_network",
+    "swarm_sidecar": "cronium.plugins.swarm_sidecar",
+    "swarm_executor": "cronium.plugins.swarm_executor",
 }
 #: `PluginInfo.source` of the built-in plugins and of the plugins directory's files; a third-party
 #: entry-point plugin's source is the name of its distribution.
@@ -355,12 +360,13 @@ def _import_file(info: PluginInfo) -> object:
 
 # --- calling hooks -------------------------------------------------------------------------------
 
-def notify(pm: CroniumPluginManager, hook: str, **kwargs: Any) -> Failures:
+def notify(pm: CroniumPluginManager, hook: str, *, caller=None, **kwargs: Any) -> Failures:
     """Call a notification hook through pluggy: every implementation runs even if some raise.
+    `caller`: the hook caller to use (default `pm.hook.<hook>`; `Hooks` passes a subset).
 
     Returns the failures as (plugin name, exception); the caller decides how to report them.
     """
-    caller = getattr(pm.hook, hook)
+    caller = caller or getattr(pm.hook, hook)
     inner = [impl for impl in caller.get_hookimpls() if not (impl.wrapper or impl.hookwrapper)]
     # pluggy calls the implementations from the end of this list: the first one is called last.
     call = _Dispatch(hook, collect=True, last=inner[0] if inner else None)
@@ -375,27 +381,27 @@ def notify(pm: CroniumPluginManager, hook: str, **kwargs: Any) -> Failures:
     return call.failures
 
 
-def notify_or_raise(pm: CroniumPluginManager, hook: str, **kwargs: Any) -> None:
+def notify_or_raise(pm: CroniumPluginManager, hook: str, *, caller=None, **kwargs: Any) -> None:
     """`notify()`, raising one `HookFailures` that names every failed plugin."""
-    failures = notify(pm, hook, **kwargs)
+    failures = notify(pm, hook, caller=caller, **kwargs)
     if failures:
         raise HookFailures(hook, failures)
 
 
-def provide(pm: CroniumPluginManager, hook: str, **kwargs: Any) -> Any:
+def provide(pm: CroniumPluginManager, hook: str, *, caller=None, **kwargs: Any) -> Any:
     """Call a firstresult provider; a missing answer is a `MissingProvider` error."""
-    result = getattr(pm.hook, hook)(**kwargs)
+    result = (caller or getattr(pm.hook, hook))(**kwargs)
     if result is None:
         raise MissingProvider(hook)
     return result
 
 
-def contributions(pm: CroniumPluginManager, hook: str, **kwargs: Any) -> list[Any]:
+def contributions(pm: CroniumPluginManager, hook: str, *, caller=None, **kwargs: Any) -> list[Any]:
     """Call a contribution provider through pluggy: every result in call order, lists flattened,
     None skipped. An implementation or wrapper that raises is a `HookFailures` naming its plugin."""
     token = _CURRENT.set(_Dispatch(hook, collect=False))
     try:
-        results = getattr(pm.hook, hook)(**kwargs)
+        results = (caller or getattr(pm.hook, hook))(**kwargs)
     finally:
         _CURRENT.reset(token)
     out: list[Any] = []
@@ -415,54 +421,64 @@ class Hooks:
     plugin answers); contributions return the flattened list of results.
     """
 
-    def __init__(self, pm: CroniumPluginManager, *, strict: bool = False):
+    def __init__(self, pm: CroniumPluginManager, *, strict: bool = False, without: tuple[object, ...] = ()):
         self.pm = pm
         self._strict = strict
+        self._without = without
 
     @cached_property
     def strict(self) -> "Hooks":
         """The same hooks, with notifications raising `HookFailures` instead of returning them."""
-        return Hooks(self.pm, strict=True)
+        return Hooks(self.pm, strict=True, without=self._without)
+
+    def _caller(self, hook: str):
+        return self.pm.subset_hook_caller(hook, self._without) if self._without else getattr(self.pm.hook, hook)
 
     def _notify(self, hook: str, **kwargs: Any) -> Failures:
         if self._strict:
-            notify_or_raise(self.pm, hook, **kwargs)
+            notify_or_raise(self.pm, hook, caller=self._caller(hook), **kwargs)
             return []
-        return notify(self.pm, hook, **kwargs)
+        return notify(self.pm, hook, caller=self._caller(hook), **kwargs)
+
+    def _provide(self, hook: str, **kwargs: Any) -> Any:
+        return provide(self.pm, hook, caller=self._caller(hook), **kwargs)
+
+    def _contributions(self, hook: str, **kwargs: Any) -> list[Any]:
+        return contributions(self.pm, hook, caller=self._caller(hook), **kwargs)
 
     def startup(self, *, runtime) -> Failures:
         return self._notify("startup", runtime=runtime)
 
     def register_commands(self, *, cli) -> list[Any]:
-        return contributions(self.pm, "register_commands", cli=cli)
+        return self._contributions("register_commands", cli=cli)
 
     def issue_token(self, *, execution, runtime) -> "IssuedToken":
-        return provide(self.pm, "issue_token", execution=execution, runtime=runtime)
+        return self._provide("issue_token", execution=execution, runtime=runtime)
 
     def token_issued(self, *, execution, claims) -> Failures:
         return self._notify("token_issued", execution=execution, claims=claims)
 
     def create_network(self, *, execution, runtime, resources) -> "NetworkInfo":
-        return provide(self.pm, "create_network", execution=execution, runtime=runtime, resources=resources)
+        return self._provide("create_network", execution=execution, runtime=runtime, resources=resources)
 
     def network_created(self, *, execution, network) -> Failures:
         return self._notify("network_created", execution=execution, network=network)
 
     def container_options(self, *, execution, role, runtime) -> list[Any]:
-        return contributions(self.pm, "container_options", execution=execution, role=role, runtime=runtime)
+        return self._contributions("container_options", execution=execution, role=role, runtime=runtime)
 
     def launch_sidecar(self, *, execution, network, token, options, runtime, resources) -> "SidecarInfo":
-        return provide(self.pm, "launch_sidecar", execution=execution, network=network, token=token,
+        return self._provide("launch_sidecar", execution=execution, network=network, token=token,
                        options=options, runtime=runtime, resources=resources)
 
     def sidecar_started(self, *, execution, sidecar) -> Failures:
         return self._notify("sidecar_started", execution=execution, sidecar=sidecar)
 
     def log_sinks(self, *, execution, runtime) -> list[Any]:
-        return contributions(self.pm, "log_sinks", execution=execution, runtime=runtime)
+        return self._contributions("log_sinks", execution=execution, runtime=runtime)
 
-    def start_job(self, *, execution, network, launch, runtime, resources) -> "JobHandle":
-        return provide(self.pm, "start_job", execution=execution, network=network, launch=launch,
+    def start_job(self, *, execution, network, launch, runtime, resources) -> "cronium.core.executor.JobHandle":
+        return self._provide("start_job", execution=execution, network=network, launch=launch,
                        runtime=runtime, resources=resources)
 
     def job_started(self, *, execution, container_id, runtime) -> Failures:

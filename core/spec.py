@@ -165,6 +165,32 @@ def check_placement(spec: JobSpec, config: Config, problems: Problems, *, deploy
             problems.add("egress", message, hint="set network.egress_allowed = true in config to allow jobs egress")
 
 
+#: An executor's name (`executor` in config, a deployment, `cronium run --executor`).
+EXECUTOR_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+#: One placement constraint, as Docker Swarm writes them: `node.labels.gpu==true`, `node.role!=manager`.
+CONSTRAINT_RE = re.compile(r"^(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
+                           r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.:/-]+$")
+#: The executor that places jobs on this engine itself; placement means nothing to it.
+LOCAL_EXECUTOR = "docker"
+
+
+def check_executor(spec: JobSpec, config: Config, problems: Problems) -> None:
+    """The executor's name and the placement constraints (for a cluster executor only)."""
+    executor = spec.executor if spec.executor is not None else config["executor"]
+    if not isinstance(executor, str) or not EXECUTOR_RE.match(executor):
+        problems.add("executor", f"invalid executor name {executor!r}",
+                     hint="use the name of an installed executor, e.g. \"docker\" or \"swarm\" (`cronium plugins`)")
+        return
+    for constraint in spec.placement:
+        if not isinstance(constraint, str) or not CONSTRAINT_RE.match(constraint):
+            problems.add("placement", f"invalid placement constraint {constraint!r}",
+                         hint="write node.labels.NAME==VALUE, node.hostname==H, node.role!=manager, ...")
+    if spec.placement and executor == LOCAL_EXECUTOR:
+        problems.add("placement", f"placement constraints need a cluster executor, but this job runs on the "
+                                  f"'{LOCAL_EXECUTOR}' executor (one engine, nothing to place)",
+                     hint="add executor = \"swarm\" (or `--executor swarm`), or drop the placement")
+
+
 def check_input(spec: JobSpec, problems: Problems) -> None:
     try:
         json.dumps(spec.input, allow_nan=False)
@@ -179,6 +205,7 @@ def check(spec: JobSpec, config: Config, problems: Problems, *, deploying: bool 
     check_limits(spec, config, problems)
     check_env(spec, problems)
     check_placement(spec, config, problems, deploying=deploying)
+    check_executor(spec, config, problems)
     check_input(spec, problems)
 
 
@@ -226,8 +253,9 @@ def resolve(spec: JobSpec, config: Config, *, owner: str, installation: str = ""
         execution_id=execution_id, job_id=job_id, job_name=spec.job_name or job_id, job_type=spec.job_type,
         namespace=spec.namespace, owner=owner, image=spec.image or config[f"images.{spec.job_type}"],
         profile=spec.profile, timeout=spec.timeout, created_at=now, deadline=deadline, labels=labels,
-        resources=resources, egress=spec.egress, attempt=spec.attempt, plugin_settings=spec.plugin_settings)
-    return Resolved(replace(spec, execution_id=execution_id), execution)
+        resources=resources, egress=spec.egress, attempt=spec.attempt, plugin_settings=spec.plugin_settings,
+        executor=spec.executor or config["executor"], placement=tuple(spec.placement))
+    return Resolved(replace(spec, execution_id=execution_id, executor=execution.executor), execution)
 
 
 def release_deadline(config: Config, execution: ExecutionInfo, released_at: float) -> float:

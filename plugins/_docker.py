@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Iterator
+from typing import Iterable, Iterator
 
 HEADER = struct.Struct(">BxxxL")
 RECV_SIZE = 256 * 1024
@@ -35,16 +35,26 @@ def send_and_close_stdin(raw: socket.socket, data: bytes) -> None:
 def read_frames(raw: socket.socket) -> Iterator[tuple[int, bytes | None]]:
     """Demultiplex the attach stream: yields (stream, payload) with consecutive frames of the same
     stream joined, and (0, None) after each read to mark 'nothing more right now'. Ends at EOF."""
+    def received() -> Iterator[bytes]:
+        while True:
+            try:
+                data = raw.recv(RECV_SIZE)
+            except OSError:
+                return
+            if not data:
+                return
+            yield data
+
+    return demux(received())
+
+
+def demux(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """`read_frames` over any source of the engine's multiplexed bytes (an attach socket, the
+    body of a followed `logs` response), in the pieces they arrive in."""
     buf = b""
     unpack = HEADER.unpack_from
     size = HEADER.size
-    while True:
-        try:
-            data = raw.recv(RECV_SIZE)
-        except OSError:
-            return
-        if not data:
-            return
+    for data in chunks:
         buf = buf + data if buf else data
         pos, end = 0, len(buf)
         cur_stream, parts = 0, []

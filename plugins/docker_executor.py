@@ -33,6 +33,8 @@ from cronium.core.model import DeferredSecret
 from cronium.plugins import _docker
 from docker.errors import APIError
 
+#: This plugin belongs to the Docker executor: it takes part only in runs with executor = "docker".
+EXECUTOR = "docker"
 #: Reads `NAME=value` lines from stdin until an empty line and exports them.
 SECRET_PRELUDE = 'while IFS= read -r _l && [ -n "$_l" ]; do export "$_l"; done; unset _l; '
 #: Seconds between two stats samples of a running job container.

@@ -22,6 +22,8 @@ from cronium.plugins import _docker, _egress
 from docker.errors import APIError
 from docker.types import IPAMConfig, IPAMPool
 
+#: This plugin belongs to the Docker executor: it takes part only in runs with executor = "docker".
+EXECUTOR = "docker"
 #: Attempts at finding a free subnet before giving up.
 MAX_ATTEMPTS = 64
 #: Sysctls of every container of an execution: no IPv6 on any interface, also on one attached

@@ -25,6 +25,8 @@ from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label, pool_key
 from docker.errors import APIError
 
+#: This plugin belongs to the Docker executor: it takes part only in runs with executor = "docker".
+EXECUTOR = "docker"
 ALIAS = "runtime-api"
 #: Name prefix of an execution's sidecar (also of a pooled one once claimed).
 NAME_PREFIX = "cronium-runtime-"

@@ -130,14 +130,16 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         "job_id": spec.job_id, "job_name": spec.job_name, "egress": spec.egress,
         "metadata": dict(spec.metadata), "execution_id": spec.execution_id, "attempt": spec.attempt,
         "plugin_settings": {k: dict(v) for k, v in spec.plugin_settings.items()},
+        "executor": spec.executor, "placement": list(spec.placement),
     }
 
 
 def spec_from_wire(data: dict[str, Any]) -> JobSpec:
     """The inverse of `spec_to_wire` (a malformed message raises KeyError/TypeError/ValueError)."""
     memory, cpus, pids = data["resources"]
-    fields = {k: v for k, v in data.items() if k not in ("script", "secret_env", "resources", "command")}
+    fields = {k: v for k, v in data.items() if k not in ("script", "secret_env", "resources", "command", "placement")}
     return JobSpec(
         script=None if data["script"] is None else unb64(data["script"]),
         secret_env={str(k): Secret(str(v)) for k, v in data["secret_env"].items()},
-        resources=Resources(memory=memory, cpus=cpus, pids=pids), command=tuple(data["command"]), **fields)
+        resources=Resources(memory=memory, cpus=cpus, pids=pids), command=tuple(data["command"]),
+        placement=tuple(data.get("placement") or ()), **fields)

@@ -109,6 +109,9 @@ def install_signal_handlers(cancellation) -> None:
 @click.option("--profile", help="Security profile: default, strict, or one defined in config.")
 @click.option("--namespace", help="Variable namespace.")
 @click.option("--egress", is_flag=True, help="Give the job network egress (needs network.egress_allowed).")
+@click.option("--executor", help="The executor that runs the job: docker (this engine) or swarm (default: config executor).")
+@click.option("--placement", multiple=True, metavar="CONSTRAINT",
+              help="Placement constraint for a cluster executor, e.g. node.labels.gpu==true (repeatable).")
 @json_option("Print one JSON document with the result instead of the summary.")
 @quiet_option("Only the job's output: no status line, no summary.")
 @click.option("--detach", "-d", "detached", is_flag=True,
@@ -119,7 +122,7 @@ def install_signal_handlers(cancellation) -> None:
               help="Run the job in this process instead of the local agent (also: config agent.enabled = false).")
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
-        profile, namespace, egress, as_json, quiet, detached, raw, no_agent):
+        profile, namespace, egress, executor, placement, as_json, quiet, detached, raw, no_agent):
     """Run SCRIPT (python, bash or node) — in its job image, or in --image — or CMD in --image, as one job.
     SCRIPT `-` reads the script from stdin (then --type is required).
 
@@ -132,7 +135,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
 
     spec = build_spec(script_or_command, job_type=job_type, image=image, input_=input_, env=env,
                       env_files=env_files, secret_env=secret_env, timeout=timeout, memory=memory, cpus=cpus,
-                      pids=pids, profile=profile, namespace=namespace, egress=egress)
+                      pids=pids, profile=profile, namespace=namespace, egress=egress,
+                      executor=executor, placement=placement)
     mode = escape_mode(app, raw)
     validate(spec, app.config)  # bad input: exit 2 before anything is created (the agent checks again)
     if agent_wanted(app, no_agent):
@@ -143,7 +147,7 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
 
 
 def build_spec(script_or_command, *, job_type, image, input_, env, env_files, secret_env, timeout, memory,
-               cpus, pids, profile, namespace, egress):
+               cpus, pids, profile, namespace, egress, executor=None, placement=()):
     """The JobSpec of the command line (`UsageError` for bad input; nothing read twice)."""
     from cronium.core.model import JobSpec, new_execution_id
 
@@ -163,8 +167,9 @@ def build_spec(script_or_command, *, job_type, image, input_, env, env_files, se
     return JobSpec(
         input=parse_input(input_), env={**env_file_values(env_files), **parse_env(env)},
         secret_env=parse_secret_env(secret_env),
-        timeout=timeout, profile=profile, namespace=namespace, egress=egress,
-        resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids), execution_id=new_execution_id(),
+        timeout=timeout, profile=profile, namespace=namespace, egress=egress, executor=executor,
+        placement=tuple(placement), resources=Resources(memory=parse_memory(memory), cpus=cpus, pids=pids),
+        execution_id=new_execution_id(),
         **spec_kwargs)
 
 

@@ -103,6 +103,8 @@ class JobDefinition:
     suspend: bool = False
     description: str = ""
     source: str = ""  # the deployment file it came from
+    executor: str | None = None  # None: the worker's config `executor`
+    placement: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return dumps(asdict(self))
@@ -117,6 +119,7 @@ class JobDefinition:
         retries["on"] = tuple(retries.get("on") or RETRYABLE_STATUSES)
         data["retries"] = RetryPolicy(**retries)
         data["after"] = tuple(Edge(**e) for e in data.get("after") or ())
+        data["placement"] = tuple(data.get("placement") or ())
         return cls(**data)
 
     def resolve_secrets(self, environ: Mapping[str, str] | None = None,
@@ -150,7 +153,8 @@ class JobDefinition:
             command=self.command, input=input, env=dict(self.env), secret_env=self.resolve_secrets(environ, allow),
             timeout=self.timeout, resources=self.resources, profile=self.profile, namespace=self.namespace,
             job_id=self.name, job_name=self.name, egress=self.egress, metadata=dict(metadata or {}),
-            execution_id=execution_id, attempt=attempt, plugin_settings=dict(self.plugins))
+            execution_id=execution_id, attempt=attempt, plugin_settings=dict(self.plugins), executor=self.executor,
+            placement=self.placement)
 
 
 @dataclass

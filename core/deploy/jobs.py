@@ -27,6 +27,7 @@ from ..spec import (
     Problems,
     check_env,
     check_input,
+    check_executor,
     check_limits,
     check_placement,
     check_program,
@@ -45,7 +46,7 @@ from .definition import (
 
 JOB_KEYS = ("description", "type", "script", "inline", "image", "command", "input", "env", "secret_env", "schedule",
             "timezone", "timeout", "resources", "profile", "namespace", "egress", "retries", "concurrency", "after",
-            "plugins", "suspend")
+            "plugins", "suspend", "executor", "placement")
 RESOURCE_KEYS = ("memory", "cpus", "pids")
 RETRY_KEYS = ("limit", "backoff", "factor", "max_backoff", "on")
 EDGE_KEYS = ("job", "when")
@@ -109,13 +110,23 @@ def parse_job(name: str, table: Mapping[str, Any], problems: Problems, ctx: JobC
         namespace=t.get("namespace", (str,), "a namespace name") or ctx.namespace,
         egress=t.get("egress", (bool,), "true or false", False), retries=parse_retries(table.get("retries"), problems),
         concurrency=_concurrency(t, problems), after=parse_edges(table.get("after"), "after", problems),
-        plugins=plugins, suspend=suspend, description=t.get("description", (str,), "a string", ""), source=problems.source)
+        plugins=plugins, suspend=suspend, description=t.get("description", (str,), "a string", ""), source=problems.source,
+        executor=t.get("executor", (str,), "the name of an executor such as \"swarm\""), placement=_placement(t, problems))
     _check_spec(defn, body, problems, ctx.config, program=program_ok)
     if len(problems) > before:
         return None
     if body is not None:
         ctx.scripts[defn.script_digest] = body
     return defn
+
+
+def _placement(t: _Table, problems: Problems) -> tuple[str, ...]:
+    """`placement = ["node.labels.gpu==true", ...]` (each constraint is checked with the spec)."""
+    value = t.get("placement", (list,), "a list of constraints such as [\"node.labels.gpu==true\"]", [])
+    if not all(isinstance(item, str) for item in value):
+        problems.add("placement", f"expected a list of strings, found {value!r}")
+        return ()
+    return tuple(value)
 
 
 def _check_spec(defn: JobDefinition, body: bytes | None, problems: Problems, config: Config, *, program: bool) -> None:
@@ -127,6 +138,7 @@ def _check_spec(defn: JobDefinition, body: bytes | None, problems: Problems, con
     check_limits(spec, config, problems)
     check_env(spec, problems)
     check_placement(spec, config, problems, deploying=True)
+    check_executor(spec, config, problems)
     check_input(spec, problems)
 
 

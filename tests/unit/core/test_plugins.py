@@ -41,6 +41,9 @@ BUILTIN_MAIN_HOOK = {
     "sidecar": "launch_sidecar",
     "logs": "log_sinks",
     "docker_executor": "start_job",
+    "swarm_network": "create_network",
+    "swarm_sidecar": "launch_sidecar",
+    "swarm_executor": "start_job",
 }
 
 
@@ -159,7 +162,7 @@ def test_loads_builtins_and_the_installed_recorder_plugin():
 
 
 def test_disable_by_argument_and_by_environment():
-    pm = create_plugin_manager(["network"], environ={"CRONIUM_DISABLE_PLUGINS": " logs , recorder,"})
+    pm = create_plugin_manager(["network", "swarm_network"], environ={"CRONIUM_DISABLE_PLUGINS": " logs , recorder,"})
     infos = {i.name: i for i in pm.plugin_infos()}
     for name in ("network", "logs", "recorder"):
         assert pm.get_plugin(name) is None
