@@ -1,8 +1,10 @@
 """`python -m cronium.sidecar [--settings FILE]`: validate the settings and serve the runtime API.
 
 Without `--settings` the settings JSON is read from stdin until EOF. Once the server accepts
-connections, exactly one line `{"event": "ready", "port": <port>}` is written to stdout; all logging
-goes to stderr. Bad settings: a message on stderr (never a secret) and exit status 2.
+connections and the store has been asked once, exactly one line
+`{"event": "ready", "host": <address>, "port": <port>, "store": "ok" | "unavailable"}` is written to
+stdout; all logging goes to stderr. Bad settings (also: no address in `listen_subnet`): a message on
+stderr (never a secret) and exit status 2.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import logging
 import sys
 
 from .errors import SettingsError
-from .settings import load_settings
+from .settings import listen_address, load_settings
 
 EXIT_BAD_SETTINGS = 2
 
@@ -28,14 +30,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings(_read_settings_text(args.settings))
+        host = listen_address(settings)
     except SettingsError as exc:
         print(f"cronium-sidecar: invalid settings: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
-    app.after_server_start(_start_ready_announcement(settings.port))
-    app.run(host=settings.host, port=settings.port, single_process=True, access_log=False, motd=False)
+    app.after_server_start(_start_ready_announcement(host, settings.port))
+    app.run(host=host, port=settings.port, single_process=True, access_log=False, motd=False)
     return 0
 
 
@@ -49,8 +52,12 @@ def _read_settings_text(path: str | None) -> bytes:
         raise SettingsError(f"cannot read the settings file: {exc.strerror}") from None
 
 
-def _start_ready_announcement(port: int):
+def _start_ready_announcement(host: str, port: int):
     """An `after_server_start` listener that announces readiness once the server loop runs.
+
+    The line also says whether the store answered a PING (the same check `GET /health` reuses),
+    so the orchestrator needs no request of its own: it cannot reach the sidecar, which listens on
+    the job network only.
 
     Sanic installs its SIGTERM handler before the `after_server_start` listeners run, but a signal
     handled while they run is lost. Announcing only once the app is serving guarantees that a
@@ -60,7 +67,8 @@ def _start_ready_announcement(port: int):
     async def announce_when_serving(app) -> None:
         while not app.state.is_running:
             await asyncio.sleep(0)
-        sys.stdout.write(json.dumps({"event": "ready", "port": port}) + "\n")
+        store = "ok" if await app.ctx.store_check.reachable_now(app.ctx.store) else "unavailable"
+        sys.stdout.write(json.dumps({"event": "ready", "host": host, "port": port, "store": store}) + "\n")
         sys.stdout.flush()
 
     async def start(app) -> None:
