@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .errors import SettingsError
+from .tokens import load_ed25519_public_pem
 from .variable_script import VariableLimits
 
 EXECUTION_ID_PATTERN = re.compile(r"exec_[0-9a-f]{16}")
@@ -160,11 +160,8 @@ def _auth(fields: _Fields) -> AuthSettings:
         if len(secret) < MIN_HS256_SECRET_BYTES:
             raise SettingsError(f"{fields.path}.key: an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes")
         return AuthSettings(algorithm, secret)
-    try:
-        public_key = load_pem_public_key(key.encode())
-    except ValueError:
-        public_key = None
-    if not isinstance(public_key, Ed25519PublicKey):
+    public_key = load_ed25519_public_pem(key)
+    if public_key is None:
         raise SettingsError(f"{fields.path}.key: must be an Ed25519 public key in PEM format")
     return AuthSettings(algorithm, public_key)
 

@@ -166,12 +166,12 @@ def test_missing_settings_file_exits_2(tmp_path):
     assert "cannot read the settings file" in result.stderr.decode()
 
 
-def test_the_sidecar_imports_nothing_from_the_orchestrator_nor_redis_py():
-    """redis-py is not in the sidecar image (its own small client, `resp`, is: 6 MB less RSS)."""
+def test_the_sidecar_imports_nothing_from_the_orchestrator_nor_redis_py_nor_pyjwt():
+    """Neither redis-py nor PyJWT is in the sidecar image (its own `resp` and `tokens` are: 9 MB less RSS)."""
     probe = (
         "import sys, cronium.sidecar.__main__, cronium.sidecar.app, cronium.sidecar.store, cronium.sidecar.tools\n"
         "print('\\n'.join(m for m in sys.modules\n"
-        "                 if m in ('docker', 'redis') or m.startswith(('docker.', 'redis.', 'cronium.core', 'cronium.plugins'))))"
+        "                 if m in ('docker', 'redis', 'jwt') or m.startswith(('docker.', 'redis.', 'jwt.', 'cronium.core', 'cronium.plugins'))))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=subprocess_env(), timeout=60)
     assert result.returncode == 0, result.stderr.decode()
