@@ -13,11 +13,19 @@ kind of container.
   namespace's variables in one hash), one round trip per operation like the sidecar's.
 
 The sidecar runs with its default limits except the request rate limit, which is raised through
-config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`).
+config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`). Its image
+is `images.sidecar` as configured, or `CRONIUM_IMAGES_SIDECAR` when set (to compare a build).
+
+Footprint: the same image started alone as the orchestrator starts it (`FOOTPRINT_RUNS` times,
+settings on stdin, no network, Redis on a closed port): once its ready line is out, its process's RssAnon (anonymous
+memory — what the memory cgroup's `rss` counts) and the CPU it spent from exec to ready
+(utime + stime from /proc/1/stat), read inside the container.
 """
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 from .common.baseline import (
@@ -37,8 +45,10 @@ from .common.table import Row, fmt_spread, log, print_rows
 NAME = "runtime_api"
 RATE_LIMIT = {"sidecar.rate_limit_per_minute": 6_000_000, "sidecar.rate_limit_burst": 1_000_000}
 THREADS = 4
-TARGET_P50_MS = 2.0
-TARGET_RPS = 2000
+TARGET_P50_MS = 0.5
+TARGET_RPS = 5000
+TARGET_RSS_MB = 25
+FOOTPRINT_RUNS = 3
 MARK = "BENCH_RESULT "
 
 HARNESS = r'''
@@ -180,6 +190,40 @@ def _baseline_once(ctx: Context, network: str, script: str) -> dict[str, Any]:
     return _parse(out)
 
 
+FOOTPRINT_SETTINGS = {"execution_id": "exec_00000000000000fb", "job_id": "footprint", "host": "127.0.0.1",
+                      "redis_url": "redis://127.0.0.1:1/0", "auth": {"algorithm": "HS256", "key": "f" * 40}}
+#: Inside the sidecar container: its process's anonymous RSS (kB) and CPU ticks so far, one line.
+FOOTPRINT_PROBE = ("import os; s = open('/proc/1/stat').read().rsplit(')', 1)[1].split(); "
+                   "rss = [l.split()[1] for l in open('/proc/1/status') if l.startswith('RssAnon')][0]; "
+                   "print(rss, int(s[11]) + int(s[12]), os.sysconf('SC_CLK_TCK'))")
+
+
+def _sidecar_footprint(ctx: Context, image: str) -> dict[str, float]:
+    """Start the sidecar as the orchestrator does (settings on stdin, no arguments), alone."""
+    from cronium.plugins import _docker
+
+    api = ctx.docker.api
+    cid = api.create_container(image, stdin_open=True, labels=ctx.labels,
+                               host_config=api.create_host_config(network_mode="none", mem_limit="128m"))["Id"]
+    try:
+        raw = _docker.attach(ctx.docker, cid)
+        try:
+            api.start(cid)
+            _docker.send_and_close_stdin(raw, json.dumps(FOOTPRINT_SETTINGS).encode())
+            deadline = time.monotonic() + 60
+            while b'"ready"' not in api.logs(cid, stderr=False):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the sidecar did not get ready: {api.logs(cid)[-800:]!r}")
+                time.sleep(0.05)
+        finally:
+            _docker.close(raw)
+        out = api.exec_start(api.exec_create(cid, ["python3", "-c", FOOTPRINT_PROBE])["Id"]).decode().split()
+    finally:
+        force_remove_container(api, cid)
+    rss_kb, ticks, hz = (int(x) for x in out[-3:])
+    return {"rss_mb": rss_kb / 1024, "boot_cpu_s": ticks / hz}
+
+
 def run(ctx: Context) -> dict[str, Any]:
     n, per_thread, warm = (1000, 500, 100) if ctx.quick else (5000, 1500, 200)
     pairs = ctx.n_pairs(1, 3)
@@ -191,7 +235,11 @@ def run(ctx: Context) -> dict[str, Any]:
     net_name = f"cronium-bench-{ctx.run_id}-redis-net"
     log("rate limit raised for this benchmark: " + ", ".join(f"{k}={v}" for k, v in RATE_LIMIT.items())
         + " (all other sidecar limits at their defaults)")
-    rt, orch, capture = make_orchestrator(ctx, RATE_LIMIT, keep_output=True)
+    overrides = {**RATE_LIMIT, **({"images.sidecar": os.environ["CRONIUM_IMAGES_SIDECAR"]}
+                                   if os.environ.get("CRONIUM_IMAGES_SIDECAR") else {})}
+    rt, orch, capture = make_orchestrator(ctx, overrides, keep_output=True)
+    sidecar_image = rt.config["images.sidecar"]
+    log(f"sidecar image: {sidecar_image}")
     net_id = redis_id = None
     cron, base = [], []
     try:
@@ -216,6 +264,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 log(f"pair {p + 1}/{pairs} {side}: get p50 {r['get']['p50_ms']:.2f} ms p99 {r['get']['p99_ms']:.2f} ms, "
                     f"set p50 {r['set']['p50_ms']:.2f} ms, 1-conn {r['seq_rps']:.0f} req/s, "
                     f"{THREADS}-conn {r['mixed_rps']:.0f} req/s" + (f", errors {r['errors']}" if r["errors"] else ""))
+        footprint = [_sidecar_footprint(ctx, sidecar_image) for _ in range(FOOTPRINT_RUNS)]
     finally:
         close_orchestrator(rt, orch)
         if redis_id:
@@ -247,12 +296,17 @@ def run(ctx: Context) -> dict[str, Any]:
     rows.append(Row(NAME, f"requests/s, {THREADS} connections (mixed get/set)", "", median(b), median(c),
                     paired_ratio(c, b), f"≥ {TARGET_RPS:,}", median(c) >= TARGET_RPS,
                     fmt_spread(summarize(b)), fmt_spread(summarize(c))))
+    rss, cpu = [f["rss_mb"] for f in footprint], [f["boot_cpu_s"] for f in footprint]
+    rows.append(Row(NAME, "sidecar RSS (anonymous) when ready", "MB", None, median(rss), None, f"≤ {TARGET_RSS_MB} MB",
+                    median(rss) <= TARGET_RSS_MB, "", fmt_spread(summarize(rss), "MB")))
+    rows.append(Row(NAME, "sidecar boot CPU (exec → ready)", "s", None, median(cpu), None, "report", None, "",
+                    fmt_spread(summarize(cpu), "s")))
     print_rows(rows, "runtime API (baseline = raw RESP to a private Redis from the same kind of container)")
     return {"rows": rows,
             "params": {"sequential_ops_per_kind": n, "threads": THREADS, "ops_per_thread": per_thread,
                        "warmup_ops_per_kind": warm, "pairs": pairs, "config_overrides": RATE_LIMIT,
                        "job_limits": "default profile (1 CPU, 256m) for both sides"},
-            "details": {"cronium": cron, "redis": base,
+            "details": {"cronium": cron, "redis": base, "sidecar_footprint": footprint, "sidecar_image": sidecar_image,
                         "ratios_get_p50": paired_ratios(metric(cron, "get", "p50_ms"), metric(base, "get", "p50_ms"))},
             "notes": ["rate limit raised through config for this benchmark: " + json.dumps(RATE_LIMIT),
                       "ratio = median over pairs of cronium / baseline (latency: >1 is slower; req/s: <1 is slower)"]}

@@ -132,9 +132,9 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
 
     The built-in `sidecar` plugin starts `cronium-runtime-<execution>` from the sidecar image on
     the job network with alias `runtime-api` (port 8081 not published), also attached to the
-    services network so it can reach Redis, hands it its settings over stdin, waits for its ready
-    line and confirms `/health`. It registers the container's removal (and any per-execution Redis
-    credential) in `resources`.
+    services network so it can reach Redis (it listens on its job-network address only), hands it
+    its settings over stdin and waits for its ready line, which says whether Redis answered. It
+    registers the container's removal (and any per-execution Redis credential) in `resources`.
 
     :param network: `NetworkInfo` of the job network.
     :param token: `IssuedToken`; the sidecar needs `token.verify_key` only.

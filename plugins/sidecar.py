@@ -2,10 +2,12 @@
 
 Starts `cronium-runtime-<execution>` from the sidecar image, on the job network with the alias
 `runtime-api` (port 8081 is not published) and on the services network, from which it reaches
-Redis. Its settings — the token's verify key and a Redis URL with a per-execution ACL user that may
+Redis. It listens on its job-network address only (`listen_subnet`): nothing on the services
+network — another sidecar, a job of another installation — reaches its port. Its settings — the
+token's verify key and a Redis URL with a per-execution ACL user that may
 read this execution's record and write only its results hash and its namespace's variables — go over the attached stdin, so
 `docker inspect` shows neither. Readiness is event-driven: the sidecar prints one ready line when it
-accepts connections; we read it from the attach stream, then confirm with one `GET /health`.
+accepts connections, saying whether Redis answered; we read it from the attach stream.
 `reap_orphans` removes orphaned sidecar containers (pooled ones too) and ACL users.
 """
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import secrets
 import select
 import time
-import urllib.request
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cronium.core import hookimpl
@@ -69,7 +70,7 @@ def _create_acl_user(runtime, execution, resources) -> str:
     return with_credentials(runtime.sidecar_redis_url, user, password)
 
 
-def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
+def sidecar_settings(execution, token, redis_url: str, cfg, network) -> dict:
     return {
         "execution_id": execution.execution_id,
         "job_id": execution.job_id,
@@ -78,7 +79,7 @@ def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
         "key_prefix": cfg["redis.key_prefix"],
         "auth": {"algorithm": token.claims.algorithm, "key": token.verify_key.reveal()},
         "audience": token.claims.audience,
-        "host": "0.0.0.0",
+        "listen_subnet": network.subnet,
         "port": PORT,
         "rate_limit": {"per_minute": cfg["sidecar.rate_limit_per_minute"], "burst": cfg["sidecar.rate_limit_burst"]},
         "auth_failure_limit": {"per_minute": cfg["sidecar.auth_failures_per_minute"],
@@ -90,7 +91,7 @@ def sidecar_settings(execution, token, redis_url: str, cfg) -> dict:
 
 
 def wait_ready(raw, timeout: float) -> tuple[bool, bytes]:
-    """Read the sidecar's output until its ready line; returns (ready, output seen)."""
+    """Read the sidecar's output until its ready line; returns (ready, output seen: ends with it)."""
     seen = b""
     deadline = time.monotonic() + timeout
     frames = _docker.read_frames(raw)
@@ -124,7 +125,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
         redis_url = _create_acl_user(runtime, execution, resources)
     else:
         redis_url = runtime.sidecar_redis_url
-    settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode()
+    settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg, network)).encode()
     services_network = cfg["services.network"] if cfg.redis_managed or cfg["redis.sidecar_url"] else None
     image = cfg["images.sidecar"]
     host_kwargs = _docker.host_config_kwargs(options.host_config)
@@ -150,7 +151,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
         if warm is not None:
             resources.add("container", name, lambda: _docker.remove(client, "container", warm))
             try:
-                return _claim(client, warm, name, network, settings, services_network, cfg)
+                return _claim(client, warm, name, network, settings, cfg)
             except PhaseError:
                 # It died while waiting (or could not be claimed): remove it now — it may already
                 # carry this execution's name — and boot a fresh one below.
@@ -174,7 +175,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
             ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
-    return _ready_info(client, container_id, name, image, ready, output, started, services_network, cfg)
+    return _ready_info(client, container_id, name, image, ready, output, started, cfg)
 
 
 def _create(client, image, name, options, labels, host_kwargs, network_name, aliases) -> str:
@@ -202,7 +203,7 @@ def _connect(client, container_id: str, network_name: str, aliases) -> None:
                          hint="start the services with `cronium services start`") from None
 
 
-def _claim(client, container_id, name, network, settings, services_network, cfg) -> SidecarInfo:
+def _claim(client, container_id, name, network, settings, cfg) -> SidecarInfo:
     """Give a pooled, already booted sidecar to this execution."""
     started = time.monotonic()
     try:
@@ -216,19 +217,34 @@ def _claim(client, container_id, name, network, settings, services_network, cfg)
         ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
-    return _ready_info(client, container_id, name, cfg["images.sidecar"], ready, output, started, services_network, cfg)
+    return _ready_info(client, container_id, name, cfg["images.sidecar"], ready, output, started, cfg)
 
 
-def _ready_info(client, container_id, name, image, ready, output, started, services_network, cfg) -> SidecarInfo:
+def _ready_info(client, container_id, name, image, ready, output, started, cfg) -> SidecarInfo:
     if not ready:
         tail = (output or _logs_tail(client, container_id)).decode("utf-8", "replace").strip()[-800:] or "(no output)"
         raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
                                     f"its output: {tail}",
                          hint="check `cronium doctor`; rebuild the sidecar image with `cronium images build --force`")
     ready_seconds = time.monotonic() - started
-    probe_url = _confirm_health(client, container_id, services_network)
+    store = _ready_event(output).get("store")
+    if store != "ok":
+        raise PhaseError("sidecar", f"the sidecar cannot reach the store (Redis): its ready line says store={store!r}",
+                         hint="check that Redis is up: `cronium services status`")
+    # The sidecar listens on the job network only, which this host cannot reach: no probe URL.
     return SidecarInfo(container_id=container_id, name=name, image=image, alias=ALIAS,
-                       url=f"http://{ALIAS}:{PORT}", probe_url=probe_url, ready_seconds=ready_seconds)
+                       url=f"http://{ALIAS}:{PORT}", probe_url=None, ready_seconds=ready_seconds)
+
+
+def _ready_event(output: bytes) -> dict:
+    """The sidecar's ready line (the last line `wait_ready` saw), decoded."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(b"{") and b'"ready"' in line:
+            try:
+                return json.loads(line)
+            except ValueError:
+                return {}
+    return {}
 
 
 def _logs_tail(client, container_id: str) -> bytes:
@@ -236,28 +252,6 @@ def _logs_tail(client, container_id: str) -> bytes:
         return client.api.logs(container_id, tail=20)
     except APIError:
         return b""
-
-
-def _confirm_health(client, container_id: str, services_network: str | None) -> str | None:
-    """One GET /health through the services network, when this host can reach it."""
-    if not services_network:
-        return None
-    info = client.api.inspect_container(container_id)
-    ip = (info["NetworkSettings"]["Networks"].get(services_network) or {}).get("IPAddress")
-    if not ip:
-        return None
-    url = f"http://{ip}:{PORT}/health"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            body = json.loads(resp.read())
-    except OSError:
-        return None  # not routable from here (remote engine): the ready line is our signal
-    except ValueError as exc:
-        raise PhaseError("sidecar", f"the sidecar's /health answered something that is not JSON: {exc}") from None
-    if body.get("status") != "healthy":
-        raise PhaseError("sidecar", f"the sidecar reports {body.get('status')!r}: {body}",
-                         hint="check that Redis is up: `cronium services status`")
-    return url
 
 
 @hookimpl(trylast=True)

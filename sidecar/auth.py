@@ -8,26 +8,15 @@ import hashlib
 import logging
 import time
 
-import jwt
-
 from .errors import AuthenticationError, ExecutionMismatchError, RateLimitedError
 from .limits import BucketsByClient, TokenBucket
 from .settings import Settings
+from .tokens import decode_token
 
 log = logging.getLogger("cronium.sidecar.auth")
 
 LEEWAY_SECONDS = 5
 REQUIRED_CLAIMS = ("exp", "aud", "executionId")
-
-_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
-    (jwt.ExpiredSignatureError, "the token has expired"),
-    (jwt.ImmatureSignatureError, "the token is not valid yet"),
-    (jwt.InvalidAudienceError, "the token is not meant for this audience"),
-    (jwt.InvalidAlgorithmError, "the token's signing algorithm is not accepted"),
-    (jwt.InvalidSignatureError, "the token signature is invalid"),
-    (jwt.DecodeError, "the token is malformed"),
-)
-
 
 class TokenVerifier:
     """Verifies `Authorization: Bearer <jwt>` headers and caches verified tokens until they expire."""
@@ -58,20 +47,8 @@ class TokenVerifier:
         return execution_id
 
     def _decode(self, token: str) -> dict:
-        try:
-            return jwt.decode(
-                token,
-                self.key,
-                algorithms=[self.algorithm],
-                audience=self.audience,
-                leeway=LEEWAY_SECONDS,
-                options={"require": list(REQUIRED_CLAIMS)},
-            )
-        except jwt.MissingRequiredClaimError as exc:
-            raise AuthenticationError(f"the token lacks the required claim '{exc.claim}'") from None
-        except jwt.PyJWTError as exc:
-            reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), "the token is invalid")
-            raise AuthenticationError(reason) from None
+        return decode_token(token, self.algorithm, self.key, self.audience, leeway=LEEWAY_SECONDS,
+                            required=REQUIRED_CLAIMS)
 
     def _remember(self, digest: bytes, expires: float, execution_id: str) -> None:
         if len(self._verified) >= self.MAX_CACHED_TOKENS:

@@ -5,16 +5,18 @@ offending field and never repeat its value, so no secret (Redis password, signin
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .errors import SettingsError
+from .tokens import load_ed25519_public_pem
 from .variable_script import VariableLimits
 
 EXECUTION_ID_PATTERN = re.compile(r"exec_[0-9a-f]{16}")
@@ -52,6 +54,9 @@ class Settings:
     key_prefix: str = "cronium:"
     audience: str = "runtime-api"
     host: str = "0.0.0.0"
+    #: Listen only on this container's own address in this IPv4 subnet (the job network's), found
+    #: at start (`listen_address`); replaces `host`. None: listen on `host`.
+    listen_subnet: ipaddress.IPv4Network | None = None
     port: int = 8081
     rate_limit: RateLimit = RateLimit(per_minute=1000, burst=1000)
     auth_failure_limit: RateLimit = RateLimit(per_minute=60, burst=20)
@@ -87,6 +92,7 @@ def parse_settings(document: Any) -> Settings:
         auth=_auth(fields.section("auth", required=True)),
         audience=fields.string("audience", default=Settings.audience, max_length=256),
         host=fields.string("host", default=Settings.host, max_length=255),
+        listen_subnet=_listen_subnet(fields),
         port=fields.integer("port", default=Settings.port, minimum=1, maximum=65535),
         rate_limit=_rate_limit(fields.section("rate_limit"), Settings.rate_limit),
         auth_failure_limit=_rate_limit(fields.section("auth_failure_limit"), Settings.auth_failure_limit),
@@ -110,6 +116,39 @@ def _redis_url(fields: _Fields) -> str:
     return url
 
 
+def _listen_subnet(fields: _Fields) -> ipaddress.IPv4Network | None:
+    if "listen_subnet" not in fields.document:
+        return None
+    if "host" in fields.document:
+        raise SettingsError("settings: give either host or listen_subnet, not both")
+    text = fields.string("listen_subnet", max_length=64)
+    try:
+        return ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        raise SettingsError("settings.listen_subnet: must be an IPv4 subnet such as 10.0.0.0/28") from None
+
+
+def listen_address(settings: Settings) -> str:
+    """The address to listen on: `host`, or this container's own address in `listen_subnet`.
+
+    The kernel picks the source address of a route into the subnet (a UDP `connect` sends
+    nothing); it is ours in that subnet only if the container has an interface on it.
+    """
+    subnet = settings.listen_subnet
+    if subnet is None:
+        return settings.host
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((str(subnet.network_address + 1), 9))
+            address = probe.getsockname()[0]
+        except OSError:
+            address = None
+    if address is None or ipaddress.IPv4Address(address) not in subnet:
+        raise SettingsError(f"settings.listen_subnet: this container has no address in {subnet} "
+                            "(is it attached to the job network?)")
+    return address
+
+
 def _auth(fields: _Fields) -> AuthSettings:
     algorithm = fields.string("algorithm", default="EdDSA")
     if algorithm not in ALGORITHMS:
@@ -121,11 +160,8 @@ def _auth(fields: _Fields) -> AuthSettings:
         if len(secret) < MIN_HS256_SECRET_BYTES:
             raise SettingsError(f"{fields.path}.key: an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes")
         return AuthSettings(algorithm, secret)
-    try:
-        public_key = load_pem_public_key(key.encode())
-    except ValueError:
-        public_key = None
-    if not isinstance(public_key, Ed25519PublicKey):
+    public_key = load_ed25519_public_pem(key)
+    if public_key is None:
         raise SettingsError(f"{fields.path}.key: must be an Ed25519 public key in PEM format")
     return AuthSettings(algorithm, public_key)
 

@@ -7,24 +7,18 @@ writes its namespace's variables (`<prefix>vars:<namespace>` and its `:versions`
 through the scripts of `variable_script`, which check versions and quotas atomically). Values cross
 this interface as JSON text and are stored verbatim.
 
-Redis commands used: PING, HGET, HSET, EVAL; on connect AUTH (when the URL has credentials) and
-CLIENT SETINFO (failures ignored). Never SELECT: the per-execution ACL user may not run it, so the
-URL must name database 0. At most `POOL_SIZE` connections per sidecar (a request waits for a free one).
+Redis commands used: PING, HGET, HSET, EVAL; on connect AUTH (when the URL has credentials), and
+SELECT only for a URL naming another database than 0 (the per-execution ACL user may not run it, so
+its URL names database 0). At most `POOL_SIZE` connections per sidecar (a request waits for a free
+one). The client is the sidecar's own small one (`resp`), not redis-py: see its docstring.
 """
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
-import redis.asyncio as redis
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError as RedisAuthenticationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-
 from .errors import QuotaExceededError, StoreUnavailableError, VariableNotFoundError, VersionConflictError
+from .resp import RespAuthError, RespClient, RespConnectionError, RespError
 from .variable_script import READ, WRITE, VariableLimits, WriteOutcome, namespace_keys, quota_message, write_args
 
 log = logging.getLogger("cronium.sidecar.store")
@@ -75,29 +69,20 @@ class RedisStore:
         self.results_key = f"{self.execution_key}:out"
         self.namespace, self.limits = namespace, limits
         self.variable_keys = namespace_keys(key_prefix, namespace)
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=POOL_SIZE,
-            timeout=COMMAND_TIMEOUT_SECONDS,  # wait this long for a free connection
-            protocol=2,  # RESP2: plain AUTH on connect, no HELLO; works with every Redis version
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),  # one immediate retry covers a pooled connection the server closed
-        )
-        self.client = redis.Redis.from_pool(pool)
+        self.client = RespClient(url, max_connections=POOL_SIZE, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                 command_timeout=COMMAND_TIMEOUT_SECONDS)
 
     async def ping(self) -> None:
-        await self._run(self.client.ping())
+        await self._run("PING")
 
     async def read_execution_field(self, name: str) -> str | None:
-        return await self._run(self.client.hget(self.execution_key, name))
+        return await self._run("HGET", self.execution_key, name)
 
     async def write_result(self, name: str, json_text: str) -> None:
-        await self._run(self.client.hset(self.results_key, name, json_text))
+        await self._run("HSET", self.results_key, name, json_text)
 
     async def read_variable(self, key: str) -> tuple[str | None, int]:
-        text, version = await self._run(self.client.eval(READ, 2, *self.variable_keys[:2], key))
+        text, version = await self._run("EVAL", READ, 2, *self.variable_keys[:2], key)
         return text, int(version)
 
     async def write_variable(self, key: str, json_text: str, expected: int | None = None) -> int:
@@ -108,7 +93,7 @@ class RedisStore:
 
     async def _write(self, operation: str, key: str, json_text: str, expected: int | None) -> WriteOutcome:
         args = write_args(operation, key, json_text, expected, self.limits)
-        outcome = WriteOutcome.from_reply(await self._run(self.client.eval(WRITE, 3, *self.variable_keys, *args)))
+        outcome = WriteOutcome.from_reply(await self._run("EVAL", WRITE, 3, *self.variable_keys, *args))
         if outcome.outcome == "ok":
             return outcome
         if outcome.outcome == "conflict":
@@ -118,21 +103,20 @@ class RedisStore:
         raise QuotaExceededError(quota_message(outcome, self.limits, key, self.namespace))
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
-    @staticmethod
-    async def _run(command):
+    async def _run(self, *command):
         try:
-            return await command
-        except RedisAuthenticationError:
+            return await self.client.execute(*command)
+        except RespAuthError:
             log.warning("the store rejected the sidecar's credentials")
             raise StoreUnavailableError("the store (Redis) rejected the sidecar's credentials") from None
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except RespConnectionError as exc:
             log.warning("the store is unreachable: %s", exc)
             raise StoreUnavailableError(
                 "the store (Redis) cannot be reached; the request was not carried out, retry later"
             ) from None
-        except RedisError as exc:
+        except RespError as exc:
             log.warning("the store refused a command: %s", exc)
             raise StoreUnavailableError("the store (Redis) refused the request") from None
 

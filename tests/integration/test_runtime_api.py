@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 from integration_util import acl_user_of
@@ -142,22 +140,28 @@ def test_cli_vars_set_is_visible_to_the_job(cli, tmp_path):
     assert json.loads(proc.stdout) == "hi"
 
 
-def _sidecar_url(runtime, execution_id: str) -> str:
-    info = runtime.docker.api.inspect_container(f"cronium-runtime-{execution_id}")
-    net = runtime.config["services.network"]
-    return f"http://{info['NetworkSettings']['Networks'][net]['IPAddress']}:8081"
-
-
-def _request(url: str, token: str | None, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method=method,
-                                 headers={"Authorization": f"Bearer {token}"} if token else {})
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
+#: Run inside a job container (the sidecar listens on the job network only): argv[1] = a JSON list of
+#: [method, path, token or null]; prints a JSON list of [status, body].
+REQUESTS_FROM_THE_JOB = """
+import json, sys, urllib.error, urllib.request
+out = []
+for method, path, token in json.loads(sys.argv[1]):
+    req = urllib.request.Request('http://runtime-api:8081' + path, method=method,
+                                 headers={'Authorization': 'Bearer ' + token} if token else {})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
+            out.append([resp.status, json.loads(resp.read())])
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        out.append([exc.code, json.loads(exc.read() or b'{}')])
+print(json.dumps(out))
+"""
+
+
+def _requests_from_the_job(runtime, execution_id: str, requests: list[tuple[str, str, str | None]]) -> list:
+    api = runtime.docker.api
+    command = ["python3", "-c", REQUESTS_FROM_THE_JOB, json.dumps(requests)]
+    output = api.exec_start(api.exec_create(f"cronium-job-{execution_id}", command, user="10001:10001")["Id"])
+    return json.loads(output.decode().strip().splitlines()[-1])
 
 
 TOKEN_LEAK_JOB = "import os\nprint(os.environ['CRONIUM_EXECUTION_TOKEN'])\n"
@@ -181,7 +185,7 @@ def test_token_of_one_execution_is_refused_by_another_sidecar(token_mode, croniu
     from pathlib import Path
 
     token_a = (Path(cronium_config["logs.dir"]) / f"{result_a.execution_id}.log").read_text().strip()
-    # Execution B runs; its sidecar is probed from the host with A's token.
+    # Execution B runs; its sidecar is called with A's token from inside B's job container.
     seen = {}
     ready = threading.Event()
 
@@ -197,13 +201,12 @@ def test_token_of_one_execution_is_refused_by_another_sidecar(token_mode, croniu
     assert ready.wait(60)
     rows = cronium_runtime.docker.api.containers(filters={"name": "cronium-runtime-exec_"})
     b_id = rows[0]["Names"][0].split("cronium-runtime-")[1]
-    url = _sidecar_url(cronium_runtime, b_id)
-    status, body = _request(f"{url}/executions/{b_id}/input", token_a)
-    assert status == expected and body["success"] is False, body
-    status, body = _request(f"{url}/executions/{result_a.execution_id}/input", token_a)
-    assert status == expected
-    status, body = _request(f"{url}/health", None)
-    assert status == 200 and body["status"] == "healthy"
+    own, other, health = _requests_from_the_job(cronium_runtime, b_id, [
+        ("GET", f"/executions/{b_id}/input", token_a), ("GET", f"/executions/{result_a.execution_id}/input", token_a),
+        ("GET", "/health", None)])
+    assert own[0] == expected and own[1]["success"] is False, own
+    assert other[0] == expected, other
+    assert health == [200, {"status": "healthy", "store": "ok"}]
     # A's token is useless once A ended: its sidecar (the only one that knew its key) is gone.
     assert not cronium_runtime.docker.api.containers(all=True, filters={"name": f"cronium-runtime-{result_a.execution_id}"})
     t.join(60)

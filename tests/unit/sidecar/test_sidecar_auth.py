@@ -166,13 +166,13 @@ def test_every_execution_route_needs_a_token(client, method, route):
 
 def test_verified_tokens_are_cached(client, auth, monkeypatch):
     calls = []
-    real_decode = jwt.decode
+    real_decode = auth_module.decode_token
 
     def counting_decode(*args, **kwargs):
         calls.append(1)
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(auth_module.jwt, "decode", counting_decode)
+    monkeypatch.setattr(auth_module, "decode_token", counting_decode)
     for _ in range(3):
         assert get_input(client, auth).status == 200
     assert len(calls) == 1

@@ -54,12 +54,25 @@ def test_hs256_settings_keep_the_secret_as_bytes(settings_document):
         ({"auth": {"algorithm": "EdDSA", "key": "not a pem"}}, "settings.auth.key: must be an Ed25519 public key"),
         ({"auth": {"algorithm": "HS256", "key": "short"}}, "settings.auth.key: an HS256 secret needs at least 32"),
         ({"extra": 1}, "settings: unknown setting(s) 'extra'"),
+        ({"listen_subnet": "10.0.0.0/28"}, "settings: give either host or listen_subnet, not both"),
     ],
 )
 def test_invalid_settings_name_the_field(settings_document, change, message):
     with pytest.raises(SettingsError) as raised:
         parse_settings({**settings_document, **change})
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "fd00::/64", "runtime-api", 28])
+def test_listen_subnet_must_be_an_ipv4_subnet(settings_document, value):
+    document = {k: v for k, v in settings_document.items() if k != "host"}
+    with pytest.raises(SettingsError, match=r"settings\.listen_subnet: must be"):
+        parse_settings({**document, "listen_subnet": value})
+
+
+def test_listen_subnet_is_kept_as_a_network(settings_document):
+    document = {k: v for k, v in settings_document.items() if k != "host"}
+    assert str(parse_settings({**document, "listen_subnet": "10.9.0.5/28"}).listen_subnet) == "10.9.0.0/28"
 
 
 @pytest.mark.parametrize("field", ["execution_id", "job_id", "redis_url", "auth"])
