@@ -78,7 +78,8 @@ def test_a_pooled_sidecar_whose_start_fails_is_removed(cronium_runtime, engine):
         made.append(name)
         raise RuntimeError("the start failed")
 
-    pool = SidecarPool(cronium_runtime, 2)
+    pool = SidecarPool.from_config(cronium_runtime)
+    assert pool.take("test") is None  # a job asked: the pool tops up to sidecar.pool_size (2)
     pool.refill("test", create)
     wait_for(lambda: len(made) == 2 and not any(t.is_alive() for t in pool._threads), 60, "both attempts")
     assert pool.take("test") is None
@@ -93,7 +94,7 @@ def test_close_removes_pooled_sidecars_it_lost_track_of(cronium_runtime, engine)
     name = "cronium-pool-0123456789ab"
     engine.api.create_container(cronium_runtime.config["images.sidecar"], name=name, labels={
         "cronium.managed": "true", "cronium.owner": cronium_runtime.owner, "cronium.pool": "test"})
-    SidecarPool(cronium_runtime, 2).close()
+    SidecarPool.from_config(cronium_runtime).close()
     assert engine.api.containers(all=True, filters={"name": name}) == []
 
 
