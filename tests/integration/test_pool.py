@@ -1,4 +1,4 @@
-"""The warm sidecar pool of long-lived processes (docs/architecture.md, "Warm sidecar pool")."""
+"""The warm sidecar pool of long-lived processes (docs/architecture.md, "Warm pools")."""
 from __future__ import annotations
 
 import pytest
