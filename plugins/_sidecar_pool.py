@@ -62,6 +62,8 @@ class SidecarPool:
         self._closed = False
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
+        #: Claims served warm / asked for in vain, sidecars started, removed unused (drained or closed).
+        self.counts = {"hits": 0, "misses": 0, "started": 0, "drained": 0}
 
     @classmethod
     def from_config(cls, runtime) -> "SidecarPool":
@@ -86,6 +88,7 @@ class SidecarPool:
         with self._lock:
             self._requests.setdefault(key, deque()).append(time.monotonic())
             idle = self._idle.get(key)
+            self.counts["hits" if idle else "misses"] += 1
             return idle.pop(0)[0] if idle else None
 
     def target(self, key: str, now: float | None = None) -> int:
@@ -137,6 +140,7 @@ class SidecarPool:
             with self._lock:
                 self._filling[key] -= 1
                 if container_id and not self._closed:
+                    self.counts["started"] += 1
                     self._idle.setdefault(key, []).append((container_id, time.monotonic()))
                     container_id = None
         if container_id:  # closed while we were creating it
@@ -155,6 +159,8 @@ class SidecarPool:
                 excess = max(0, len(keep) - targets.get(key, 0))
                 dropped += [cid for cid, _ in keep[:excess]]  # the oldest go first
                 self._idle[key] = keep[excess:]
+        with self._lock:
+            self.counts["drained"] += len(dropped)
         for cid in dropped:
             self._remove(cid)
         return dropped
