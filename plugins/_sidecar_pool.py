@@ -56,7 +56,7 @@ class SidecarPool:
         self._idle: dict[str, list[tuple[str, float]]] = {}  # key -> (container id, started at), oldest first
         self._filling: dict[str, int] = {}
         self._requests: dict[str, deque[float]] = {}  # key -> times jobs asked for a sidecar
-        self._deferred: dict[str, tuple[str, Callable[[str], str]]] = {}
+        self._deferred: dict[str, tuple[str, Callable[[str], str], float]] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -72,9 +72,10 @@ class SidecarPool:
                    demand_window=cfg["pool.demand_window"], idle_timeout=cfg["pool.idle_timeout"])
 
     def refill_later(self, execution_id: str, key: str, create: Callable[[str], str]) -> None:
-        """Remember to top up `key` when `refill_now(execution_id)` is called."""
+        """Remember to top up `key` when `refill_now(execution_id)` is called (sized by the demand
+        as it was now, when the job asked)."""
         with self._lock:
-            self._deferred[execution_id] = (key, create)
+            self._deferred[execution_id] = (key, create, time.monotonic())
 
     def refill_now(self, execution_id: str) -> None:
         with self._lock:
@@ -107,11 +108,11 @@ class SidecarPool:
         with self._lock:
             return sum(len(ids) for k, ids in self._idle.items() if key is None or k == key)
 
-    def refill(self, key: str, create: Callable[[str], str]) -> None:
+    def refill(self, key: str, create: Callable[[str], str], asked_at: float | None = None) -> None:
         """Start replacements in the background until `target(key)` sidecars of this key are idle
         or starting (never past `max_idle` in all). `create(name)` creates and starts one and
-        returns its container id."""
-        target = self.target(key)
+        returns its container id. `asked_at`: judge the demand as of then (default: now)."""
+        target = self.target(key, asked_at)
         with self._lock:
             total = sum(len(ids) for ids in self._idle.values()) + sum(self._filling.values())
             missing = min(target - len(self._idle.get(key, [])) - self._filling.get(key, 0), self.max_idle - total)

@@ -284,3 +284,24 @@ cronium.output({'first_token': status(first), 'own_token': status(os.environ['CR
     # The first token is refused by the second job's sidecar; its own works; ns-a stays out of reach.
     assert second.output["first_token"] in (401, 403), second.output
     assert (second.output["own_token"], second.output["secret"]) == (404, None), second.output
+
+
+def test_an_idle_pool_drains_to_nothing_on_the_engine(cronium_config, engine):
+    """No job asked for `pool.idle_timeout`: the pooled sidecars are removed from the engine while
+    the process lives on (and it stops topping up)."""
+    from cronium.core.lifecycle import Orchestrator
+    from cronium.core.runtime import Runtime
+
+    rt = Runtime(cronium_config.with_overrides({"pool.idle_timeout": 1.0}), warm_pool=True)
+    orchestrator = Orchestrator(rt)
+    try:
+        first = orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="a.py"))
+        assert first.status == "succeeded", first
+        # Started, then drained: once the pool's idle sidecars are gone, nothing starts again.
+        wait_for(lambda: rt.extension_if_present("sidecar-pool").counts["started"] >= 1, 60, "a pooled sidecar")
+        wait_for(lambda: _pooled(engine, rt.owner) == [] and rt.extension_if_present("sidecar-pool").counts["drained"],
+                 60, "the idle pool to drain")
+        assert rt.extension_if_present("sidecar-pool").idle_count() == 0
+    finally:
+        orchestrator.close()
+        rt.close()
