@@ -9,8 +9,11 @@ limits, tmpfs); created, started, the job waited and its logs read, then both co
 (at the same time, as cronium does) and the network removed. The bare sidecar's readiness is not
 awaited (nothing in the bare job uses it).
 
-jobs/s = successful jobs / wall time of the batch. Batches are interleaved (cronium, bare, bare,
-cronium, …); the ratio is the median of the per-pair ratios.
+A second baseline, `docker run --rm`: the same job as plain `docker run --rm cronium/python python3 -c
+…` commands through the docker CLI, 8 at a time (no network of its own, no sidecar, no limits).
+
+jobs/s = successful jobs / wall time of the batch. Batches are interleaved (cronium, bare,
+docker run, then the reverse order, …); each ratio is the median of the per-pair ratios.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from .common.baseline import (
     job_host_config,
     remove_network,
 )
-from .common.commands import run_threads
+from .common.commands import run_command, run_threads
 from .common.context import Context
 from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
 from .common.stats import median, now, paired_ratio, paired_ratios, summarize
@@ -84,6 +87,23 @@ def _bare_batch(ctx: Context, n: int, pair: int, picker: SubnetPicker) -> dict[s
     return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok)}
 
 
+def _docker_run_batch(ctx: Context, n: int) -> dict[str, Any]:
+    argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE, "python3", "-c", SCRIPT]
+
+    def job(i: int) -> float:
+        r = run_command(argv, timeout=120)
+        if r.returncode != 0 or "hi" not in r.stdout:
+            raise RuntimeError(f"docker run failed ({r.returncode}): {r.stderr[-300:]}")
+        return r.wall
+
+    t0 = now()
+    results = run_threads(job, n, CONCURRENCY)
+    wall = now() - t0
+    ok = [r for r in results if isinstance(r, float)]
+    errors = [repr(r)[:300] for r in results if not isinstance(r, float)]
+    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok)}
+
+
 def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
     def job(i: int) -> dict[str, Any]:
         t = now()
@@ -110,20 +130,21 @@ def run(ctx: Context) -> dict[str, Any]:
     pairs = ctx.n_pairs(1, 1)
     picker = SubnetPicker()
     rt, orch, capture = make_orchestrator(ctx)
-    cron, bare = [], []
+    cron, bare, plain = [], [], []
     try:
         log("warm-up: 1 cronium job, 1 bare job")
         orch.run(python_spec(SCRIPT, name="hi.py"))
         _bare_job(ctx, picker, "warmup")
         for p in range(pairs):
-            order = ("cronium", "bare") if p % 2 == 0 else ("bare", "cronium")
+            order = ("cronium", "bare", "docker run") if p % 2 == 0 else ("docker run", "bare", "cronium")
             for side in order:
                 log(f"pair {p + 1}/{pairs}: {side}, {n} jobs, {CONCURRENCY} at a time")
                 if side == "cronium":
-                    cron.append(_cronium_batch(ctx, orch, capture, n))
+                    cron.append(last := _cronium_batch(ctx, orch, capture, n))
+                elif side == "bare":
+                    bare.append(last := _bare_batch(ctx, n, p, picker))
                 else:
-                    bare.append(_bare_batch(ctx, n, p, picker))
-                last = (cron if side == "cronium" else bare)[-1]
+                    plain.append(last := _docker_run_batch(ctx, n))
                 log(f"  {last['ok']}/{n} ok in {last['wall']:.1f} s = {last['jobs_per_s']:.2f} jobs/s"
                     + (f"; {len(last['errors'])} errors, first: {last['errors'][0]}" if last["errors"] else ""))
     finally:
@@ -134,6 +155,10 @@ def run(ctx: Context) -> dict[str, Any]:
     cs, bs = summarize(c_rate), summarize(b_rate)
     rows = [Row(NAME, f"jobs/s ({n} jobs, {CONCURRENCY} at a time)", "", median(b_rate), median(c_rate), ratio,
                 f"≥ {TARGET}×", ratio >= TARGET, fmt_spread(bs), fmt_spread(cs))]
+    p_rate = [x["jobs_per_s"] for x in plain]
+    rows.append(Row(NAME, f"jobs/s vs `docker run --rm` ({n} jobs, {CONCURRENCY} at a time)", "", median(p_rate),
+                    median(c_rate), paired_ratio(c_rate, p_rate), "–", None, fmt_spread(summarize(p_rate)),
+                    fmt_spread(cs)))
     cl = [x["job_latency"].get("median") for x in cron]
     bl = [x["job_latency"].get("median") for x in bare]
     rows.append(Row(NAME, "per-job latency under load (median)", "s", median(bl), median(cl), paired_ratio(cl, bl),
@@ -149,5 +174,6 @@ def run(ctx: Context) -> dict[str, Any]:
     return {"rows": rows,
             "params": {"jobs": n, "concurrency": CONCURRENCY, "pairs": pairs, "script": SCRIPT,
                        "bare_sidecar": "cronium/sidecar image, python3 -m http.server 8081 (readiness not awaited)"},
-            "details": {"cronium": cron, "bare": bare, "ratios": paired_ratios(c_rate, b_rate)},
+            "details": {"cronium": cron, "bare": bare, "docker_run": plain, "ratios": paired_ratios(c_rate, b_rate),
+                        "ratios_docker_run": paired_ratios(c_rate, p_rate)},
             "notes": ["ratio = median over pairs of (cronium jobs/s / bare jobs/s)"]}

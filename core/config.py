@@ -381,6 +381,7 @@ def _cross_checks(cfg: Config) -> None:
     if not 0 <= cfg["metrics.port"] <= 65535:
         raise ConfigError("bad value", source=cfg.source("metrics.port"), key="metrics.port",
                           expected="a TCP port (0 = off)", found=cfg["metrics.port"])
+    _pool_checks(cfg)
     if cfg["timeout"] > cfg["limits.max_timeout"]:
         raise ConfigError("bad value", source=cfg.source("timeout"), key="timeout",
                           expected=f"at most limits.max_timeout ({cfg['limits.max_timeout']})", found=cfg["timeout"])
@@ -398,3 +399,13 @@ def _check_uid_range(cfg: Config) -> None:
             raise ConfigError(f"the range holds uid {uid}, the user of profile '{name}' (its sidecars run as it)",
                               source=cfg.source("security.uid_range"), key="security.uid_range",
                               hint=f"choose a range without {uid}, e.g. 200000-265535")
+
+
+def _pool_checks(cfg: Config) -> None:
+    """[pool]: bounds that keep the pool finite and an idle sidecar's deadline label ahead of a job."""
+    checks = (("pool.max_idle", 0 <= cfg["pool.max_idle"], "a whole number >= 0"),
+              ("pool.demand_window", 0 < cfg["pool.demand_window"] <= 3600, "seconds, > 0 and <= 3600"),
+              ("pool.idle_timeout", 0 < cfg["pool.idle_timeout"] <= 1800, "seconds, > 0 and <= 1800"))
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError("bad value", source=cfg.source(key), key=key, expected=expected, found=cfg[key])

@@ -8,7 +8,10 @@ token's verify key and a Redis URL with a per-execution ACL user that may
 read this execution's record and write only its results hash and its namespace's variables — go over the attached stdin, so
 `docker inspect` shows neither. Readiness is event-driven: the sidecar prints one ready line when it
 accepts connections, saying whether Redis answered; we read it from the attach stream.
-`reap_orphans` removes orphaned sidecar containers (pooled ones too) and ACL users.
+Long-lived processes claim a pooled, already booted sidecar instead (`_sidecar_pool`): the claim
+is recorded in the store (container id -> execution, owner, attempt) before the sidecar gets
+anything of the execution. `reap_orphans` removes orphaned sidecar containers (a claimed pooled one
+judged by its claim record), stale claim records and ACL users.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cronium.core import hookimpl
-from cronium.core.errors import PhaseError
+from cronium.core.errors import PhaseError, StoreUnavailable
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
 from cronium.plugins import _docker
@@ -130,32 +133,11 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     image = cfg["images.sidecar"]
     host_kwargs = _docker.host_config_kwargs(options.host_config)
 
-    pool = None
     if runtime.warm_pool and services_network and cfg["sidecar.pool_size"] > 0:
-        pool = runtime.extension("sidecar-pool", lambda: SidecarPool(runtime, cfg["sidecar.pool_size"]))
-        key = pool_key(image, options.user, options.host_config)
-        installation = runtime.installation
-
-        def create_pooled(pool_name: str) -> str:
-            labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",
-                      "cronium.execution": pool_name, "cronium.deadline": deadline_label(runtime),
-                      "cronium.installation": installation, "cronium.pool": key, **options.labels}
-            cid = _create(client, image, pool_name, options, labels, host_kwargs, services_network, None)
-            client.api.start(cid)
-            return cid
-
-        warm = pool.take(key)
-        # Replacements start once this job runs (job_started), so that their boot does not compete
-        # with this job's own start-up for the CPU.
-        pool.refill_later(execution.execution_id, key, create_pooled)
-        if warm is not None:
-            resources.add("container", name, lambda: _docker.remove(client, "container", warm))
-            try:
-                return _claim(client, warm, name, network, settings, cfg)
-            except PhaseError:
-                # It died while waiting (or could not be claimed): remove it now — it may already
-                # carry this execution's name — and boot a fresh one below.
-                _docker.remove(client, "container", warm, wait=10)
+        info = _launch_warm(runtime, execution, name, network, settings, options, host_kwargs, services_network,
+                            resources)
+        if info is not None:
+            return info
 
     # Registered before the create call (by name, removed only while it is this attempt's): see
     # the network plugin.
@@ -201,6 +183,45 @@ def _connect(client, container_id: str, network_name: str, aliases) -> None:
         raise PhaseError("sidecar", f"could not attach the sidecar to the network '{network_name}': "
                                     f"{exc.explanation or exc}",
                          hint="start the services with `cronium services start`") from None
+
+
+def _launch_warm(runtime, execution, name, network, settings, options, host_kwargs, services_network,
+                 resources) -> SidecarInfo | None:
+    """Claim a pooled sidecar for this execution (None: none was idle, or the claim failed — boot
+    one cold). Either way, the pool tops up once this job runs."""
+    client, cfg = runtime.docker, runtime.config
+    image = cfg["images.sidecar"]
+    pool = runtime.extension("sidecar-pool", lambda: SidecarPool.from_config(runtime))
+    key = pool_key(image, options.user, options.host_config)
+
+    def create_pooled(pool_name: str) -> str:
+        # Neutral labels: a pool name as `cronium.execution`; the execution is bound at claim.
+        labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",
+                  "cronium.execution": pool_name, "cronium.deadline": deadline_label(runtime),
+                  "cronium.installation": runtime.installation, "cronium.pool": key, **options.labels}
+        cid = _create(client, image, pool_name, options, labels, host_kwargs, services_network, None)
+        client.api.start(cid)
+        return cid
+
+    warm = pool.take(key)
+    # Replacements start once this job runs (job_started), so that their boot does not compete
+    # with this job's own start-up for the CPU.
+    pool.refill_later(execution.execution_id, key, create_pooled)
+    if warm is None:
+        return None
+    claims = runtime.store.pool_claims
+    # The claim record outlives the container (removed in reverse order) and is written before the
+    # container gets anything of this execution: the reaper judges it as this execution's.
+    resources.add("pool-claim", warm, lambda: claims.release(warm))
+    resources.add("container", name, lambda: _docker.remove(client, "container", warm))
+    try:
+        claims.claim(warm, execution=execution.execution_id, owner=runtime.owner, attempt=execution.attempt_tag)
+        return _claim(client, warm, name, network, settings, cfg)
+    except (PhaseError, StoreUnavailable):
+        # It died while waiting, could not be claimed, or the claim could not be recorded: remove
+        # it now — it may already carry this execution's name — and boot a fresh one.
+        _docker.remove(client, "container", warm, wait=10)
+        return None
 
 
 def _claim(client, container_id, name, network, settings, cfg) -> SidecarInfo:
@@ -287,22 +308,47 @@ def cleanup(execution, runtime):
 
 @hookimpl(trylast=True)
 def reap_orphans(judge, dry_run, report, runtime):
-    """Orphaned sidecar containers (pooled ones too) and per-execution Redis ACL users."""
-    client = runtime.docker
+    """Orphaned sidecar containers (pooled ones too: a claimed one is judged as the execution its
+    claim record names), stale claim records, and per-execution Redis ACL users."""
+    client, store = runtime.docker, runtime.store
+    try:
+        claims = store.pool_claims.all()  # read before the listing: a claim not listed is stale
+    except StoreUnavailable as exc:
+        report.errors.append(f"pool claims: {exc}")
+        claims = None
     found = [c for c in _docker.labelled(client, "container", "cronium.managed=true")
              if (c.get("Labels") or {}).get("cronium.role") == "sidecar" or "cronium.pool" in (c.get("Labels") or {})]
-    _docker.reap(client, "container", found, judge, dry_run, report, labels_of=_labels_for_judging)
+    if claims is None:  # cannot tell which execution a pooled one serves: keep them all this time
+        report.kept += [f"container {c['Name']}" for c in found if "cronium.pool" in (c.get("Labels") or {})]
+        found = [c for c in found if "cronium.pool" not in (c.get("Labels") or {})]
+    _docker.reap(client, "container", found, judge, dry_run, report,
+                 labels_of=lambda c: _labels_for_judging(c, claims or {}))
+    if claims and not dry_run:
+        _drop_stale_claims(store, claims, {c["Id"]: c["Name"] for c in found}, report)
     if runtime.config["redis.sidecar_auth"] == "acl":
-        _reap_acl_users(runtime.store, judge, dry_run, report)
+        _reap_acl_users(store, judge, dry_run, report)
 
 
-def _labels_for_judging(container: dict) -> dict:
-    """A claimed pooled sidecar still carries its pool name as `cronium.execution`: it is judged as
-    the execution its name says it serves."""
+def _labels_for_judging(container: dict, claims: dict[str, dict]) -> dict:
+    """A claimed pooled sidecar still carries its pool labels (Docker labels are immutable): it is
+    judged as the execution, owner and attempt its claim record names."""
     labels = dict(container.get("Labels") or {})
-    if container["Name"].startswith(NAME_PREFIX):
-        labels["cronium.execution"] = container["Name"].removeprefix(NAME_PREFIX)
+    claim = claims.get(container["Id"])
+    if claim is not None and "cronium.pool" in labels:
+        labels.update({"cronium.execution": claim["execution"], "cronium.owner": claim.get("owner", ""),
+                       "cronium.attempt": claim.get("attempt", "")})
     return labels
+
+
+def _drop_stale_claims(store, claims: dict[str, dict], listed: dict[str, str], report) -> None:
+    """Claim records whose container is gone: removed by this sweep, or earlier by a process that
+    died before it deleted the record. `listed`: id -> name of the containers this sweep saw."""
+    removed = set(report.removed)
+    gone = [cid for cid in claims if cid not in listed or f"container {listed[cid]}" in removed]
+    try:
+        store.pool_claims.release(*gone)
+    except StoreUnavailable as exc:
+        report.errors.append(f"pool claims: {exc}")
 
 
 def _reap_acl_users(store, judge, dry_run, report) -> None:

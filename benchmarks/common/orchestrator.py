@@ -87,7 +87,7 @@ def make_orchestrator(ctx: Context, overrides: dict[str, Any] | None = None, *, 
 
 
 #: Config keys worth recording with every result (the code under test changes between runs).
-CONFIG_KEYS = ("sidecar.pool_size", "sidecar.max_booting", "sidecar.ready_timeout", "sidecar.memory", "sidecar.cpus",
+CONFIG_KEYS = ("sidecar.pool_size", "pool.max_idle", "pool.demand_window", "pool.idle_timeout", "sidecar.max_booting", "sidecar.ready_timeout", "sidecar.memory", "sidecar.cpus",
                "redis.sidecar_auth", "logs.docker_driver", "logs.file", "logs.redis", "network.subnet_prefix",
                "limits.stop_grace", "gc.on_start")
 

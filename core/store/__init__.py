@@ -7,6 +7,7 @@ redis-py traceback); each aggregate has a repository that owns every Redis comma
     store.variables    variables per namespace                                                (variables.py)
     store.owners       owner heartbeats                                                       (owners.py)
     store.acl          Redis ACL users (the sidecar's per-execution credentials)              (acl.py)
+    store.pool_claims  which execution a claimed pooled object serves                        (pool_claims.py)
     store.logs         log streams                                                            (logs.py)
     store.deployments  deployments, their jobs and scripts, the deploy generation             (deployments.py)
     store.queue        the queue stream and group, delayed/active sets, dead letters, cancels (queue.py)
@@ -31,6 +32,7 @@ from .deployments import Deployments
 from .keys import Keys
 from .logs import LogStreams
 from .owners import Owners
+from .pool_claims import PoolClaims
 from .queue import WorkQueue
 from .records import ExecutionRecords
 from .schedules import Schedules
@@ -56,6 +58,7 @@ class Store:
         self.variables = Variables(self)
         self.owners = Owners(self)
         self.acl = AclUsers(self)
+        self.pool_claims = PoolClaims(self)
         self.logs = LogStreams(self)
         self.deployments = Deployments(self)
         self.queue = WorkQueue(self)

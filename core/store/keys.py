@@ -37,6 +37,11 @@ class Keys:
     def owner(self, owner: str) -> str:
         return f"{self.prefix}owner:{owner}"
 
+    @property
+    def pool_claims(self) -> str:
+        """Hash: pooled object id -> the execution that claimed it (store/pool_claims.py)."""
+        return f"{self.prefix}pool:claims"
+
     def acl_user(self, execution_id: str, attempt_tag: str = "") -> str:
         """`cronium-<execution>.<attempt tag>`: one user per attempt, so that a stale attempt's
         cleanup never deletes a newer attempt's credentials (`acl_user("")` is the common prefix)."""

@@ -1,0 +1,153 @@
+"""The warm sidecar pool's sizing, bounds and draining (plugins/_sidecar_pool.py), and how the
+sidecar plugin's reaper binds a claimed pooled sidecar to its execution — without Docker."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+
+class _Api:
+    def __init__(self):
+        self.removed: list[str] = []
+
+    def remove_container(self, ident, force, v):
+        self.removed.append(ident)
+
+
+class _Docker:
+    def __init__(self):
+        self.api = _Api()
+
+
+class _Runtime:
+    owner = "testhost.1-2.abcdef"
+
+    def __init__(self):
+        self.docker = _Docker()
+
+
+def _pool(**kw):
+    from cronium.plugins._sidecar_pool import SidecarPool
+
+    args = {"min_idle": 2, "max_idle": 5, "demand_window": 10.0, "idle_timeout": 60.0, **kw}
+    return SidecarPool(_Runtime(), **args)
+
+
+def _fill(pool, key: str, count: int, born: float = 0.0) -> None:
+    pool._idle.setdefault(key, []).extend((f"{key}-{i}", born) for i in range(count))
+
+
+def test_without_demand_the_pool_wants_nothing():
+    assert _pool().target("k") == 0
+
+
+def test_the_target_follows_recent_demand_between_the_floor_and_the_bound():
+    pool = _pool()
+    pool.take("k")
+    assert pool.target("k") == 2  # one request: the floor, sidecar.pool_size
+    for _ in range(3):
+        pool.take("k")
+    assert pool.target("k") == 4  # four requests within the demand window
+    for _ in range(10):
+        pool.take("k")
+    assert pool.target("k") == 5  # never past pool.max_idle
+
+
+def test_demand_older_than_the_window_no_longer_counts_and_idle_time_drains(monkeypatch):
+    import time
+
+    pool = _pool()
+    for _ in range(4):
+        pool.take("k")
+    now = time.monotonic()
+    assert pool.target("k", now + 30) == 2  # outside the 10 s window, within the 60 s idle timeout
+    assert pool.target("k", now + 61) == 0  # no request for idle_timeout: drained
+
+
+def test_refill_never_starts_more_than_the_bound_across_kinds():
+    pool = _pool(max_idle=3)
+    started = threading.Event()
+    gate = threading.Event()
+    names: list[str] = []
+
+    def create(name):
+        names.append(name)
+        started.set()
+        gate.wait(5)
+        raise RuntimeError("no engine in unit tests")
+
+    for _ in range(10):
+        pool.take("a")
+        pool.take("b")
+    pool.refill("a", create)
+    pool.refill("b", create)
+    assert sum(pool._filling.values()) == 3
+    gate.set()
+    pool.close()
+    assert len(names) == 3
+
+
+def test_drain_removes_the_idle_sidecars_of_a_kind_nobody_asked_for(monkeypatch):
+    import time
+
+    pool = _pool()
+    pool.take("k")
+    now = time.monotonic()
+    _fill(pool, "k", 2, born=now)
+    assert pool.drain(now + 1) == []  # in demand: kept
+    assert sorted(pool.drain(now + 61)) == ["k-0", "k-1"]  # idle for idle_timeout: removed
+    assert pool.idle_count() == 0
+    assert sorted(pool.runtime.docker.api.removed) == ["k-0", "k-1"]
+
+
+def test_drain_trims_to_the_target_oldest_first_and_replaces_old_ones():
+    import time
+
+    from cronium.plugins._sidecar_pool import MAX_IDLE_AGE
+
+    pool = _pool()
+    pool.take("k")
+    now = time.monotonic()
+    pool._idle["k"] = [("old", now - MAX_IDLE_AGE - 1), ("a", now - 3), ("b", now - 2), ("c", now - 1)]
+    assert pool.drain(now) == ["old", "a"]  # too old; then one above the target of 2
+    assert [cid for cid, _ in pool._idle["k"]] == ["b", "c"]
+
+
+def test_a_taken_sidecar_leaves_the_pool_for_good():
+    pool = _pool()
+    _fill(pool, "k", 1)
+    assert pool.take("k") == "k-0"
+    assert pool.take("k") is None
+
+
+def test_close_removes_idle_sidecars_and_stops_refilling():
+    pool = _pool()
+    _fill(pool, "k", 2)
+    pool.runtime.docker.api.containers = lambda all, filters: []
+    pool.close()
+    assert sorted(pool.runtime.docker.api.removed) == ["k-0", "k-1"]
+    pool.take("k")
+    pool.refill("k", lambda name: pytest.fail("a closed pool started a sidecar"))
+
+
+def test_a_claimed_pooled_sidecar_is_judged_as_the_execution_its_claim_names():
+    from cronium.plugins.sidecar import _labels_for_judging
+
+    pooled = {"Id": "c1", "Name": "cronium-runtime-exec_x", "Labels": {
+        "cronium.pool": "k", "cronium.execution": "cronium-pool-0a", "cronium.owner": "pool-owner"}}
+    claims = {"c1": {"execution": "exec_x", "owner": "claimer", "attempt": "a1"}}
+    assert _labels_for_judging(pooled, claims)["cronium.execution"] == "exec_x"
+    assert _labels_for_judging(pooled, claims)["cronium.owner"] == "claimer"
+    assert _labels_for_judging(pooled, {})["cronium.execution"] == "cronium-pool-0a"  # idle: its pool name
+    cold = {"Id": "c1", "Name": "cronium-runtime-exec_y", "Labels": {"cronium.execution": "exec_y"}}
+    assert _labels_for_judging(cold, claims)["cronium.execution"] == "exec_y"  # not pooled: its own labels
+
+
+@pytest.mark.parametrize("key,value", [("pool.max_idle", -1), ("pool.idle_timeout", 5000.0),
+                                       ("pool.demand_window", 0.0)])
+def test_pool_settings_out_of_bounds_are_refused_naming_the_key(make_config, key, value):
+    from cronium.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        make_config({key: value})
