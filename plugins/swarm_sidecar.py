@@ -36,7 +36,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     services_network = ensure_services_network(runtime)
     redis_url = (_create_acl_user(runtime, execution, resources) if cfg["redis.sidecar_auth"] == "acl"
                  else runtime.sidecar_redis_url)
-    settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg)).encode()
+    settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg, network)).encode()
     labels = {**options.labels, **execution.labels, "cronium.role": ROLE}
     secret_name = f"cronium-settings-{execution.execution_id}-{execution.attempt_tag}"
     resources.add("swarm-secret", secret_name, lambda: _swarm.remove_owned(client, "secret", secret_name, labels))

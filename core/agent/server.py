@@ -95,6 +95,8 @@ class AgentServer:
         self.sessions: dict[str, Session] = {}
         self.cancels: dict[str, Any] = {}
         self.clients = 0
+        #: Clients that asked for a job and are not done: only they keep the agent from idling.
+        self.runs = 0
         self.started_at = time.time()
         self.last_seen = time.monotonic()
         self.stopping = threading.Event()
@@ -152,7 +154,7 @@ class AgentServer:
 
     def _idle(self) -> bool:
         with self._lock:
-            return (self.idle_timeout > 0 and self.clients == 0
+            return (self.idle_timeout > 0 and self.runs == 0
                     and time.monotonic() - self.last_seen > self.idle_timeout)
 
     def shutdown(self) -> None:
@@ -186,6 +188,10 @@ class AgentServer:
             conn.settimeout(30)  # a client that never asks is not kept
             request = next(protocol.messages(reader), None)
             conn.settimeout(None)
+            if isinstance(request, dict) and request.get("op") == "run":
+                with self._lock:
+                    self.runs += 1
+                    self.last_seen = time.monotonic()
             if request is not None:
                 self._answer(session, request, reader)
         except (OSError, ValueError):
@@ -197,6 +203,7 @@ class AgentServer:
             with self._lock:
                 self.clients -= 1
                 if isinstance(request, dict) and request.get("op") == "run":  # `status` is no use
+                    self.runs -= 1
                     self.last_seen = time.monotonic()
             conn.close()
 

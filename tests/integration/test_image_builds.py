@@ -123,7 +123,7 @@ def test_bash_helper_sources_from_path(engine, built):
 def test_sidecar_image_imports_its_dependencies(engine, built):
     tags, _ = built
     out = run(engine, tags["sidecar"], ["python3", "-c",
-              "import sanic, redis.asyncio, jwt, cryptography, pluggy, cronium.sidecar, os; "
+              "import sanic, cryptography, pluggy, cronium.sidecar, cronium.sidecar.resp, cronium.sidecar.tokens, os; "
               "print(os.getuid(), cronium.sidecar.__file__)"], entrypoint=[])
     assert out == "10001 /opt/cronium/lib/cronium/sidecar/__init__.py"
     config = engine.images.get(tags["sidecar"]).attrs["Config"]
