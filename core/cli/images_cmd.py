@@ -29,7 +29,7 @@ def images_group():
 @click.argument("names", nargs=-1)
 @click.option("--base", metavar="debootstrap|registry|IMAGE",
               help="Where the base comes from (default: images.build_base): a local Debian bootstrap, the "
-                   "official Python image when a registry is reachable (else the bootstrap), or IMAGE.")
+                   "official Debian/Python/Node images when a registry is reachable (else the bootstrap), or IMAGE.")
 @click.option("--force", is_flag=True, help="Rebuild even when the inputs did not change.")
 @quiet_option("No progress lines.")
 @click.pass_obj
@@ -52,7 +52,7 @@ def build(app, names, base, force, quiet):
     choice = resolve_base(client, build_base(cfg, base), progress)
     if choice.note:
         click.echo(f"warning: {choice.note}", err=True)
-    results = build_images(client, tags=image_tags(cfg), names=names or None, base=choice.ref,
+    results = build_images(client, tags=image_tags(cfg), names=names or None, base=choice,
                            force=force, progress=progress)
     for r in results:
         click.echo(f"{r.name:8} {r.tag:28} {r.action:10} {r.seconds:6.1f}s  {r.image_id[7:19]}")

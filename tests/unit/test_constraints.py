@@ -98,4 +98,4 @@ def test_the_root_constraints_file_is_the_packaged_one_and_the_installs_use_it()
     assert (REPO / "constraints.txt").resolve() == (REPO / "images" / "constraints.txt").resolve()
     setup = (REPO / "scripts" / "setup.sh").read_text()
     assert "-c constraints.txt -e '.[test]'" in setup and "-c constraints.txt ./tests/plugin_dist" in setup
-    assert "-c /tmp/cronium-src/images/constraints.txt" in (IMAGES / "serve" / "Dockerfile").read_text()
+    assert '-c "$root/constraints.txt"' in (REPO / "scripts" / "serve-site.sh").read_text()  # cronium/serve

@@ -100,3 +100,16 @@ def test_unit_is_hardened_and_restarts():
     assert service["Restart"] == "on-failure"
     # the state the service writes (XDG_STATE_HOME/cronium) is the writable path
     assert service["Environment"] == "XDG_STATE_HOME=/var/lib"
+
+
+def test_compose_builds_cronium_serve_offline_on_the_local_job_image():
+    """No registry: the serve image starts from cronium/python, its Dockerfile's default too."""
+    cronium = service_block(compose(), "cronium")
+    assert after_key(cronium, "BASE:") == "cronium/python:latest"
+    assert cronium[cronium.index("build:") + 3] == f"context: {ROOT / 'images' / 'serve'}"
+    dockerfile = (ROOT / "images" / "serve" / "Dockerfile").read_text()
+    assert "ARG BASE=cronium/python:latest" in dockerfile and "pip install" not in dockerfile
+
+
+def after_key(block: list[str], key: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in block if line.startswith(key))

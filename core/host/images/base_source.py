@@ -3,10 +3,11 @@ build --base``).
 
 - ``debootstrap`` (the default; ``""`` means the same): a Debian bookworm root file system made on
   this host with debootstrap. Needs only Debian's package mirror, no registry.
-- ``registry``: the official Python image on Debian bookworm (REGISTRY_IMAGE), pulled when it is not
-  present, with cronium's thin base layer on top; every other image is built from that base as
-  usual. When it cannot be pulled (no registry reachable), the build says so and falls back to
-  debootstrap.
+- ``registry``: every image on the official Debian bookworm image that fits it (REGISTRY_BASES: the
+  Python image for base, python, bash and sidecar, the Node image for node, Debian's for redis),
+  pulled when not present; each image's own Dockerfile and images/common/job-image.sh give it the
+  same users, dirs and helpers as on the bootstrap. When one cannot be pulled (no registry
+  reachable), the build says so and falls back to debootstrap for all of them.
 - anything else: an image reference to build on (e.g. ``debian:bookworm-slim``), pulled when not
   present; no fallback, since it was asked for by name.
 
@@ -26,12 +27,37 @@ REGISTRY = "registry"
 #: The official image `registry` starts from: Debian bookworm with Python 3.11, the Python the
 #: sidecar's wheels and the helpers are built and tested for (Debian 12's python3 is 3.11 too).
 REGISTRY_IMAGE = "python:3.11-slim-bookworm"
+#: The official Node.js image (an LTS line) on Debian bookworm, with its own node and npm.
+REGISTRY_NODE_IMAGE = "node:22-bookworm-slim"
+#: Plain Debian bookworm, for an image that needs no python3.
+REGISTRY_DEBIAN_IMAGE = "debian:bookworm-slim"
+#: The one definition of which official image each of cronium's images is built on with `registry`.
+#: Job images need python3 (the helper is compiled at build time; every job image has `import
+#: cronium`), so bash takes the Python image; node gets python3 from Debian on the Node image.
+REGISTRY_BASES: dict[str, str] = {
+    "base": REGISTRY_IMAGE,
+    "python": REGISTRY_IMAGE,
+    "bash": REGISTRY_IMAGE,
+    "node": REGISTRY_NODE_IMAGE,
+    "redis": REGISTRY_DEBIAN_IMAGE,
+    "sidecar": REGISTRY_IMAGE,
+}
 
 
 @dataclass(frozen=True)
 class BaseChoice:
     ref: str | None  # the image to build the base on; None: debootstrap
     note: str | None = None  # why `registry` fell back to debootstrap
+    upstreams: tuple[tuple[str, str], ...] = ()  # `registry`: (image name, official image) pairs
+
+    def upstream(self, name: str) -> str | None:
+        """The official image `name` is built on, or None: built on cronium's own base."""
+        return dict(self.upstreams).get(name)
+
+
+def registry_choice() -> BaseChoice:
+    """The `registry` choice: every image on its official image (REGISTRY_BASES)."""
+    return BaseChoice(REGISTRY_BASES["base"], upstreams=tuple(REGISTRY_BASES.items()))
 
 
 class RegistryUnreachable(Exception):
@@ -61,16 +87,17 @@ def choose_base(setting: str | None, *, present: Callable[[str], bool],
         return BaseChoice(None)
     if setting != REGISTRY:
         return BaseChoice(setting)
-    if present(REGISTRY_IMAGE):
-        return BaseChoice(REGISTRY_IMAGE)
-    if pull is None:
-        return BaseChoice(None, note=f"{REGISTRY_IMAGE} is not present (not pulled by a read-only command)")
-    try:
-        pull(REGISTRY_IMAGE)
-    except RegistryUnreachable as exc:
-        return BaseChoice(None, note=f'images.build_base = "registry": {REGISTRY_IMAGE} could not be pulled ({exc}); '
-                                     "building the base from a local Debian bootstrap instead (the offline default)")
-    return BaseChoice(REGISTRY_IMAGE)
+    for ref in dict.fromkeys(REGISTRY_BASES.values()):
+        if present(ref):
+            continue
+        if pull is None:
+            return BaseChoice(None, note=f"{ref} is not present (not pulled by a read-only command)")
+        try:
+            pull(ref)
+        except RegistryUnreachable as exc:
+            return BaseChoice(None, note=f'images.build_base = "registry": {ref} could not be pulled ({exc}); '
+                                         "building every image on a local Debian bootstrap instead (the offline default)")
+    return registry_choice()
 
 
 def resolve_base(client, setting: str | None, progress: Progress | None = None, *,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .base_source import resolve_base
+from .base_source import BaseChoice, resolve_base
 from .debootstrap import build_debootstrap_base
 from .engine import ImageBuildError, Progress, Reporter, get_image
 from .inputs import (
@@ -36,20 +36,20 @@ class BuildResult:
 
 
 def build_images(client, *, tags: Mapping[str, str] | None = None, names: Iterable[str] | None = None,
-                 base: str | None = None, force: bool = False, progress: Progress | None = None,
+                 base: str | BaseChoice | None = None, force: bool = False, progress: Progress | None = None,
                  prune: bool = True) -> list[BuildResult]:
     """Build the images that are missing or out of date, in dependency order.
 
     `tags` maps image name -> tag (missing names get ``default_tags()``); `names` selects images
     (``base`` is always included when another image is selected: it is their parent); `base` is the
     ``images.build_base`` setting (``debootstrap``/None, ``registry``, or an image to start from; see
-    ``base_source``); `force` rebuilds the selected images
+    ``base_source``) or the BaseChoice made of it; `force` rebuilds the selected images
     (without the layer cache) even when up to date. With `prune`, the images a rebuild replaced are
     removed when nothing uses them any more.
     """
     tags = {**default_tags(), **dict(tags or {})}
-    choice = resolve_base(client, base, progress)
-    if choice.note and progress:
+    choice = base if isinstance(base, BaseChoice) else resolve_base(client, base, progress)
+    if choice.note and progress and not isinstance(base, BaseChoice):
         progress("base", choice.note)
     base = choice.ref
     requested = list(IMAGE_NAMES) if names is None else list(dict.fromkeys(names))
@@ -67,10 +67,7 @@ def build_images(client, *, tags: Mapping[str, str] | None = None, names: Iterab
             continue
         started = time.monotonic()
         tag = tags[name]
-        base_ref_id = None
-        if name == "base" and base:
-            base_ref_id = _ensure_base_ref(client, base, progress)
-        plan = make_plan(name, tag, parent_id=parent_id, base=base, base_ref_id=base_ref_id)
+        plan = _plan(client, choice, name, tag, parent_id, progress)
         existing = get_image(client, tag)
         if existing is not None and is_current(existing, plan) and not (force and name in requested):
             image_id = existing.id
@@ -95,6 +92,16 @@ def build_images(client, *, tags: Mapping[str, str] | None = None, names: Iterab
     if prune:
         _remove_replaced(client, replaced)
     return results
+
+
+def _plan(client, choice: BaseChoice, name: str, tag: str, base_id: str | None, progress: Progress | None) -> Plan:
+    """The plan of `name`: on cronium's base (`base_id`), or on its official image (`registry`)."""
+    upstream = choice.upstream(name) if name != "base" else None
+    if upstream:
+        return make_plan(name, tag, parent_id=_ensure_base_ref(client, upstream, progress), base=choice.ref,
+                         base_ref_id=None, upstream=upstream)
+    base_ref_id = _ensure_base_ref(client, choice.ref, progress) if name == "base" and choice.ref else None
+    return make_plan(name, tag, parent_id=base_id, base=choice.ref, base_ref_id=base_ref_id)
 
 
 def _remove_replaced(client, image_ids: list[str]) -> None:

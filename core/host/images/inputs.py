@@ -194,8 +194,10 @@ class Plan:
         return compute_inputs_hash(self.name, self.files, self.extra)
 
 
-def make_plan(name: str, tag: str, *, parent_id: str | None, base: str | None, base_ref_id: str | None) -> Plan:
-    """Everything that defines image `name`, without touching Docker."""
+def make_plan(name: str, tag: str, *, parent_id: str | None, base: str | None, base_ref_id: str | None,
+              upstream: str | None = None) -> Plan:
+    """Everything that defines image `name`, without touching Docker. `parent_id` is the image it is
+    built on: cronium's base, or with `upstream` (images.build_base = registry) that official image."""
     root = images_root()
     if name == "base":
         if base:
@@ -221,7 +223,10 @@ def make_plan(name: str, tag: str, *, parent_id: str | None, base: str | None, b
         files["requirements.txt"] = pinned_requirements(_read(root, "sidecar", "requirements.txt").decode(),
                                                         constraints(root), "images/sidecar/requirements.txt")
         files.update(_sidecar_files())
-    return Plan(name, tag, files, {"parent": parent_id or "?"}, parent=parent_id)
+    extra = {"parent": parent_id or "?"}
+    if upstream:
+        extra["upstream"] = upstream
+    return Plan(name, tag, files, extra, parent=parent_id)
 
 
 # --- is an image current with its plan? ------------------------------------------------------

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ...errors import CroniumError
-from .base_source import resolve_base
+from .base_source import BaseChoice, resolve_base
 from .engine import get_image
 from .inputs import (
     IMAGE_NAMES,
     LABEL_INPUTS,
+    Plan,
     default_tags,
     image_labels,
     is_current,
@@ -33,7 +34,7 @@ def image_status(client, tags: Mapping[str, str] | None = None, *, base: str | N
     """Presence and freshness of every image (no build, no pull); `base` is the
     ``images.build_base`` setting."""
     tags = {**default_tags(), **dict(tags or {})}
-    base = resolve_base(client, base, may_pull=False).ref
+    choice = resolve_base(client, base, may_pull=False)
     statuses: list[ImageStatus] = []
     parent_id: str | None = None
     for name in IMAGE_NAMES:
@@ -42,11 +43,7 @@ def image_status(client, tags: Mapping[str, str] | None = None, *, base: str | N
         detail = ""
         up_to_date = False
         try:
-            base_ref_id = None
-            if name == "base" and base:
-                ref = get_image(client, base)
-                base_ref_id = ref.id if ref is not None else None
-            plan = make_plan(name, tag, parent_id=parent_id, base=base, base_ref_id=base_ref_id)
+            plan = _plan(client, choice, name, tag, parent_id)
         except CroniumError as exc:
             plan = None
             detail = exc.message
@@ -66,3 +63,17 @@ def image_status(client, tags: Mapping[str, str] | None = None, *, base: str | N
             detail=detail,
         ))
     return statuses
+
+
+def _plan(client, choice: BaseChoice, name: str, tag: str, base_id: str | None) -> Plan:
+    """The plan `name` is compared with: on cronium's base, or on its official image (`registry`)."""
+    def image_id(ref: str) -> str | None:
+        image = get_image(client, ref)
+        return image.id if image is not None else None
+
+    upstream = choice.upstream(name) if name != "base" else None
+    if upstream:
+        return make_plan(name, tag, parent_id=image_id(upstream), base=choice.ref, base_ref_id=None,
+                         upstream=upstream)
+    base_ref_id = image_id(choice.ref) if name == "base" and choice.ref else None
+    return make_plan(name, tag, parent_id=base_id, base=choice.ref, base_ref_id=base_ref_id)
