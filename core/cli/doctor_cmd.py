@@ -68,7 +68,20 @@ def run_checks(app) -> list[dict]:
         add("redis memory", *memory_check(cfg, store.memory_limits()))
     except CroniumError as exc:
         add("redis", False, exc.message, exc.hint)
+        return checks
+    if cfg.redis_managed and not cfg["redis.sidecar_url"]:
+        add("sidecar path", *sidecar_path_check(client, cfg))
     return checks
+
+
+def sidecar_path_check(client, cfg) -> tuple[bool, str, str]:
+    """(ok, detail, fix): a new container on the services network resolves and reaches the managed
+    Redis by name, as sidecars do (read-only: the probe container is removed, nothing is healed)."""
+    from cronium.core.host import services
+
+    name, network = cfg["services.redis_container"], cfg["services.network"]
+    probe = services.probe_sidecar_path(client, image=cfg["images.redis"], name=name, network=network)
+    return probe.ok, probe.detail, services.heal_hint(name, network)
 
 
 def memory_check(cfg, limits: dict) -> tuple[bool, str, str]:
