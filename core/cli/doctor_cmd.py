@@ -52,6 +52,9 @@ def run_checks(app) -> list[dict]:
         f"memory limit {'yes' if info.get('MemoryLimit') else 'no'}, pids limit {'yes' if info.get('PidsLimit') else 'no'}",
         "the kernel must have the memory and pids cgroup controllers enabled")
 
+    for check in cluster_checks(client, cfg):
+        add(*check)
+
     from cronium.core.host.images import image_status
 
     from .images_cmd import build_base, image_tags
@@ -71,6 +74,21 @@ def run_checks(app) -> list[dict]:
         return checks
     if cfg.redis_managed and not cfg["redis.sidecar_url"]:
         add("sidecar path", *sidecar_path_check(client, cfg))
+    return checks
+
+
+def cluster_checks(client, cfg) -> list[tuple[str, bool, str, str]]:
+    """(name, ok, detail, fix) for the engine's swarm role and nodes, and the image registry when
+    `images.registry` is set (read-only)."""
+    from cronium.core.host.images import registry_reachable
+    from cronium.core.host.swarm import swarm_check, swarm_summary
+
+    checks = [("swarm", *swarm_check(swarm_summary(client), needed=cfg.get("executor") == "swarm"))]
+    registry = cfg["images.registry"]
+    if registry:
+        reach = registry_reachable(registry)
+        checks.append(("image registry", reach.ok, reach.detail,
+                       f"start the registry at {registry} (docs/swarm-setup.md), or fix images.registry"))
     return checks
 
 

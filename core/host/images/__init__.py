@@ -1,4 +1,4 @@
-"""Build cronium's images locally (no registry) and tell whether they are up to date.
+"""Build cronium's images locally (pushed to a private registry only on request) and tell whether they are up to date.
 
 The image set (see docs/architecture.md): ``base`` (Debian bookworm minbase + python3 +
 ca-certificates made with debootstrap, or a thin layer on an existing image given as ``base``),
@@ -19,7 +19,8 @@ a ``progress(name, message)`` callback. Its modules:
 - ``build`` — building in dependency order (``docker build`` of a prepared context);
 - ``wheels`` — the sidecar's wheels, installed on the host for the base image's Python;
 - ``debootstrap`` — the ``base`` image from a debootstrapped root file system;
-- ``status`` — presence and freshness of every image.
+- ``status`` — presence and freshness of every image;
+- ``registry`` — names in a private registry (``images.registry``), pushing there, reachability.
 """
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ from .inputs import (
     default_tags,
     sidecar_source_dir,
 )
+from .registry import PUSHED_IMAGES, RegistryError, push_images, registry_reachable, registry_tag
 from .status import ImageStatus, image_status
 from .wheels import wheel_cache_dir, wheel_platforms
 
 __all__ = [
     "IMAGE_NAMES", "JOB_IMAGES", "LABEL_NAME", "LABEL_INPUTS", "LABEL_SOURCE", "BuildResult", "ImageStatus",
     "ImageBuildError", "default_tags", "compute_inputs_hash", "build_images", "image_status", "wheel_platforms",
-    "wheel_cache_dir", "sidecar_source_dir",
+    "wheel_cache_dir", "sidecar_source_dir", "PUSHED_IMAGES", "RegistryError", "push_images", "registry_reachable",
+    "registry_tag",
 ]
