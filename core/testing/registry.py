@@ -103,6 +103,7 @@ class LocalRegistry:
                                                serialization.NoEncryption()))
         key_path.chmod(0o600)
         self._certs_dir = CERTS_D / self.address
+        self._made_certs_d = not CERTS_D.exists()
         self._certs_dir.mkdir(parents=True, exist_ok=False)
         (self._certs_dir / "ca.crt").write_bytes(cert_pem)
         return cert_path, key_path
@@ -119,6 +120,8 @@ class LocalRegistry:
         if self._certs_dir is not None:
             shutil.rmtree(self._certs_dir, ignore_errors=True)
             self._certs_dir = None
+            if self._made_certs_d:
+                shutil.rmtree(CERTS_D, ignore_errors=True)
 
     def __enter__(self) -> "LocalRegistry":
         return self.start()

@@ -99,3 +99,25 @@ def _remove_leftovers(engine, containers, networks) -> None:
             engine.api.remove_network(network["Id"])
         except docker.errors.APIError:
             pass  # the assertion below names it either way
+
+
+@pytest.fixture(scope="module")
+def swarm_rig(engine):
+    """A two-node swarm for one test module (put the tests that share it in one module) (`cronium.core.testing.swarm_rig.SwarmRig`): this engine as
+    manager, a second dockerd in a network namespace as worker (node label cronium.rig=worker,
+    hostname cronium-rig-worker), a TLS registry on 10.214.0.1 (`rig.push(tags, names)`). Torn down
+    at the end of the module, leaving the engine as found (module scope: the rest of the session
+    runs on an engine in no swarm). Needs root and Debian's docker-registry
+    (`CRONIUM_SWARM_TESTS=1 make setup`); skipped without them unless CRONIUM_SWARM_TESTS=1."""
+    from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
+
+    missing = rig_unavailable()
+    if missing:
+        if os.environ.get("CRONIUM_SWARM_TESTS") == "1":
+            pytest.fail(f"the swarm rig cannot run here: {missing}")
+        pytest.skip(f"swarm rig: {missing} (set CRONIUM_SWARM_TESTS=1 and run `make setup`)")
+    rig = SwarmRig(engine).start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
