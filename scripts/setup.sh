@@ -19,10 +19,19 @@ command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
 command -v node >/dev/null || need+=(nodejs)
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The two-node swarm tests (CRONIUM_SWARM_TESTS=1) run Debian's private registry themselves.
+swarm_registry=0
+if [ "${CRONIUM_SWARM_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/docker-registry ]; then
+  need+=(docker-registry); swarm_registry=1
+fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
+  if [ "$swarm_registry" = 1 ] && command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+    # the package's own service would listen on :5000 on every address: the tests start their own
+    as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # 2. The Docker engine: start it only if none answers (never stop one we did not start).
