@@ -238,9 +238,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _rig_processes() -> list[tuple[int, list[str]]]:
-    """(pid, argv) of the processes whose command line names the rig's exec root: its dockerd,
-    containerd and shims."""
+def _rig_processes(part: Path = ROOT / "exec") -> list[tuple[int, list[str]]]:
+    """(pid, argv) of the processes whose command line names `part` of the rig's folder (the exec
+    root: its dockerd, containerd and shims; the whole folder: its registry too)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -249,7 +249,7 @@ def _rig_processes() -> list[tuple[int, list[str]]]:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if any(str(ROOT / "exec") in arg for arg in argv):
+        if any(str(part) in arg for arg in argv):
             found.append((int(proc.name), argv))
     return found
 
@@ -284,8 +284,13 @@ def clean_stale() -> None:
     """Remove what a killed earlier rig left (its dockerd, namespace, veth, folder), by the rig's
     fixed names only. The manager's swarm is not touched: whether to leave it is not knowable now."""
     _stop_dockerd()
+    for pid, _ in _rig_processes(ROOT):  # a registry still listening on the rig's address
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _remove_netns()
+    certs_d = Path("/etc/docker/certs.d")
     with contextlib.suppress(OSError):
-        shutil.rmtree(Path("/etc/docker/certs.d") / f"{HOST_ADDR}:{REGISTRY_PORT}")
+        shutil.rmtree(certs_d / f"{HOST_ADDR}:{REGISTRY_PORT}")
+        certs_d.rmdir()  # only when empty
     if ROOT.exists():
         _remove_root()
