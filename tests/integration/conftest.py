@@ -103,12 +103,13 @@ def _remove_leftovers(engine, containers, networks) -> None:
 
 @pytest.fixture(scope="module")
 def swarm_rig(engine):
-    """A two-node swarm for one test module (put the tests that share it in one module) (`cronium.core.testing.swarm_rig.SwarmRig`): this engine as
-    manager, a second dockerd in a network namespace as worker (node label cronium.rig=worker,
-    hostname cronium-rig-worker), a TLS registry on 10.214.0.1 (`rig.push(tags, names)`). Torn down
-    at the end of the module, leaving the engine as found (module scope: the rest of the session
-    runs on an engine in no swarm). Needs root and Debian's docker-registry
-    (`CRONIUM_SWARM_TESTS=1 make setup`); skipped without them unless CRONIUM_SWARM_TESTS=1."""
+    """A two-node swarm (`cronium.core.testing.swarm_rig.SwarmRig`) for one test module: this
+    engine as manager, a second dockerd in a network namespace as worker (hostname
+    cronium-rig-worker, node label cronium.rig=worker) and a TLS registry on 10.214.0.1
+    (`rig.push(tags, names)`). Put the tests that share it in one module: at the module's end it is
+    torn down and the engine is left as found, so the rest of the session runs in no swarm. Needs
+    root and Debian's docker-registry (`CRONIUM_SWARM_TESTS=1 make setup`); skipped without them
+    unless CRONIUM_SWARM_TESTS=1 (then it fails)."""
     from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
 
     missing = rig_unavailable()
