@@ -85,7 +85,7 @@ def test_a_job_on_the_worker_reaches_a_service_on_the_manager_over_an_overlay(en
             default_tags()["python"], command=["python3", "-m", "http.server", "8000"], name=f"cronium-rig-api-{tag}",
             networks=[net.name], endpoint_spec=EndpointSpec(mode="dnsrr"), constraints=["node.role==manager"],
             labels={"cronium.test": "rig-smoke"})
-        code = (f"import socket, time\nfor _ in range(40):\n try:\n  s = socket.create_connection(('cronium-rig-api-{tag}', 8000), 3)\n"
+        code = (f"import socket, time\nfor _ in range(40):\n try:\n  s = socket.create_connection(('cronium-rig-api-{tag}', 8000), 1)\n"
                 "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); print(s.recv(12).decode()); break\n"
                 " except OSError as e:\n  print('retry', e); time.sleep(0.25)\n")
         job = _job(engine, rig_python, f"cronium-rig-client-{tag}", code, networks=[net.name])
