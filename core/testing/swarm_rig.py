@@ -82,6 +82,9 @@ class SwarmRig:
 
     def _join(self, timeout: float) -> None:
         manager_addr = self._manager_addr()
+        if manager_addr.startswith("127."):
+            raise RuntimeError(f"this engine is already a swarm manager advertising {manager_addr}, which the "
+                               "rig's worker cannot reach from its namespace: leave that swarm first")
         if manager_addr != HOST_ADDR:  # a swarm the rig did not make: reach its manager's address only
             _run("ip", "netns", "exec", NETNS, "ip", "route", "replace", f"{manager_addr}/32", "dev", NS_IF)
         self.worker.swarm.join(remote_addrs=[f"{manager_addr}:2377"], join_token=self.host_swarm.join_token(),
