@@ -173,6 +173,23 @@ def _key_prefix(v: Any) -> str:
     return v
 
 
+def _seconds_or_zero(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != v or v == float("inf"):
+        raise ValueError("a number of seconds, 0 or more (0 = off)")
+    return v
+
+
+#: A registry address as image names carry it: host or host:port, no scheme, no path.
+REGISTRY_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?")
+
+
+def _registry(v: Any) -> str:
+    if not isinstance(v, str) or (v and not REGISTRY_RE.fullmatch(v)):
+        raise ValueError("a registry address such as 'registry.lan:5000' or '10.0.0.5:5000' "
+                         "(no scheme, no path; '' for none)")
+    return v
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "timeout": _positive_number,
     "namespace": _namespace,
@@ -195,6 +212,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "logs.terminal_escape": _one_of(*ESCAPE_MODES),
     "logs.max_bytes": _size,
     "services.redis_maxmemory": _size,
+    "services.path_check_interval": _seconds_or_zero,
+    "images.registry": _registry,
     "retention.max_age": _duration,
     "retention.max_count": _count,
     "retention.interval": _positive_number,

@@ -54,6 +54,11 @@ done
   || missing+=("python3-venv|Python 3.11 or later with venv and ensurepip ($PYTHON)")
 packages=()
 for m in ${missing[@]+"${missing[@]}"}; do packages+=("${m%%|*}"); done
+# The two-node swarm tests (CRONIUM_SWARM_TESTS=1) run Debian's private registry themselves.
+swarm_registry=0
+if [ "${CRONIUM_SWARM_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/docker-registry ]; then
+  packages+=(docker-registry); swarm_registry=1
+fi
 # Ubuntu's debootstrap needs Debian's archive keys to verify a Debian (bookworm) bootstrap.
 if [ "$family" = ubuntu ] && [[ " ${packages[*]-} " == *" debootstrap "* || ! -e /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
   packages+=(debian-archive-keyring)
@@ -78,6 +83,10 @@ case "$family" in
       DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null || {
         hint=""; [ "$family" = ubuntu ] && hint=" (docker.io and docker-compose are in Ubuntu's universe component: sudo add-apt-repository universe)"
         log "apt-get install ${packages[*]} failed$hint"; exit 1; }
+      if [ "$swarm_registry" = 1 ] && command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        # the package's own service would listen on :5000 on every address: the tests start their own
+        as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+      fi
     fi ;;
 esac
 

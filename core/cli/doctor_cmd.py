@@ -52,6 +52,9 @@ def run_checks(app) -> list[dict]:
         f"memory limit {'yes' if info.get('MemoryLimit') else 'no'}, pids limit {'yes' if info.get('PidsLimit') else 'no'}",
         "the kernel must have the memory and pids cgroup controllers enabled")
 
+    for check in cluster_checks(client, cfg):
+        add(*check)
+
     from cronium.core.host.images import image_status
 
     from .images_cmd import build_base, image_tags
@@ -68,7 +71,35 @@ def run_checks(app) -> list[dict]:
         add("redis memory", *memory_check(cfg, store.memory_limits()))
     except CroniumError as exc:
         add("redis", False, exc.message, exc.hint)
+        return checks
+    if cfg.redis_managed and not cfg["redis.sidecar_url"]:
+        add("sidecar path", *sidecar_path_check(client, cfg))
     return checks
+
+
+def cluster_checks(client, cfg) -> list[tuple[str, bool, str, str]]:
+    """(name, ok, detail, fix) for the engine's swarm role and nodes, and the image registry when
+    `images.registry` is set (read-only)."""
+    from cronium.core.host.images import registry_reachable
+    from cronium.core.host.swarm import swarm_check, swarm_summary
+
+    checks = [("swarm", *swarm_check(swarm_summary(client), needed=cfg.get("executor") == "swarm"))]
+    registry = cfg["images.registry"]
+    if registry:
+        reach = registry_reachable(registry)
+        checks.append(("image registry", reach.ok, reach.detail,
+                       f"start the registry at {registry} (docs/swarm-setup.md), or fix images.registry"))
+    return checks
+
+
+def sidecar_path_check(client, cfg) -> tuple[bool, str, str]:
+    """(ok, detail, fix): a new container on the services network resolves and reaches the managed
+    Redis by name, as sidecars do (read-only: the probe container is removed, nothing is healed)."""
+    from cronium.core.host import services
+
+    name, network = cfg["services.redis_container"], cfg["services.network"]
+    probe = services.probe_sidecar_path(client, image=cfg["images.redis"], name=name, network=network)
+    return probe.ok, probe.detail, services.heal_hint(name, network)
 
 
 def memory_check(cfg, limits: dict) -> tuple[bool, str, str]:

@@ -1,4 +1,5 @@
-"""`cronium images`: build and list the locally built images (no registry is ever used)."""
+"""`cronium images`: build and list the locally built images; push them to a private registry
+(`images.registry`) for the nodes of a swarm. Nothing is ever pulled."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ def build_base(cfg, base_option: str | None) -> str | None:
 
 @click.group("images")
 def images_group():
-    """Build and list cronium's images (base, python, bash, node, sidecar, redis)."""
+    """Build, list and push cronium's images (base, python, bash, node, sidecar, redis)."""
 
 
 @images_group.command("build")
@@ -75,6 +76,34 @@ def list_(app, as_json):
         state = "up-to-date" if s.up_to_date else (s.detail or "outdated")
         size = f"{s.size / 1e6:7.1f} MB" if s.size else "       -"
         click.echo(f"{s.name:8} {s.tag:28} {state:16} {size}")
+
+
+@images_group.command("push")
+@click.argument("names", nargs=-1)
+@click.option("--registry", metavar="HOST:PORT", help="Push here instead of images.registry.")
+@quiet_option("No progress lines.")
+@click.pass_obj
+def push(app, names, registry, quiet):
+    """Tag the images (all but base, or NAMES) as <registry>/<name> and push them to images.registry.
+
+    The nodes of a swarm pull them from there; the local images stay as they are."""
+    from cronium.core.host.images import push_images
+    from cronium.core.runtime import connect_docker
+    from cronium.core.values import VALIDATORS
+
+    cfg = app.config
+    target = registry if registry is not None else cfg["images.registry"]
+    try:
+        target = VALIDATORS["images.registry"](target)
+    except ValueError as exc:
+        raise click.BadParameter(f"{target!r} is not {exc}", param_hint="--registry") from None
+
+    def progress(name: str, message: str) -> None:
+        if not quiet:
+            click.echo(f"{name}: {message}", err=True)
+
+    for ref in push_images(connect_docker(cfg), image_tags(cfg), target, names=names or None, progress=progress):
+        click.echo(f"pushed {ref}")
 
 
 def register(cli: click.Group) -> None:

@@ -55,15 +55,22 @@ def status(app, as_json):
 @services_group.command("start")
 @click.pass_obj
 def start(app):
-    """Start the managed Redis (idempotent)."""
+    """Start the managed Redis (idempotent) and heal the sidecars' path to it.
+
+    The path is probed from a new container on the services network, by name; when the engine's
+    DNS lost the name, the Redis container is reconnected to that network and probed again."""
     from cronium.core.config import mask_url
     from cronium.core.host import services
 
     cfg = app.config
     if not cfg.redis_managed:
         raise UsageError(f"redis.url is set ({mask_url(cfg['redis.url'])}): cronium does not manage that server")
-    redis = services.ensure_redis(_client(app), **_args(cfg))
+    client = _client(app)
+    redis = services.ensure_redis(client, **_args(cfg))
     click.echo(f"redis {redis.action}: {redis.name} on {redis.host}:{redis.port} (sidecars: {redis.network_host}:{redis.network_port} on {redis.network})")
+    path = services.ensure_sidecar_path(client, cfg, progress=lambda _name, message: click.echo(message, err=True))
+    if path is not None:
+        click.echo(f"sidecar path ok: {path.detail}")
 
 
 @services_group.command("stop")

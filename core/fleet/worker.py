@@ -75,6 +75,7 @@ class Worker:
         self.runtime.docker  # the engine must answer before we take work
         self.runtime.start("worker")
         self.queue.ensure_group()
+        self.heal_sidecar_path()
         self.metrics.slots.set(self.concurrency)
         thread = threading.Thread(target=self._maintain, name="cronium-maintenance", daemon=True)
         thread.start()
@@ -273,6 +274,7 @@ class Worker:
     def _maintain(self) -> None:
         cfg = self.runtime.config
         next_claim = next_promote = next_forget = next_retention = 0.0
+        next_path = time.monotonic() + cfg["services.path_check_interval"]  # start() healed it once
         next_reap = time.monotonic() + cfg["worker.reap_interval"]  # Runtime.start reaped once already
         while not self._stopped.wait(0.25):
             now = time.monotonic()
@@ -306,10 +308,25 @@ class Worker:
                 if now >= next_retention:
                     next_retention = now + cfg["retention.interval"]
                     self.apply_retention()
+                if cfg["services.path_check_interval"] and now >= next_path:
+                    next_path = now + cfg["services.path_check_interval"]
+                    self.heal_sidecar_path()
             except StoreUnavailable as exc:
                 log.warning("maintenance: %s", exc.message)
             except Exception:
                 log.exception("maintenance step failed")
+
+    def heal_sidecar_path(self) -> None:
+        """Probe the sidecars' path to the managed Redis (a new container on the services network,
+        by name) and heal it when the engine lost the name; a path that stays broken is logged,
+        never fatal (jobs still run; their helper calls fail until it is fixed)."""
+        from ..host.services import ServiceError, ensure_sidecar_path
+
+        try:
+            ensure_sidecar_path(self.runtime.docker, self.runtime.config,
+                                progress=lambda _name, message: log.warning("%s", message))
+        except ServiceError as exc:
+            log.error("%s (fix: %s)", exc.message, exc.hint)
 
     def apply_retention(self) -> list[str]:
         """One bounded pass of the configured retention (`retention.batch` executions at most);

@@ -104,3 +104,26 @@ def _remove_leftovers(engine, containers, networks) -> None:
             engine.api.remove_network(network["Id"])
         except docker.errors.APIError:
             pass  # the assertion below names it either way
+
+
+@pytest.fixture(scope="module")
+def swarm_rig(engine):
+    """A two-node swarm (`cronium.core.testing.swarm_rig.SwarmRig`) for one test module: this
+    engine as manager, a second dockerd in a network namespace as worker (hostname
+    cronium-rig-worker, node label cronium.rig=worker) and a TLS registry on 10.214.0.1
+    (`rig.push(tags, names)`). Put the tests that share it in one module: at the module's end it is
+    torn down and the engine is left as found, so the rest of the session runs in no swarm. Needs
+    root and Debian's docker-registry (`CRONIUM_SWARM_TESTS=1 make setup`); skipped without them
+    unless CRONIUM_SWARM_TESTS=1 (then it fails)."""
+    from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
+
+    missing = rig_unavailable()
+    if missing:
+        if os.environ.get("CRONIUM_SWARM_TESTS") == "1":
+            pytest.fail(f"the swarm rig cannot run here: {missing}")
+        pytest.skip(f"swarm rig: {missing} (set CRONIUM_SWARM_TESTS=1 and run `make setup`)")
+    rig = SwarmRig(engine).start()
+    try:
+        yield rig
+    finally:
+        rig.stop()

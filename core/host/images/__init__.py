@@ -1,4 +1,4 @@
-"""Build cronium's images locally (no registry) and tell whether they are up to date.
+"""Build cronium's images locally (pushed to a private registry only on request) and tell whether they are up to date.
 
 The image set (see docs/architecture.md): ``base`` (Debian bookworm minbase + python3 +
 ca-certificates made with debootstrap, or a thin layer on an existing image given as ``base``),
@@ -20,7 +20,8 @@ a ``progress(name, message)`` callback. Its modules:
 - ``wheels`` — the sidecar's wheels, installed on the host for the base image's Python;
 - ``base_source`` — where the base comes from (``images.build_base``: debootstrap, registry, an image);
 - ``debootstrap`` — the ``base`` image from a debootstrapped root file system;
-- ``status`` — presence and freshness of every image.
+- ``status`` — presence and freshness of every image;
+- ``registry`` — names in a private registry (``images.registry``), pushing there, reachability.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .inputs import (
     default_tags,
     sidecar_source_dir,
 )
+from .registry import PUSHED_IMAGES, RegistryError, push_images, registry_reachable, registry_tag
 from .status import ImageStatus, image_status
 from .wheels import wheel_cache_dir, wheel_platforms
 
@@ -44,4 +46,6 @@ __all__ = [
     "IMAGE_NAMES", "JOB_IMAGES", "LABEL_NAME", "LABEL_INPUTS", "LABEL_SOURCE", "BuildResult", "ImageStatus",
     "ImageBuildError", "default_tags", "compute_inputs_hash", "build_images", "image_status", "wheel_platforms",
     "wheel_cache_dir", "sidecar_source_dir", "BaseChoice", "REGISTRY_IMAGE", "resolve_base",
+    "PUSHED_IMAGES", "RegistryError", "push_images", "registry_reachable",
+    "registry_tag",
 ]

@@ -18,8 +18,13 @@ is configured.
 
 Only objects carrying cronium's service labels are ever started, stopped or removed here.
 
+The sidecars reach it by name through the engine's DNS, which Docker 20.10 can lose (after a swarm
+init + leave): ``path`` probes that path from a new container and heals it (reconnects the
+container to the network); `cronium doctor` probes, `cronium services start` and workers heal.
+
 Its modules: ``managed`` (ensure, status, stop and remove; how to reach it), ``objects`` (the
-container, network and volume, and the config file copied in) and ``password``.
+container, network and volume, and the config file copied in), ``path`` (the sidecars' path) and
+``password``.
 """
 from __future__ import annotations
 
@@ -38,10 +43,12 @@ from .managed import (
     stop_redis,
 )
 from .objects import ServiceError
+from .path import PathProbe, ensure_sidecar_path, heal_hint, heal_sidecar_path, probe_sidecar_path
 from .password import load_or_create_password, password_path
 
 __all__ = [
     "DEFAULT_IMAGE", "DEFAULT_NAME", "DEFAULT_NETWORK", "DEFAULT_VOLUME", "DEFAULT_PORT", "ManagedRedis",
     "RedisStatus", "ServiceError", "ensure_redis", "find_redis", "redis_status", "stop_redis", "remove_redis",
-    "load_or_create_password", "password_path",
+    "load_or_create_password", "password_path", "PathProbe", "probe_sidecar_path", "heal_sidecar_path",
+    "ensure_sidecar_path", "heal_hint",
 ]

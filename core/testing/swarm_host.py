@@ -1,0 +1,95 @@
+"""This host's engine as a swarm manager, for tests: join a swarm only for the test, leave it as found.
+
+- `HostSwarm.ensure()` inits a swarm when the engine is in none (advertising and listening on the
+  address given, overlay subnets from `ADDR_POOL`, not Swarm's default 10.0.0.0/8) and remembers
+  that it did; `restore()` leaves only a swarm it initialised, removes the `docker_gwbridge` network
+  the init created (when it did not exist before and nothing uses it) and reconnects cronium's
+  service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
+  bridge networks for new containers after a swarm init + leave.
+- Everything here changes the shared engine: callers hold `/tmp/cronium-integration.lock` (the
+  integration tests run under it).
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+#: Overlay networks of a swarm the tests create take /24s out of this range.
+ADDR_POOL = "10.215.0.0/16"
+GWBRIDGE = "docker_gwbridge"
+
+
+def swarm_state(client) -> str:
+    """The engine's `LocalNodeState`: inactive, active, pending, error, locked."""
+    return (client.info().get("Swarm") or {}).get("LocalNodeState") or "inactive"
+
+
+class HostSwarm:
+    """Make this host's engine a swarm manager for a test, and undo exactly that."""
+
+    def __init__(self, client, *, advertise_addr: str = "127.0.0.1"):
+        self.client = client
+        self.advertise_addr = advertise_addr
+        self.inited = False
+        self._had_gwbridge = True
+
+    def ensure(self) -> "HostSwarm":
+        state = swarm_state(self.client)
+        if state == "active":
+            if not (self.client.info().get("Swarm") or {}).get("ControlAvailable"):
+                raise RuntimeError("this engine is a swarm worker; the tests need a manager (or no swarm)")
+            return self
+        if state != "inactive":
+            raise RuntimeError(f"this engine's swarm state is {state!r}; leave or fix it first")
+        self._had_gwbridge = bool(_networks_named(self.client, GWBRIDGE))
+        self.client.swarm.init(advertise_addr=self.advertise_addr, listen_addr=f"{self.advertise_addr}:2377",
+                               default_addr_pool=[ADDR_POOL], subnet_size=24)
+        self.inited = True
+        return self
+
+    def join_token(self, role: str = "worker") -> str:
+        self.client.swarm.reload()
+        return self.client.swarm.attrs["JoinTokens"]["Worker" if role == "worker" else "Manager"]
+
+    def restore(self, *, skip_networks: frozenset[str] = frozenset()) -> None:
+        """Leave the swarm if `ensure()` initialised it; then repair what leaving breaks (except on
+        `skip_networks`)."""
+        if not self.inited:
+            return
+        self.client.swarm.leave(force=True)
+        self.inited = False
+        if not self._had_gwbridge:
+            for net in _networks_named(self.client, GWBRIDGE):
+                net.reload()
+                if not net.attrs.get("Containers"):
+                    net.remove()
+        reconnect_service_containers(self.client, skip_networks=skip_networks)
+
+
+def _networks_named(client, name: str) -> list:
+    return [n for n in client.networks.list(names=[name]) if n.name == name]
+
+
+def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset()) -> list[str]:
+    """Disconnect and reconnect, with their aliases, the running service containers (not
+    `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
+    new containers resolve their names again. Returns "container@network" for each one."""
+    healed = []
+    for net in client.networks.list(filters={"label": "cronium.service"}):
+        if net.name in skip_networks:
+            continue
+        net.reload()
+        for container_id, _ in (net.attrs.get("Containers") or {}).items():
+            container = client.containers.get(container_id)
+            labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+            if labels.get("cronium.managed") == "true" or container.status != "running":
+                continue
+            entry = container.attrs["NetworkSettings"]["Networks"].get(net.name) or {}
+            aliases = [a for a in entry.get("Aliases") or [] if not container.id.startswith(a)]
+            net.disconnect(container, force=True)
+            net.connect(container, aliases=aliases or None)
+            healed.append(f"{container.name}@{net.name}")
+    if healed:
+        log.info("reconnected after leaving the swarm: %s", ", ".join(healed))
+    return healed
