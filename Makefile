@@ -3,7 +3,7 @@ VENV ?= .venv
 CRONIUM = $(VENV)/bin/cronium
 PYTEST = $(VENV)/bin/pytest
 
-.PHONY: setup demo test test-unit test-integration bench clean-docker
+.PHONY: setup demo test test-slow test-unit test-integration bench clean-docker
 
 ## Install what is missing (Docker engine, venv, images, managed Redis). Idempotent.
 setup:
@@ -13,9 +13,13 @@ setup:
 demo: setup
 	$(CRONIUM) run examples/hello.py --input '{"name": "cronium"}'
 
-## The whole test suite (unit + integration against the real engine and Redis).
+## The test suite (unit + integration against the real engine and Redis), without the slow suites.
 test: setup
-	$(PYTEST) -q
+	$(PYTEST) -q -m "not slow"
+
+## The slow suites (marked `slow`: 60-job runs, the compose stack, the helper package build); CI runs them after `make test`.
+test-slow: setup
+	$(PYTEST) -q -m slow
 
 test-unit: setup
 	$(PYTEST) -q -m "not integration"

@@ -13,6 +13,7 @@ from queue_util import deploy_text, job_records, owner_pid, wait_for
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_three_workers_run_sixty_jobs_exactly_once(qcli, qruntime, processes, tmp_path, container_starts):
     from cronium.core.deploy.registry import DeploymentRegistry
     from cronium.core.fleet.queue import Queue

@@ -20,6 +20,7 @@ def short_token(cronium_overrides):
     cronium_overrides.update(SHORT)
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_a_job_released_after_a_long_gate_wait_gets_a_valid_token(short_token, cronium_runtime, cronium_run):
     cfg = cronium_runtime.config
     gate = cronium_runtime.gate("sidecar-boot", cfg["sidecar.max_booting"])

@@ -145,6 +145,7 @@ def test_sidecar_is_non_root_on_read_only_root(cronium_run, cronium_runtime):
         assert "eyJ" not in env and "PRIVATE KEY" not in env and "cronium-test-admin" not in env
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_sixty_jobs_at_once(cronium_runtime, docker_leftovers):
     from concurrent.futures import ThreadPoolExecutor
 
