@@ -106,13 +106,8 @@ def wait_ready(raw, timeout: float) -> tuple[bool, bytes]:
             if data is None:
                 break
             seen += data
-            for line in seen.splitlines():
-                if line.startswith(b"{") and b'"ready"' in line:
-                    try:
-                        if json.loads(line).get("event") == "ready":
-                            return True, seen
-                    except ValueError:
-                        pass
+            if ready_event(seen) is not None:
+                return True, seen
         else:
             return False, seen  # end of stream: the sidecar exited
         if len(seen) > 65536:
@@ -248,7 +243,7 @@ def _ready_info(client, container_id, name, image, ready, output, started, cfg) 
                                     f"its output: {tail}",
                          hint="check `cronium doctor`; rebuild the sidecar image with `cronium images build --force`")
     ready_seconds = time.monotonic() - started
-    store = _ready_event(output).get("store")
+    store = (ready_event(output) or {}).get("store")
     if store != "ok":
         raise PhaseError("sidecar", f"the sidecar cannot reach the store (Redis): its ready line says store={store!r}",
                          hint="check that Redis is up: `cronium services status`")
@@ -257,15 +252,18 @@ def _ready_info(client, container_id, name, image, ready, output, started, cfg) 
                        url=f"http://{ALIAS}:{PORT}", probe_url=None, ready_seconds=ready_seconds)
 
 
-def _ready_event(output: bytes) -> dict:
-    """The sidecar's ready line (the last line `wait_ready` saw), decoded."""
+def ready_event(output: bytes) -> dict | None:
+    """The sidecar's ready line (`{"event": "ready", ...}`) in its output so far, decoded; None
+    while there is none."""
     for line in reversed(output.splitlines()):
         if line.startswith(b"{") and b'"ready"' in line:
             try:
-                return json.loads(line)
+                event = json.loads(line)
             except ValueError:
-                return {}
-    return {}
+                continue
+            if isinstance(event, dict) and event.get("event") == "ready":
+                return event
+    return None
 
 
 def _logs_tail(client, container_id: str) -> bytes:

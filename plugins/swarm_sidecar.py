@@ -21,7 +21,7 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.model import SidecarInfo
 from cronium.plugins import _swarm
-from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, _create_acl_user, sidecar_settings
+from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, _create_acl_user, ready_event, sidecar_settings
 
 #: This plugin belongs to the swarm executor: it takes part only in runs with executor = "swarm".
 EXECUTOR = "swarm"
@@ -73,13 +73,8 @@ def wait_ready(client, container_id: str, timeout: float) -> tuple[bool, bytes]:
         if data is None:
             continue
         seen = (seen + data)[-65536:]
-        for line in seen.splitlines():
-            if line.startswith(b"{") and b'"ready"' in line:
-                try:
-                    if json.loads(line).get("event") == "ready":
-                        return True, seen
-                except ValueError:
-                    pass
+        if ready_event(seen) is not None:
+            return True, seen
     return False, seen
 
 
