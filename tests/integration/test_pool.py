@@ -274,6 +274,9 @@ cronium.output({'first_token': status(first), 'own_token': status(os.environ['CR
         wait_for(lambda: len(_pooled(engine, warm_runtime.owner)) >= 2, 60, "two pooled sidecars")
         first = orchestrator.run(JobSpec(job_type="python", script=first_script, script_name="a.py", namespace="ns-a"))
         assert first.status == "succeeded", first
+        # The pool tops up in the background: wait for a started idle sidecar so the second job claims one too.
+        wait_for(lambda: any(c["State"] == "running" for c in _pooled(engine, warm_runtime.owner)), 60,
+                 "a pooled sidecar for the second job")
         second = orchestrator.run(JobSpec(job_type="python", script=second_script, script_name="b.py",
                                           namespace="ns-b", input={"token": first.output["token"]}))
         assert second.status == "succeeded", second
