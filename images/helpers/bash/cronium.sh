@@ -329,16 +329,24 @@ _cronium_put_variable_json() { # <key> <json>
     _cronium_request PUT "/executions/{id}/variables/$_cronium_k" "{\"value\":$2}" >/dev/null
 }
 
-# GET a variable; prints its JSON value ("null" when missing). Status 0, or 1 on error.
-_cronium_get_variable_json() { # <key>
-    local _cronium_k _cronium_resp _cronium_rc=0
+# GET a variable; prints the response through jq <filter>, or <missing> when there is no such
+# variable. Status 0, or 1 on error.
+_cronium_get_variable_as() { # <key> <jq args…> -- <missing>
+    local _cronium_k _cronium_resp _cronium_rc=0 _cronium_missing="${*: -1}"
     _cronium_k="$(_cronium_urlencode "$1")" || return 1
+    shift
+    local _cronium_jq=("${@:1:$#-2}")
     _cronium_resp="$(_cronium_request GET "/executions/{id}/variables/$_cronium_k" "" allow404)" || _cronium_rc=$?
     case $_cronium_rc in
-        0) printf '%s' "$_cronium_resp" | jq -c 'try .data.value catch null' ;;
-        3) printf 'null\n' ;;
+        0) printf '%s' "$_cronium_resp" | jq "${_cronium_jq[@]}" ;;
+        3) printf '%s\n' "$_cronium_missing" ;;
         *) return 1 ;;
     esac
+}
+
+# GET a variable; prints its JSON value ("null" when missing). Status 0, or 1 on error.
+_cronium_get_variable_json() { # <key>
+    _cronium_get_variable_as "$1" -c 'try .data.value catch null' -- null
 }
 
 # POST an atomic update route (increment, append); prints the new JSON value.
@@ -354,14 +362,7 @@ _cronium_atomic_update() { # <key> <route> <json body>
 
 # GET a variable; prints "<version> <JSON value>" (version 0 and null when missing).
 _cronium_get_variable_versioned() { # <key>
-    local _cronium_k _cronium_resp _cronium_rc=0
-    _cronium_k="$(_cronium_urlencode "$1")" || return 1
-    _cronium_resp="$(_cronium_request GET "/executions/{id}/variables/$_cronium_k" "" allow404)" || _cronium_rc=$?
-    case $_cronium_rc in
-        0) printf '%s' "$_cronium_resp" | jq -r '"\(.data.version // 1) \(.data.value | tojson)"' ;;
-        3) printf '0 null\n' ;;
-        *) return 1 ;;
-    esac
+    _cronium_get_variable_as "$1" -r '"\(.data.version // 1) \(.data.value | tojson)"' -- "0 null"
 }
 
 _cronium_need_key() { # <function> <key>
