@@ -2,7 +2,8 @@
 
 redis-py loads every command, cluster, search and JSON module the sidecar never calls (about
 6 MB of a 34 MB process) and spends more time per command than the round trip itself. This
-client speaks RESP2 over asyncio streams (TCP, TLS for `rediss://`, or a unix socket):
+client speaks RESP2 over an asyncio protocol (TCP, TLS for `rediss://`, or a unix socket) that
+parses replies straight from the received bytes: one wake-up per round trip.
 
 - a bounded pool: at most `max_connections` connections; a caller waits up to `command_timeout`
   for a free one (then `RespTimeout`);
@@ -40,18 +41,61 @@ class RespAuthError(RespReplyError):
     """The server refused the credentials (NOAUTH, WRONGPASS, WRONGTYPE of AUTH)."""
 
 
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+class _Incomplete(Exception):
+    """The buffer does not hold a whole reply yet."""
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: replies are parsed straight from the received bytes (no stream reader, one
+    wake-up per round trip, not one per line)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.expected = 0
+        self.replies: list = []
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            while len(self.replies) < self.expected:
+                reply, used = _parse(self.buffer, 0)
+                del self.buffer[:used]
+                self.replies.append(reply)
+        except _Incomplete:
+            return
+        except (RespConnectionError, ValueError) as exc:  # an unreadable reply, or one not UTF-8
+            self.waiter.set_exception(exc)
+            return
+        self.waiter.set_result(self.replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = EOFError("the server closed the connection") if exc is None else exc
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(self.lost)
 
     async def call(self, *commands: tuple) -> list:
         """Send the commands in one write and read one reply each (pipelined)."""
-        self.writer.write(b"".join(_encode(command) for command in commands))
-        await self.writer.drain()
-        return [await _read_reply(self.reader) for _ in commands]
+        if self.lost is not None:
+            raise self.lost
+        self.replies, self.expected = [], len(commands)
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(b"".join(_encode(command) for command in commands))
+        try:
+            return await self.waiter
+        finally:
+            self.waiter = None
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class RespClient:
@@ -75,10 +119,13 @@ class RespClient:
 
     async def execute(self, *command) -> object:
         """Run one command and return its reply (a `RespReplyError` reply is raised)."""
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.command_timeout)
-        except asyncio.TimeoutError:
-            raise RespTimeout(f"no free connection within {self.command_timeout} s") from None
+        if self._slots.locked():  # wait_for costs a task: only when there is something to wait for
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.command_timeout)
+            except asyncio.TimeoutError:
+                raise RespTimeout(f"no free connection within {self.command_timeout} s") from None
+        else:
+            await self._slots.acquire()
         try:
             reused = bool(self._idle)
             connection = self._idle.pop() if reused else await self._connect()
@@ -116,15 +163,15 @@ class RespClient:
     async def _connect(self) -> _Connection:
         try:
             async with asyncio.timeout(self.connect_timeout):
+                loop = asyncio.get_running_loop()
                 if self._scheme == "unix":
-                    reader, writer = await asyncio.open_unix_connection(self._path)
+                    _, connection = await loop.create_unix_connection(_Connection, self._path)
                 else:
-                    reader, writer = await asyncio.open_connection(self._host, self._port, ssl=self._tls())
+                    _, connection = await loop.create_connection(_Connection, self._host, self._port, ssl=self._tls())
         except asyncio.TimeoutError:
             raise RespTimeout(f"connecting to Redis timed out after {self.connect_timeout} s") from None
         except OSError as exc:
             raise RespConnectionError(f"cannot connect to Redis: {exc.strerror or exc}") from None
-        connection = _Connection(reader, writer)
         for reply in await self._call(connection, *self._handshake) if self._handshake else ():
             if isinstance(reply, RespReplyError):
                 connection.close()
@@ -152,21 +199,33 @@ def _encode(command: tuple) -> bytes:
     return b"".join(parts)
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> object:
-    line = await reader.readuntil(b"\r\n")
-    kind, rest = line[:1], line[1:-2]
+def _parse(buffer: bytearray, start: int) -> tuple[object, int]:
+    """The reply that begins at `start` and the offset after it, or `_Incomplete`."""
+    end = buffer.find(b"\r\n", start)
+    if end < 0:
+        raise _Incomplete
+    kind, rest = buffer[start:start + 1], bytes(buffer[start + 1:end])
     if kind == b"$":
         length = int(rest)
-        return None if length < 0 else (await reader.readexactly(length + 2))[:-2].decode()
+        if length < 0:
+            return None, end + 2
+        if len(buffer) < end + 4 + length:
+            raise _Incomplete
+        return buffer[end + 2:end + 2 + length].decode(), end + 4 + length
     if kind == b":":
-        return int(rest)
+        return int(rest), end + 2
     if kind == b"+":
-        return rest.decode()
+        return rest.decode(), end + 2
     if kind == b"*":
-        count = int(rest)
-        return None if count < 0 else [await _read_reply(reader) for _ in range(count)]
+        count, position, items = int(rest), end + 2, []
+        if count < 0:
+            return None, position
+        for _ in range(count):
+            item, position = _parse(buffer, position)
+            items.append(item)
+        return items, position
     if kind == b"-":
         message = rest.decode("utf-8", "replace")
         auth = message.startswith(("NOAUTH", "WRONGPASS")) or "invalid password" in message
-        return (RespAuthError if auth else RespReplyError)(message)
-    raise RespConnectionError(f"Redis sent a reply this client cannot read ({kind!r})")
+        return (RespAuthError if auth else RespReplyError)(message), end + 2
+    raise RespConnectionError(f"Redis sent a reply this client cannot read ({bytes(kind)!r})")
