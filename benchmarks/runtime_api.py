@@ -2,15 +2,22 @@
 container through its sidecar, against the same operations sent straight to Redis from the same
 kind of container.
 
-- cronium: a Python job (`cronium/python`, default profile: 1 CPU) loops over keep-alive HTTP
-  requests with `http.client` to `runtime-api:8081` using its token: PUT then GET
+- cronium: a Python job (`cronium/python`, default profile: 1 CPU) sends keep-alive HTTP/1.1
+  requests to `runtime-api:8081` with its token: PUT then GET
   `/executions/<id>/variables/bench_k<i % 100>`, sequentially on one connection; then the same
-  operations mixed (alternating PUT/GET) from 4 threads with one connection each. The job
-  measures every request with `perf_counter` and prints one JSON line with its statistics.
+  operations mixed (alternating PUT/GET) on 4 connections at once. The job measures every request
+  with `perf_counter` and prints one JSON line with its statistics.
 - baseline: the same harness in the same image with the same limits, on a private network with a
   Redis the benchmark starts itself from `cronium/redis:latest` (append-only fsync everysec, like
-  the managed one), speaking RESP over a raw socket: HSET / HGET on a hash (the sidecar stores a
-  namespace's variables in one hash), one round trip per operation like the sidecar's.
+  the managed one), speaking RESP: HSET / HGET on a hash (the sidecar stores a namespace's
+  variables in one hash), one round trip per operation like the sidecar's.
+
+The load generator must not be what limits the rate (the client, the sidecar and Redis share the
+machine's cores): it is asyncio streams in one process, one task per connection, every request
+pre-built as bytes, a response read as its head and Content-Length bytes. The table reports the
+CPU (cores) each party used during the 4-connection run: the client measures its own process
+time; the sidecar's and Redis's main processes are sampled from the host's /proc (the busiest
+sidecar of this orchestrator: a warm pool keeps idle ones too).
 
 The sidecar runs with its default limits except the request rate limit, which is raised through
 config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`). Its image
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -163,6 +171,68 @@ def _parse(text: str) -> dict[str, Any]:
     raise RuntimeError(f"no result line in the job's output: {text[-1000:]}")
 
 
+class CpuSampler:
+    """CPU seconds of some containers' main processes over time, read from the host's /proc every
+    `PERIOD` s in a thread (the engine runs on this machine). `find()` names the containers; it is
+    asked again every `REFRESH` s, so a container that starts during the run is picked up."""
+
+    PERIOD, REFRESH = 0.05, 1.0
+
+    def __init__(self, api, find) -> None:
+        self.api, self.find = api, find
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        self._pids: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._hz = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        refreshed = 0.0
+        while not self._stop.wait(self.PERIOD):
+            if time.monotonic() - refreshed > self.REFRESH:
+                refreshed = time.monotonic()
+                for cid in self.find():
+                    if cid not in self._pids:
+                        self._pids[cid] = self._pid(cid)
+            for cid, pid in self._pids.items():
+                try:
+                    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                self.samples.setdefault(cid, []).append((time.time(), (int(fields[11]) + int(fields[12])) / self._hz))
+
+    def _pid(self, cid: str) -> int:
+        try:
+            return self.api.inspect_container(cid)["State"]["Pid"]
+        except Exception:  # gone, or no such container (another Redis than the managed one): not sampled
+            return 0
+
+    def busiest_share(self, window: list[float]) -> float | None:
+        """The largest CPU share (cores) of one of the containers within the wall-clock `window`."""
+        shares = []
+        for series in self.samples.values():
+            inside = [s for s in series if window[0] <= s[0] <= window[1]]
+            if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+                shares.append((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]))
+        return max(shares) if shares else None
+
+
+def _add_cpu(result: dict[str, Any], sidecars: CpuSampler | None, redis: CpuSampler) -> dict[str, Any]:
+    """The CPU shares during the 4-connection run: the client's (measured by itself), the sidecar's, Redis's."""
+    window = result["mixed_window"]
+    result["cpu"] = {"client": result["client_cpu"]["mixed"], "redis": redis.busiest_share(window),
+                     "sidecar": sidecars.busiest_share(window) if sidecars else None}
+    return result
+
+
 def _cronium_once(ctx: Context, orch, capture, script: str, namespace: str) -> dict[str, Any]:
     result = orch.run(python_spec(script, name="api_bench.py", namespace=namespace, timeout=600))
     ctx.note_exec(result.execution_id)
@@ -222,6 +292,30 @@ def _sidecar_footprint(ctx: Context, image: str) -> dict[str, float]:
     return {"rss_mb": rss_kb / 1024, "boot_cpu_s": ticks / hz}
 
 
+def _measure_pairs(ctx: Context, rt, orch, capture, scripts: tuple[str, str], namespace: str, net_name: str,
+                   redis_id: str, pairs: int) -> tuple[list[dict], list[dict]]:
+    """`pairs` cronium runs and baseline runs, interleaved, each with the CPU shares of its three parties."""
+    api, cron, base = ctx.docker.api, [], []
+    owned_sidecars = ["cronium.role=sidecar", f"cronium.owner={rt.owner}"]
+    for p in range(pairs):
+        for side in ("cronium", "redis") if p % 2 == 0 else ("redis", "cronium"):
+            if side == "cronium":
+                with CpuSampler(api, lambda: [c["Id"] for c in api.containers(filters={"label": owned_sidecars})]) as sc, \
+                        CpuSampler(api, lambda: [rt.config["services.redis_container"]]) as redis:
+                    r = _cronium_once(ctx, orch, capture, scripts[0], namespace)
+                cron.append(_add_cpu(r, sc, redis))
+            else:
+                with CpuSampler(api, lambda: [redis_id]) as redis:
+                    r = _baseline_once(ctx, net_name, scripts[1])
+                base.append(_add_cpu(r, None, redis))
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu"].items() if v is not None)
+            log(f"pair {p + 1}/{pairs} {side}: get p50 {r['get']['p50_ms']:.2f} ms p99 {r['get']['p99_ms']:.2f} ms, "
+                f"set p50 {r['set']['p50_ms']:.2f} ms, 1-conn {r['seq_rps']:.0f} req/s, "
+                f"{THREADS}-conn {r['mixed_rps']:.0f} req/s (CPU cores: {cpu})"
+                + (f", errors {r['errors']}" if r["errors"] else ""))
+    return cron, base
+
+
 def run(ctx: Context) -> dict[str, Any]:
     n, per_thread, warm = (1000, 500, 100) if ctx.quick else (5000, 1500, 200)
     pairs = ctx.n_pairs(1, 3)
@@ -239,7 +333,6 @@ def run(ctx: Context) -> dict[str, Any]:
     sidecar_image = rt.config["images.sidecar"]
     log(f"sidecar image: {sidecar_image}")
     net_id = redis_id = None
-    cron, base = [], []
     try:
         net_id = create_bench_network(ctx, net_name, SubnetPicker())
         redis_id = api.create_container(
@@ -250,18 +343,8 @@ def run(ctx: Context) -> dict[str, Any]:
             networking_config=api.create_networking_config(
                 {net_name: api.create_endpoint_config(aliases=["bench-redis"])}))["Id"]
         api.start(redis_id)
-        for p in range(pairs):
-            order = ("cronium", "redis") if p % 2 == 0 else ("redis", "cronium")
-            for side in order:
-                if side == "cronium":
-                    cron.append(_cronium_once(ctx, orch, capture, http_script, namespace))
-                    r = cron[-1]
-                else:
-                    base.append(_baseline_once(ctx, net_name, resp_script))
-                    r = base[-1]
-                log(f"pair {p + 1}/{pairs} {side}: get p50 {r['get']['p50_ms']:.2f} ms p99 {r['get']['p99_ms']:.2f} ms, "
-                    f"set p50 {r['set']['p50_ms']:.2f} ms, 1-conn {r['seq_rps']:.0f} req/s, "
-                    f"{THREADS}-conn {r['mixed_rps']:.0f} req/s" + (f", errors {r['errors']}" if r["errors"] else ""))
+        cron, base = _measure_pairs(ctx, rt, orch, capture, (http_script, resp_script), namespace, net_name, redis_id,
+                                    pairs)
         footprint = [_sidecar_footprint(ctx, sidecar_image) for _ in range(FOOTPRINT_RUNS)]
     finally:
         close_orchestrator(rt, orch)
@@ -294,6 +377,11 @@ def run(ctx: Context) -> dict[str, Any]:
     rows.append(Row(NAME, f"requests/s, {THREADS} connections (mixed get/set)", "", median(b), median(c),
                     paired_ratio(c, b), f"≥ {TARGET_RPS:,}", median(c) >= TARGET_RPS,
                     fmt_spread(summarize(b)), fmt_spread(summarize(c))))
+    for party in ("client", "sidecar", "redis"):
+        c, b = [v for v in metric(cron, "cpu", party) if v is not None], [v for v in metric(base, "cpu", party) if v is not None]
+        rows.append(Row(NAME, f"CPU of the {party} during the {THREADS}-connection run", "cores",
+                        median(b) if b else None, median(c) if c else None, None, "report", None,
+                        fmt_spread(summarize(b)) if b else "", fmt_spread(summarize(c)) if c else ""))
     rss, cpu = [f["rss_mb"] for f in footprint], [f["boot_cpu_s"] for f in footprint]
     rows.append(Row(NAME, "sidecar RSS (anonymous) when ready", "MB", None, median(rss), None, f"≤ {TARGET_RSS_MB} MB",
                     median(rss) <= TARGET_RSS_MB, "", fmt_spread(summarize(rss), "MB")))
