@@ -5,19 +5,23 @@ redis-py loads every command, cluster, search and JSON module the sidecar never 
 client speaks RESP2 over an asyncio protocol (TCP, TLS for `rediss://`, or a unix socket) that
 parses replies straight from the received bytes: one wake-up per round trip.
 
-- a bounded pool: at most `max_connections` connections; a caller waits up to `command_timeout`
-  for a free one (then `RespTimeout`);
+- one connection shared by all callers, opened on first use: the commands given in one turn of
+  the event loop leave in one write (concurrent requests share a round trip), replies are matched
+  to callers in order; at most `max_in_flight` commands are outstanding, a caller waits up to
+  `command_timeout` for a slot (then `RespTimeout`);
 - on connect, `AUTH` (when the URL has a password) and `SELECT` (only when the URL names a
   database other than 0), pipelined: one round trip;
-- every command has `command_timeout`; a connection that timed out or broke is closed, never
-  reused; a command that fails on a reused connection the server had closed is sent once more
-  on a fresh one;
+- every command has `command_timeout`; a connection that timed out or broke is closed (the
+  commands still waiting on it fail), never reused; a command that fails on a reused connection
+  the server had closed is sent once more on a fresh one; a caller that is cancelled leaves the
+  connection in use (its reply is read and dropped);
 - replies: simple strings, errors (`RespReplyError`, or `RespAuthError` for NOAUTH/WRONGPASS),
   integers, bulk strings (decoded as UTF-8), arrays (nested), nil (None).
 """
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from urllib.parse import unquote, urlsplit
 
 
@@ -46,62 +50,75 @@ class _Incomplete(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    """One connection: replies are parsed straight from the received bytes (no stream reader, one
-    wake-up per round trip, not one per line)."""
+    """One connection shared by all callers: the commands given in one turn of the event loop leave
+    in one write, and replies (RESP answers in order) are handed to their callers in order, parsed
+    straight from the received bytes."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.waiter: asyncio.Future | None = None
-        self.expected = 0
-        self.replies: list = []
+        self.pending: deque[asyncio.Future] = deque()
+        self.outgoing: list[bytes] = []
         self.lost: Exception | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.waiter is None or self.waiter.done():
-            return
-        try:
-            while len(self.replies) < self.expected:
-                reply, used = _parse(self.buffer, 0)
-                del self.buffer[:used]
-                self.replies.append(reply)
-        except _Incomplete:
-            return
-        except (RespConnectionError, ValueError) as exc:  # an unreadable reply, or one not UTF-8
-            self.waiter.set_exception(exc)
-            return
-        self.waiter.set_result(self.replies)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = EOFError("the server closed the connection") if exc is None else exc
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(self.lost)
-
-    async def call(self, *commands: tuple) -> list:
-        """Send the commands in one write and read one reply each (pipelined)."""
+    def send(self, command: tuple) -> asyncio.Future:
+        """A future of the reply to `command`; the command is written at the end of this loop turn."""
         if self.lost is not None:
             raise self.lost
-        self.replies, self.expected = [], len(commands)
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(b"".join(_encode(command) for command in commands))
+        reply = self.loop.create_future()
+        self.pending.append(reply)
+        if not self.outgoing:
+            self.loop.call_soon(self._flush)
+        self.outgoing.append(_encode(command))
+        return reply
+
+    def _flush(self) -> None:
+        if self.lost is None:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        position = 0
         try:
-            return await self.waiter
-        finally:
-            self.waiter = None
+            while self.pending:
+                reply, position = _parse(self.buffer, position)
+                waiter = self.pending.popleft()
+                if not waiter.done():  # a caller that gave up (cancelled) leaves its reply unread
+                    waiter.set_result(reply)
+        except _Incomplete:
+            pass
+        except (RespConnectionError, ValueError) as exc:  # an unreadable reply, or one not UTF-8
+            self._fail(exc if isinstance(exc, RespConnectionError) else RespConnectionError(str(exc)))
+            self.transport.close()
+            return
+        del self.buffer[:position]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(EOFError("the server closed the connection") if exc is None else exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self.lost = self.lost or exc
+        while self.pending:
+            waiter = self.pending.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     def close(self) -> None:
+        self._fail(RespConnectionError("the connection was closed"))
         if self.transport is not None:
             self.transport.close()
 
 
 class RespClient:
-    """A pool of RESP connections to the server a `redis://`, `rediss://` or `unix://` URL names."""
+    """One shared connection to the server a `redis://`, `rediss://` or `unix://` URL names, with at
+    most `max_in_flight` commands outstanding on it."""
 
-    def __init__(self, url: str, *, max_connections: int, connect_timeout: float, command_timeout: float) -> None:
+    def __init__(self, url: str, *, max_in_flight: int, connect_timeout: float, command_timeout: float) -> None:
         parts = urlsplit(url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "localhost", parts.port or 6379
         self._path = parts.path
@@ -113,9 +130,10 @@ class RespClient:
         if database not in ("", "0"):
             self._handshake.append(("SELECT", database))
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
-        self._idle: list[_Connection] = []
-        self._slots = asyncio.Semaphore(max_connections)
-        self.max_connections = max_connections
+        self._connection: _Connection | None = None
+        self._connecting = asyncio.Lock()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
 
     async def execute(self, *command) -> object:
         """Run one command and return its reply (a `RespReplyError` reply is raised)."""
@@ -123,22 +141,20 @@ class RespClient:
             try:
                 await asyncio.wait_for(self._slots.acquire(), self.command_timeout)
             except asyncio.TimeoutError:
-                raise RespTimeout(f"no free connection within {self.command_timeout} s") from None
+                raise RespTimeout(f"no free slot for a command within {self.command_timeout} s") from None
         else:
             await self._slots.acquire()
         try:
-            reused = bool(self._idle)
-            connection = self._idle.pop() if reused else await self._connect()
+            connection = self._connection
+            reused = connection is not None and connection.lost is None
             try:
-                reply = (await self._call(connection, command))[0]
+                reply = (await self._call(connection if reused else await self._connected(), command))[0]
             except RespTimeout:
                 raise
             except RespConnectionError:
                 if not reused:
                     raise
-                connection = await self._connect()  # the server closed an idle connection: once more
-                reply = (await self._call(connection, command))[0]
-            self._idle.append(connection)
+                reply = (await self._call(await self._connected(), command))[0]  # the server closed it: once more
         finally:
             self._slots.release()
         if isinstance(reply, RespReplyError):
@@ -146,19 +162,25 @@ class RespClient:
         return reply
 
     async def _call(self, connection: _Connection, *commands: tuple) -> list:
-        """The replies to `commands`, pipelined; a connection that fails (or is cancelled) is closed."""
+        """The replies to `commands` (pipelined); a connection that fails or times out is closed (its
+        other callers get a connection error). A cancelled caller leaves the connection as it is."""
         try:
             async with asyncio.timeout(self.command_timeout):
-                return await connection.call(*commands)
+                return [await reply for reply in [connection.send(command) for command in commands]]
         except asyncio.TimeoutError:
             connection.close()
             raise RespTimeout(f"no reply from Redis within {self.command_timeout} s") from None
         except (OSError, EOFError, RespConnectionError) as exc:
             connection.close()
             raise RespConnectionError(f"the connection to Redis broke: {exc or type(exc).__name__}") from None
-        except BaseException:
-            connection.close()
-            raise
+
+    async def _connected(self) -> _Connection:
+        """The shared connection, opened (once, whoever asks first) when there is none or it broke."""
+        async with self._connecting:
+            if self._connection is None or self._connection.lost is not None:
+                self._connection = None
+                self._connection = await self._connect()
+            return self._connection
 
     async def _connect(self) -> _Connection:
         try:
@@ -186,8 +208,8 @@ class RespClient:
         return ssl.create_default_context()
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
+        connection, self._connection = self._connection, None
+        if connection is not None:
             connection.close()
 
 

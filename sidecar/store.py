@@ -9,8 +9,9 @@ this interface as JSON text and are stored verbatim.
 
 Redis commands used: PING, HGET, HSET, EVAL; on connect AUTH (when the URL has credentials), and
 SELECT only for a URL naming another database than 0 (the per-execution ACL user may not run it, so
-its URL names database 0). At most `POOL_SIZE` connections per sidecar (a request waits for a free
-one). The client is the sidecar's own small one (`resp`), not redis-py: see its docstring.
+its URL names database 0). One Redis connection per sidecar, with at most `MAX_IN_FLIGHT` commands
+outstanding on it (a request waits for a slot). The client is the sidecar's own small one (`resp`),
+not redis-py: see its docstring.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ log = logging.getLogger("cronium.sidecar.store")
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 COMMAND_TIMEOUT_SECONDS = 2.0
-#: Redis connections one sidecar may hold (a hostile job must not exhaust the server's clients).
-POOL_SIZE = 4
+#: Commands one sidecar may have outstanding on its one Redis connection (a hostile job must not
+#: fill the server's clients or its query buffers).
+MAX_IN_FLIGHT = 4
 
 
 class Store(Protocol):
@@ -69,7 +71,7 @@ class RedisStore:
         self.results_key = f"{self.execution_key}:out"
         self.namespace, self.limits = namespace, limits
         self.variable_keys = namespace_keys(key_prefix, namespace)
-        self.client = RespClient(url, max_connections=POOL_SIZE, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        self.client = RespClient(url, max_in_flight=MAX_IN_FLIGHT, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                  command_timeout=COMMAND_TIMEOUT_SECONDS)
 
     async def ping(self) -> None:

@@ -43,7 +43,7 @@ def run_against(fake: FakeRedis, scenario, url_template="redis://{host}:{port}/0
     async def main():
         server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = RespClient(url_template.format(host="127.0.0.1", port=port), max_connections=2,
+        client = RespClient(url_template.format(host="127.0.0.1", port=port), max_in_flight=2,
                             connect_timeout=1, command_timeout=0.5)
         try:
             return await scenario(client)
@@ -113,18 +113,76 @@ def test_no_reply_is_a_timeout_and_an_unreachable_server_a_connection_error():
         run_against(Silent({}), lambda client: client.execute("PING"))
 
     async def unreachable():
-        client = RespClient("redis://127.0.0.1:1/0", max_connections=1, connect_timeout=1, command_timeout=1)
+        client = RespClient("redis://127.0.0.1:1/0", max_in_flight=1, connect_timeout=1, command_timeout=1)
         await client.execute("PING")
 
     with pytest.raises(RespConnectionError):
         asyncio.run(unreachable())
 
 
-def test_at_most_max_connections_are_opened():
+def test_concurrent_commands_share_one_connection_and_at_most_max_in_flight_are_outstanding():
     fake = FakeRedis({"PING": [b"+PONG\r\n"] * 20})
 
     async def scenario(client):
         return await asyncio.gather(*[client.execute("PING") for _ in range(20)])
 
     assert run_against(fake, scenario) == ["PONG"] * 20
-    assert fake.connections <= 2
+    assert fake.connections == 1
+
+
+class Batching(FakeRedis):
+    """Reads `batch` commands before it answers any: a client that waits for each reply before
+    sending the next command gets no answer at all."""
+
+    def __init__(self, batch: int, delay_first: float = 0):
+        super().__init__({})
+        self.batch, self.delay_first = batch, delay_first
+
+    async def handle(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                commands = [await _read_command(reader) for _ in range(self.batch)]
+                self.received.append(commands)
+                if len(self.received) == 2:  # the first batch after the warm-up
+                    await asyncio.sleep(self.delay_first)
+                writer.write(b"".join(b"$%d\r\n%s\r\n" % (len(c[1]), c[1].encode()) for c in commands))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+def test_concurrent_commands_are_pipelined_and_each_caller_gets_its_own_reply():
+    fake = Batching(2)
+
+    async def scenario(client):
+        return await asyncio.gather(client.execute("ECHO", "a"), client.execute("ECHO", "b"))
+
+    assert run_against(fake, scenario) == ["a", "b"]
+    assert fake.connections == 1
+
+
+def test_no_more_than_max_in_flight_commands_are_sent_at_once():
+    fake = Batching(3)  # answers only once it holds 3 commands; the client may have 2 outstanding
+
+    async def scenario(client):
+        return await asyncio.gather(*[client.execute("ECHO", x) for x in "abc"], return_exceptions=True)
+
+    assert all(isinstance(reply, RespTimeout) for reply in run_against(fake, scenario))
+
+
+def test_a_cancelled_caller_leaves_the_connection_in_step():
+    fake = Batching(1, delay_first=0.2)
+
+    async def scenario(client):
+        await client.execute("ECHO", "warm-up")  # the connection is open
+        first = asyncio.ensure_future(client.execute("ECHO", "first"))
+        await asyncio.sleep(0.05)  # written; its reply comes 0.2 s later, after the caller gave up
+        first.cancel()
+        second = await client.execute("ECHO", "second")
+        third = await client.execute("ECHO", "third")
+        return second, third
+
+    assert run_against(fake, scenario) == ("second", "third")
+    assert fake.connections == 1
