@@ -52,15 +52,18 @@ class _Incomplete(Exception):
 class _Connection(asyncio.Protocol):
     """One connection shared by all callers: the commands given in one turn of the event loop leave
     in one write, and replies (RESP answers in order) are handed to their callers in order, parsed
-    straight from the received bytes."""
+    straight from the received bytes. One timer watches the oldest outstanding command: when it has
+    waited `command_timeout`, every caller gets `RespTimeout` and the connection is closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, command_timeout: float) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.pending: deque[asyncio.Future] = deque()
+        self.pending: deque[tuple[asyncio.Future, float]] = deque()  # (reply, deadline), in order
         self.outgoing: list[bytes] = []
         self.lost: Exception | None = None
+        self.command_timeout = command_timeout
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -70,11 +73,24 @@ class _Connection(asyncio.Protocol):
         if self.lost is not None:
             raise self.lost
         reply = self.loop.create_future()
-        self.pending.append(reply)
+        self.pending.append((reply, self.loop.time() + self.command_timeout))
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_later(self.command_timeout, self._check_deadline)
         if not self.outgoing:
             self.loop.call_soon(self._flush)
         self.outgoing.append(_encode(command))
         return reply
+
+    def _check_deadline(self) -> None:
+        self.watchdog = None
+        if not self.pending:
+            return
+        deadline = self.pending[0][1]
+        if self.loop.time() < deadline:
+            self.watchdog = self.loop.call_at(deadline, self._check_deadline)
+            return
+        self._fail(RespTimeout(f"no reply from Redis within {self.command_timeout} s"))
+        self.transport.close()
 
     def _flush(self) -> None:
         if self.lost is None:
@@ -87,7 +103,7 @@ class _Connection(asyncio.Protocol):
         try:
             while self.pending:
                 reply, position = _parse(self.buffer, position)
-                waiter = self.pending.popleft()
+                waiter = self.pending.popleft()[0]
                 if not waiter.done():  # a caller that gave up (cancelled) leaves its reply unread
                     waiter.set_result(reply)
         except _Incomplete:
@@ -103,8 +119,11 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         self.lost = self.lost or exc
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.pending:
-            waiter = self.pending.popleft()
+            waiter = self.pending.popleft()[0]
             if not waiter.done():
                 waiter.set_exception(exc)
 
@@ -165,11 +184,10 @@ class RespClient:
         """The replies to `commands` (pipelined); a connection that fails or times out is closed (its
         other callers get a connection error). A cancelled caller leaves the connection as it is."""
         try:
-            async with asyncio.timeout(self.command_timeout):
-                return [await reply for reply in [connection.send(command) for command in commands]]
-        except asyncio.TimeoutError:
+            return [await reply for reply in [connection.send(command) for command in commands]]
+        except RespTimeout:
             connection.close()
-            raise RespTimeout(f"no reply from Redis within {self.command_timeout} s") from None
+            raise
         except (OSError, EOFError, RespConnectionError) as exc:
             connection.close()
             raise RespConnectionError(f"the connection to Redis broke: {exc or type(exc).__name__}") from None
@@ -187,9 +205,10 @@ class RespClient:
             async with asyncio.timeout(self.connect_timeout):
                 loop = asyncio.get_running_loop()
                 if self._scheme == "unix":
-                    _, connection = await loop.create_unix_connection(_Connection, self._path)
+                    _, connection = await loop.create_unix_connection(self._new_connection, self._path)
                 else:
-                    _, connection = await loop.create_connection(_Connection, self._host, self._port, ssl=self._tls())
+                    _, connection = await loop.create_connection(self._new_connection, self._host, self._port,
+                                                                 ssl=self._tls())
         except asyncio.TimeoutError:
             raise RespTimeout(f"connecting to Redis timed out after {self.connect_timeout} s") from None
         except OSError as exc:
@@ -199,6 +218,9 @@ class RespClient:
                 connection.close()
                 raise reply
         return connection
+
+    def _new_connection(self) -> _Connection:
+        return _Connection(self.command_timeout)
 
     def _tls(self):
         if self._scheme != "rediss":

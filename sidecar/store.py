@@ -24,6 +24,9 @@ from .variable_script import READ, WRITE, VariableLimits, WriteOutcome, namespac
 
 log = logging.getLogger("cronium.sidecar.store")
 
+#: The variable scripts as sent with every EVAL, encoded once.
+READ_SCRIPT, WRITE_SCRIPT = READ.encode(), WRITE.encode()
+
 CONNECT_TIMEOUT_SECONDS = 1.0
 COMMAND_TIMEOUT_SECONDS = 2.0
 #: Commands one sidecar may have outstanding on its one Redis connection (a hostile job must not
@@ -84,7 +87,7 @@ class RedisStore:
         await self._run("HSET", self.results_key, name, json_text)
 
     async def read_variable(self, key: str) -> tuple[str | None, int]:
-        text, version = await self._run("EVAL", READ, 2, *self.variable_keys[:2], key)
+        text, version = await self._run("EVAL", READ_SCRIPT, 2, *self.variable_keys[:2], key)
         return text, int(version)
 
     async def write_variable(self, key: str, json_text: str, expected: int | None = None) -> int:
@@ -95,7 +98,7 @@ class RedisStore:
 
     async def _write(self, operation: str, key: str, json_text: str, expected: int | None) -> WriteOutcome:
         args = write_args(operation, key, json_text, expected, self.limits)
-        outcome = WriteOutcome.from_reply(await self._run("EVAL", WRITE, 3, *self.variable_keys, *args))
+        outcome = WriteOutcome.from_reply(await self._run("EVAL", WRITE_SCRIPT, 3, *self.variable_keys, *args))
         if outcome.outcome == "ok":
             return outcome
         if outcome.outcome == "conflict":
