@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import partial, wraps
+from functools import wraps
 from typing import Any
 
 from sanic import HTTPResponse, Request
@@ -11,7 +11,8 @@ from sanic.response import json as sanic_json
 
 from ..errors import InvalidRequestError
 
-dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
+#: `json.dumps(value, separators=(",", ":"), allow_nan=False)` without building an encoder per call.
+dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -40,7 +41,7 @@ def json_object_body(request: Request) -> dict[str, Any]:
     if not request.body:
         raise InvalidRequestError("the request body is empty; send a JSON object")
     try:
-        body = json.loads(request.body, parse_constant=_reject_constant, parse_float=_finite_float)
+        body = _BODY_DECODER.decode(request.body.decode(json.detect_encoding(request.body), "surrogatepass"))
     except json.JSONDecodeError as exc:
         position = f"line {exc.lineno} column {exc.colno}"
         raise InvalidRequestError(f"the request body is not valid JSON: {exc.msg} at {position}") from None
@@ -69,3 +70,7 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:40]} is out of range (only finite numbers are stored)")
     return value
+
+
+#: What `json.loads(body, parse_constant=..., parse_float=...)` builds on every call, built once.
+_BODY_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
