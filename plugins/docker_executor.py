@@ -16,7 +16,8 @@ init (`docker-init`) as PID 1, so the job is not PID 1: SIGTERM (timeout, cancel
 its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
 
 While the job runs, a sampler reads the engine's stats of the container (`one_shot`, no
-waiting) one second after the release, then at doubling intervals up to every 8 seconds, and keeps
+waiting; at most `STATS_IN_FLIGHT` calls of the process at once) one second after the release,
+then at doubling intervals up to every 8 seconds, and keeps
 the highest memory figure (the kernel's own peak on cgroup v1, so a peak between two samples is
 not lost there; on cgroup v2 the usage at the samples) and the CPU seconds used;
 `exit_status()` hands them to the core, which keeps them on the record (`memory_peak`,
@@ -24,6 +25,7 @@ not lost there; on cgroup v2 the usage at the samples) and the CPU seconds used;
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Iterator
@@ -44,6 +46,9 @@ SECRET_PRELUDE = 'while IFS= read -r _l && [ -n "$_l" ]; do export "$_l"; done; 
 #: every second kept the engine busy with 200 stats calls a second).
 SAMPLE_INTERVAL = 1.0
 SAMPLE_MAX_INTERVAL = 8.0
+#: Stats calls of one process in flight at once (each wakes dockerd, containerd and the container's
+#: shim: with 200 jobs running, unbounded sampling made every call take seconds).
+STATS_IN_FLIGHT = 2
 
 
 def wrap_command(command: tuple[str, ...]) -> list[str]:
@@ -76,8 +81,9 @@ class UsageSampler:
     """Samples a container's stats until stopped: the highest memory peak and the last CPU seconds."""
 
     def __init__(self, client, container_id: str, interval: float = SAMPLE_INTERVAL,
-                 max_interval: float = SAMPLE_MAX_INTERVAL):
+                 max_interval: float = SAMPLE_MAX_INTERVAL, gate=None):
         self._client, self._id, self._interval, self._max_interval = client, container_id, interval, max_interval
+        self._gate = gate if gate is not None else contextlib.nullcontext()
         self._stop = threading.Event()
         self.memory_peak: int | None = None
         self.cpu_seconds: float | None = None
@@ -87,19 +93,22 @@ class UsageSampler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling. Never waits for a call in flight (on a busy engine one takes seconds):
+        what was sampled until now is what counts."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         interval = self._interval
         # Not at once: right after the release the job has barely started (and a short job is
         # over before the first sample — its record has no figures, as before).
         while not self._stop.wait(interval):
-            try:
-                stats = self._client.api.stats(self._id, stream=False, one_shot=True)
-            except Exception:
-                return  # the container is gone (or the engine): keep what was sampled
+            with self._gate:
+                if self._stop.is_set():
+                    return
+                try:
+                    stats = self._client.api.stats(self._id, stream=False, one_shot=True)
+                except Exception:
+                    return  # the container is gone (or the engine): keep what was sampled
             self.take(stats)
             interval = min(interval * 2, self._max_interval)
 
@@ -115,7 +124,7 @@ class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
     def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None, *,
-                 timeout: float = 86400.0, grace: float = 5.0):
+                 timeout: float = 86400.0, grace: float = 5.0, stats_gate=None):
         self._client = client
         self.container_id = container_id
         self._raw = raw
@@ -123,7 +132,7 @@ class DockerJobHandle:
         self._stopped = threading.Event()
         self._timeout, self._grace = timeout, grace
         self._deadline = time.monotonic() + timeout  # counted again from release()
-        self._sampler = UsageSampler(client, container_id)
+        self._sampler = UsageSampler(client, container_id, gate=stats_gate)
 
     def start(self) -> None:
         try:
@@ -229,7 +238,7 @@ def start_job(execution, network, launch, runtime, resources):
     secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early
     raw = _docker.attach(client, container_id)
     return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script, timeout=execution.timeout,
-                           grace=cfg["limits.stop_grace"])
+                           grace=cfg["limits.stop_grace"], stats_gate=runtime.gate("stats", STATS_IN_FLIGHT))
 
 
 @hookimpl(trylast=True)
