@@ -19,11 +19,12 @@ import threading
 import time
 from typing import Any
 
+from .common.api_calls import ApiCallCounter, describe
 from .common.baseline import PYTHON_IMAGE, force_remove_container, job_host_config
 from .common.commands import run_threads
 from .common.context import Context
 from .common.machine import host_memory_used
-from .common.memory import MB, cgroup_memory, docker_stats_memory
+from .common.memory import MB, cgroup_memory, docker_stats_memory, process_memory
 from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
 from .common.stats import now, summarize
 from .common.table import Row, fmt_spread, log, print_rows
@@ -130,7 +131,7 @@ def _memory_while_running(rt, before: int, started_count: int) -> dict[str, Any]
     during = _settle_memory(3)
     mem = _container_memory(rt.docker.api, rt.docker.api.containers(
         filters={"label": f"cronium.owner={rt.owner}"}))
-    return {"host_mem_before": before, "host_mem_during": during,
+    return {"host_mem_before": before, "host_mem_during": during, "host_processes": process_memory(),
             "per_job_host_mb": (during - before) / MB / max(1, started_count),
             "containers": {role: _mem_summary(items) for role, items in mem.items()},
             "sidecar_rss_mb_all": sorted(round(i["rss"] / MB, 1) for i in mem.get("sidecar", [])
@@ -188,11 +189,14 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
             return sum(1 for s in capture.sinks.values() if s.first_at is not None)
 
     memory: dict[str, Any] = {}
+    counter = ApiCallCounter(rt.docker.api)
+    calls: dict[str, Any] = {}
     capped, started_count, all_started, still_running = False, 0, float("nan"), 0
     try:
         warm = orch.run(python_spec("print('warm-up')\n", name="warmup.py"))  # the runtime's one-time start-up
         ctx.note_exec(warm.execution_id)
         capture.pop(warm.execution_id)
+        counter.__enter__()
         t0 = now()
         for i in range(n):
             t = threading.Thread(target=job, args=(i,), name=f"scale-{i}", daemon=True)
@@ -205,8 +209,12 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
         log(f"{all_started:.1f} s: {len(reached_job)}/{n} reached the job phase, {started_count}/{n} printed 'started'"
             + (f", {len(results)} ended early (failed)" if results else "")
             + (f" — CAPPED at {cap:.0f} s" if capped else ""))
+        calls["until_all_started"] = counter.per_job(n)
+        counter.reset()
         memory = _memory_while_running(rt, before, started_count)
         still_running = sum(1 for i in range(n) if i not in results)
+        calls["while_running"] = counter.per_job(n)
+        counter.reset()
     finally:
         t1 = now()
         for c in cancels:
@@ -214,13 +222,15 @@ def _cronium(ctx: Context, n: int, cap: float) -> dict[str, Any]:
         for t in threads:
             t.join(300)
         cleanup = now() - t1
+        counter.__exit__(None, None, None)
+        calls["cancel_and_cleanup"] = counter.per_job(n)
         close_orchestrator(rt, orch)
     early, statuses, errors, phases = _outcome(results)
     return {"jobs": n, "reached_job_phase": len(reached_job), "phases": phases, "capped": capped, "started": started_count,
             "running_when_measured": still_running, "time_to_all_started": all_started,
             "job_phase_reached_at": summarize(list(reached_job.values())), "cleanup_seconds": cleanup,
             "final_statuses": statuses, "ended_early": early, "errors": errors, "timeline": timeline[::4],
-            **memory}
+            "engine_calls_per_job": calls, **memory}
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -234,6 +244,10 @@ def run(ctx: Context) -> dict[str, Any]:
     log("  cronium phases (median / max): " + ", ".join(
         f"{k} {v['median']:.2f}/{v['max']:.2f}s" for k, v in cron["phases"].items() if v.get("n")))
     log(f"  cleanup of {n} jobs after cancel: {cron['cleanup_seconds']:.1f} s; final statuses {cron['final_statuses']}")
+    log("  host processes (per process, RSS / PSS): " + ", ".join(
+        f"{k} ×{v['count']} {v['rss_mb']:.1f}/{v['pss_mb']:.1f} MB" for k, v in cron.get("host_processes", {}).items()))
+    for stage, per_job in cron["engine_calls_per_job"].items():
+        log(f"  {stage.replace('_', ' ')}: " + describe(per_job, limit=8))
     from .common.cleanup import leftovers, ours
 
     left = ours(ctx, leftovers(ctx.docker))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .common.api_calls import ApiCallCounter, describe
 from .common.baseline import (
     PYTHON_IMAGE,
     SIDECAR_IMAGE,
@@ -105,6 +106,8 @@ def _docker_run_batch(ctx: Context, n: int) -> dict[str, Any]:
 
 
 def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
+    counter = ApiCallCounter(orch.runtime.docker.api)
+
     def job(i: int) -> dict[str, Any]:
         t = now()
         r = orch.run(python_spec(SCRIPT, name="hi.py"))
@@ -113,7 +116,8 @@ def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
         return {"status": r.status, "latency": now() - t, "timings": dict(r.timings), "error": r.error}
 
     t0 = now()
-    results = run_threads(job, n, CONCURRENCY)
+    with counter:
+        results = run_threads(job, n, CONCURRENCY)
     wall = now() - t0
     ok = [r for r in results if isinstance(r, dict) and r["status"] == "succeeded"]
     errors = [(r["error"] if isinstance(r, dict) else repr(r))[:300] for r in results
@@ -122,7 +126,8 @@ def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
     for k in (ok[0]["timings"] if ok else {}):
         phases[k] = median([r["timings"].get(k) for r in ok])
     return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall,
-            "job_latency": summarize([r["latency"] for r in ok]), "phase_medians": phases}
+            "job_latency": summarize([r["latency"] for r in ok]), "phase_medians": phases,
+            "engine_calls_per_job": counter.per_job(n)}
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -171,6 +176,8 @@ def run(ctx: Context) -> dict[str, Any]:
     if cron and cron[-1].get("phase_medians"):
         log("cronium phase medians under load: " + ", ".join(
             f"{k} {v:.2f}s" for k, v in cron[-1]["phase_medians"].items()))
+    if cron:
+        log("cronium " + describe(cron[-1]["engine_calls_per_job"]))
     return {"rows": rows,
             "params": {"jobs": n, "concurrency": CONCURRENCY, "pairs": pairs, "script": SCRIPT,
                        "bare_sidecar": "cronium/sidecar image, python3 -m http.server 8081 (readiness not awaited)"},

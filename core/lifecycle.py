@@ -6,7 +6,9 @@
 
 Every resource a plugin creates is registered in the execution's `ResourceRegistry` the moment it
 exists and is removed in reverse order on every path — success, failure, timeout, cancel, and a
-plugin raising halfway through setup. Setup time is not charged to the job's timeout.
+plugin raising halfway through setup; what the sidecar launch and the job container's start (which
+run at the same time) registered is removed at the same time, each in its own reverse order.
+Setup time is not charged to the job's timeout.
 """
 from __future__ import annotations
 
@@ -46,19 +48,28 @@ class ResourceRegistry:
     """Undo actions for everything an execution created, run in reverse order."""
 
     def __init__(self) -> None:
-        self._items: list[tuple[str, str, Callable[[], None]]] = []
+        self._items: list[tuple[str, str, "Callable[[], None] | ResourceRegistry"]] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, name: str, remove: Callable[[], None]) -> None:
+    def add(self, kind: str, name: str, remove: "Callable[[], None] | ResourceRegistry") -> None:
         with self._lock:
             self._items.append((kind, name, remove))
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def branches(self, count: int) -> "list[ResourceRegistry]":
+        """`count` registries for set-up steps that run at the same time (the sidecar launch and
+        the job container's start): when the reverse order reaches them, they are released at the
+        same time, each in its own reverse order."""
+        children = [ResourceRegistry() for _ in range(count)]
+        for i, child in enumerate(children):
+            self.add("branch", str(i), child)
+        return children
+
     def release_all(self) -> list[tuple[str, BaseException]]:
         """Remove everything in reverse order; returns failures, never raises. Consecutive
-        resources of the same kind (e.g. the two containers) are removed at the same time."""
+        resources of the same kind (e.g. two containers, the branches) are removed at the same time."""
         failures: list[tuple[str, BaseException]] = []
         while True:
             with self._lock:
@@ -80,7 +91,10 @@ class ResourceRegistry:
     def _remove(item: tuple[str, str, Callable[[], None]], failures: list) -> None:
         kind, name, remove = item
         try:
-            remove()
+            if isinstance(remove, ResourceRegistry):
+                failures.extend(remove.release_all())
+            else:
+                remove()
         except Exception as exc:
             failures.append((f"{kind} {name}", exc))
 
@@ -219,13 +233,15 @@ class Orchestrator:
             job_options = self._options(run, "job")
             launch = self._launch(run, job_options)
             # Boot the sidecar and create + start the job container at the same time; the job
-            # container waits for its script until the sidecar is ready (handle.release()).
+            # container waits for its script until the sidecar is ready (handle.release()). What
+            # each registers is removed at the same time as the other's, too.
+            sidecar_resources, job_resources = run.resources.branches(2)
             sidecar_future = run.sidecar_future = self._pool.submit(
                 hooks.launch_sidecar, execution=ex, network=network, token=run.token,
-                options=sidecar_options, runtime=rt, resources=run.resources)
+                options=sidecar_options, runtime=rt, resources=sidecar_resources)
             try:
                 run.handle = hooks.start_job(execution=ex, network=network, launch=launch, runtime=rt,
-                                             resources=run.resources)
+                                             resources=job_resources)
                 run.handle.start()
             except BaseException:
                 # Let the sidecar launch finish so that what it created is registered for cleanup.

@@ -167,6 +167,30 @@ def remove_owned(client, kind: str, name: str, labels, wait: float = CLEANUP_WAI
         remove(client, kind, found[0], wait=wait)
 
 
+class Owned:
+    """An execution's container or network, registered for removal before the create call.
+
+    Until the engine has answered the create, the object is known by name only, and its removal
+    goes through `remove_owned` (one inspect to see whose it is, then the removal by id). Once
+    `created(id)` says what the engine created, the removal is one call by that id: an id is never
+    reused, so it can only be this attempt's object (a newer attempt that took the name made
+    another one, with another id)."""
+
+    def __init__(self, client, kind: str, name: str, labels) -> None:
+        self._client, self.kind, self.name, self._labels = client, kind, name, labels
+        self.id: str | None = None
+
+    def created(self, ident: str) -> str:
+        self.id = ident
+        return ident
+
+    def remove(self, wait: float = CLEANUP_WAIT) -> None:
+        if self.id is not None:
+            remove(self._client, self.kind, self.id, wait=wait)
+        else:
+            remove_owned(self._client, self.kind, self.name, self._labels, wait=wait)
+
+
 def taken_by_another(client, kind: str, name: str, labels, wait: float = CLEANUP_WAIT) -> bool:
     """True when an object called `name` exists and belongs to another attempt than `labels`'."""
     found = owned_by(client, kind, name, wait=wait)

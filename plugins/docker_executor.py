@@ -15,13 +15,17 @@ ignore the image's entrypoint: they run the interpreter on the script. The conta
 init (`docker-init`) as PID 1, so the job is not PID 1: SIGTERM (timeout, cancel) reaches it with
 its default action, and a job that traps SIGTERM still gets `limits.stop_grace`.
 
-While the job runs, a sampler reads the engine's stats of the container once a second
-(`one_shot`, no waiting) and keeps the highest memory figure (the kernel's own peak on cgroup v1)
-and the CPU seconds used; `exit_status()` hands them to the core, which keeps them on the record
-(`memory_peak`, `cpu_seconds`). A job shorter than the first sample has none.
+While the job runs, a sampler reads the engine's stats of the container (`one_shot`, no
+waiting; at most `STATS_IN_FLIGHT` calls of the process at once) one second after the release,
+then at doubling intervals up to every 8 seconds, and keeps
+the highest memory figure (the kernel's own peak on cgroup v1, so a peak between two samples is
+not lost there; on cgroup v2 the usage at the samples) and the CPU seconds used;
+`exit_status()` hands them to the core, which keeps them on the record (`memory_peak`,
+`cpu_seconds`: the CPU time at the last sample). A job shorter than the first sample has none.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Iterator
@@ -37,8 +41,14 @@ from docker.errors import APIError
 EXECUTOR = "docker"
 #: Reads `NAME=value` lines from stdin until an empty line and exports them.
 SECRET_PRELUDE = 'while IFS= read -r _l && [ -n "$_l" ]; do export "$_l"; done; unset _l; '
-#: Seconds between two stats samples of a running job container.
+#: Seconds from the release to the first stats sample of a running job container; the interval
+#: then doubles up to SAMPLE_MAX_INTERVAL (each sample is an engine call: 200 running jobs sampled
+#: every second kept the engine busy with 200 stats calls a second).
 SAMPLE_INTERVAL = 1.0
+SAMPLE_MAX_INTERVAL = 8.0
+#: Stats calls of one process in flight at once (each wakes dockerd, containerd and the container's
+#: shim: with 200 jobs running, unbounded sampling made every call take seconds).
+STATS_IN_FLIGHT = 2
 
 
 def wrap_command(command: tuple[str, ...]) -> list[str]:
@@ -70,8 +80,10 @@ def secret_block(secret_env) -> bytes:
 class UsageSampler:
     """Samples a container's stats until stopped: the highest memory peak and the last CPU seconds."""
 
-    def __init__(self, client, container_id: str, interval: float = SAMPLE_INTERVAL):
-        self._client, self._id, self._interval = client, container_id, interval
+    def __init__(self, client, container_id: str, interval: float = SAMPLE_INTERVAL,
+                 max_interval: float = SAMPLE_MAX_INTERVAL, gate=None):
+        self._client, self._id, self._interval, self._max_interval = client, container_id, interval, max_interval
+        self._gate = gate if gate is not None else contextlib.nullcontext()
         self._stop = threading.Event()
         self.memory_peak: int | None = None
         self.cpu_seconds: float | None = None
@@ -81,18 +93,24 @@ class UsageSampler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling. Never waits for a call in flight (on a busy engine one takes seconds):
+        what was sampled until now is what counts."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                stats = self._client.api.stats(self._id, stream=False, one_shot=True)
-            except Exception:
-                return  # the container is gone (or the engine): keep what was sampled
+        interval = self._interval
+        # Not at once: right after the release the job has barely started (and a short job is
+        # over before the first sample — its record has no figures, as before).
+        while not self._stop.wait(interval):
+            with self._gate:
+                if self._stop.is_set():
+                    return
+                try:
+                    stats = self._client.api.stats(self._id, stream=False, one_shot=True)
+                except Exception:
+                    return  # the container is gone (or the engine): keep what was sampled
             self.take(stats)
-            self._stop.wait(self._interval)
+            interval = min(interval * 2, self._max_interval)
 
     def take(self, stats) -> None:
         peak, cpu = usage.memory_peak(stats), usage.cpu_seconds(stats)
@@ -106,7 +124,7 @@ class DockerJobHandle:
     """A created, attached job container (see `cronium.core.executor.JobHandle`)."""
 
     def __init__(self, client, container_id: str, raw, secret_env, script: bytes | None, *,
-                 timeout: float = 86400.0, grace: float = 5.0):
+                 timeout: float = 86400.0, grace: float = 5.0, stats_gate=None):
         self._client = client
         self.container_id = container_id
         self._raw = raw
@@ -114,7 +132,7 @@ class DockerJobHandle:
         self._stopped = threading.Event()
         self._timeout, self._grace = timeout, grace
         self._deadline = time.monotonic() + timeout  # counted again from release()
-        self._sampler = UsageSampler(client, container_id)
+        self._sampler = UsageSampler(client, container_id, gate=stats_gate)
 
     def start(self) -> None:
         try:
@@ -197,9 +215,11 @@ def start_job(execution, network, launch, runtime, resources):
         log_config={"type": cfg["logs.docker_driver"], "config": {}},
         **_docker.host_config_kwargs(options.host_config))
     # Registered before the create call (by name): a create that times out on our side may still
-    # complete in the engine. Removed only while it is this attempt's (by its labels, then by id).
+    # complete in the engine. Removed only while it is this attempt's (by its labels, then by id;
+    # once created, by the id the engine gave: `_docker.Owned`).
     labels = {**options.labels, **execution.labels, "cronium.role": "job"}
-    resources.add("container", launch.name, lambda: _docker.remove_owned(client, "container", launch.name, labels))
+    owned = _docker.Owned(client, "container", launch.name, labels)
+    resources.add("container", launch.name, owned.remove)
     try:
         image_config = (client.api.inspect_image(launch.image).get("Config") if execution.job_type == "container"
                         else None)
@@ -213,12 +233,12 @@ def start_job(execution, network, launch, runtime, resources):
         ours = launch.image in (cfg["images.python"], cfg["images.bash"], cfg["images.node"])
         raise _docker.create_error(exc, phase="job", name=launch.name, image=launch.image,
                                    role=f"{execution.job_type} job", own_image=not ours) from None
-    container_id = created["Id"]
+    container_id = owned.created(created["Id"])
     check_engine_warnings(created.get("Warnings"), "job")
     secret_block({n: s for n, s in launch.secret_env.items() if not isinstance(s, DeferredSecret)})  # refuse early
     raw = _docker.attach(client, container_id)
     return DockerJobHandle(client, container_id, raw, launch.secret_env, launch.script, timeout=execution.timeout,
-                           grace=cfg["limits.stop_grace"])
+                           grace=cfg["limits.stop_grace"], stats_gate=runtime.gate("stats", STATS_IN_FLIGHT))
 
 
 @hookimpl(trylast=True)

@@ -66,8 +66,10 @@ def create_network(execution, runtime, resources):
             raise SecurityNotApplied("egress isolation (only egress, no host or private networks)", reason)
         options["com.docker.network.bridge.name"] = _egress.bridge_name(execution.execution_id)
     # Registered before the create call: a create that times out on our side may still complete
-    # in the engine, and must be removed all the same (by name — while it is this attempt's).
-    resources.add("network", name, lambda: _docker.remove_owned(client, "network", name, labels))
+    # in the engine, and must be removed all the same (by name — while it is this attempt's —
+    # until the engine answered, then by the id it gave).
+    owned = _docker.Owned(client, "network", name, labels)
+    resources.add("network", name, owned.remove)
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
@@ -79,7 +81,7 @@ def create_network(execution, runtime, resources):
             if _overlap(exc):
                 continue
             raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
-        network_id = created["Id"]
+        network_id = owned.created(created["Id"])
         check_engine_view(client, network_id, internal=internal)
         if not internal:
             # The rules are tagged with the execution: a newer attempt's network means they are its.

@@ -137,8 +137,9 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     # Registered before the create call (by name, removed only while it is this attempt's): see
     # the network plugin.
     labels = {**options.labels, **execution.labels, "cronium.role": "sidecar"}
-    resources.add("container", name, lambda: _docker.remove_owned(client, "container", name, labels))
-    container_id = _create(client, image, name, options, labels, host_kwargs, network.name, [ALIAS])
+    owned = _docker.Owned(client, "container", name, labels)
+    resources.add("container", name, owned.remove)
+    container_id = owned.created(_create(client, image, name, options, labels, host_kwargs, network.name, [ALIAS]))
     if services_network:
         _connect(client, container_id, services_network, None)
     raw = _docker.attach(client, container_id)

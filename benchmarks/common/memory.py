@@ -61,3 +61,30 @@ def _parse_docker_size(text: str) -> int:
 
 
 MB = 1024 * 1024
+
+
+#: Host processes a job costs, by what their command line says (first match wins).
+PROCESS_KINDS = (("containerd-shim", "containerd shim"), ("cronium.sidecar", "sidecar"),
+                 ("docker-init", "docker-init"), ("docker-proxy", "docker-proxy"))
+
+
+def process_memory() -> dict[str, dict[str, float]]:
+    """kind -> {"count", "rss_mb", "pss_mb"} (per process, averages) of the host processes in
+    `PROCESS_KINDS`, read from /proc (PSS shares each page among the processes mapping it, so it
+    is what one more process costs; needs root to read other users' smaps_rollup)."""
+    import os
+
+    found: dict[str, list[tuple[int, int]]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        kind = next((k for needle, k in PROCESS_KINDS if needle in cmd), None)
+        if kind is None:
+            continue
+        rss = re.search(r"^VmRSS:\s+(\d+)", read_text(f"/proc/{pid}/status"), re.M)
+        pss = re.search(r"^Pss:\s+(\d+)", read_text(f"/proc/{pid}/smaps_rollup"), re.M)
+        found.setdefault(kind, []).append((int(rss.group(1)) if rss else 0, int(pss.group(1)) if pss else 0))
+    return {kind: {"count": len(v), "rss_mb": round(sum(r for r, _ in v) / len(v) / 1024, 1),
+                   "pss_mb": round(sum(p for _, p in v) / len(v) / 1024, 1)} for kind, v in found.items()}

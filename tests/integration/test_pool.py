@@ -221,7 +221,9 @@ def test_a_concurrent_reaper_keeps_a_live_claimed_slot(warm_runtime, engine, cro
     cancel, results = Cancellation(), []
     try:
         assert orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="a.py")).status == "succeeded"
-        wait_for(lambda: _pooled(engine, warm_runtime.owner), 60, "a pooled sidecar")
+        # A started one (a pooled sidecar still being created is not idle yet: the job would boot one cold).
+        wait_for(lambda: any(c["State"] == "running" for c in _pooled(engine, warm_runtime.owner)), 60,
+                 "a started pooled sidecar")
         worker = threading.Thread(target=lambda: results.append(orchestrator.run(spec, cancel=cancel)))
         worker.start()
         store = warm_runtime.store

@@ -61,6 +61,33 @@ def test_release_groups_same_kind_and_keeps_reverse_order_between_kinds():
     assert set(order[:2]) == {"a", "b"} and order[2] == "net"
 
 
+def test_branches_are_released_at_the_same_time_each_in_reverse_order_before_what_came_first():
+    import threading
+
+    reg, order = ResourceRegistry(), []
+    both_removing = threading.Barrier(2, timeout=10)  # broken unless the two branches overlap
+    reg.add("network", "net", lambda: order.append("net"))
+    sidecar, job = reg.branches(2)
+    sidecar.add("redis-acl-user", "acl", lambda: order.append("acl"))
+    sidecar.add("container", "sidecar", lambda: (both_removing.wait(), order.append("sidecar")))
+    job.add("container", "job", lambda: (both_removing.wait(), order.append("job")))
+    job.add("pool-claim", "late", lambda: order.append("claim"))  # registered last in its branch
+    assert reg.release_all() == []
+    assert order.index("claim") < order.index("job") and order.index("sidecar") < order.index("acl")
+    assert order[-1] == "net" and sorted(order) == ["acl", "claim", "job", "net", "sidecar"]
+
+
+def test_a_failure_inside_a_branch_is_reported_and_the_rest_still_goes():
+    reg, order = ResourceRegistry(), []
+    reg.add("network", "net", lambda: order.append("net"))
+    first, second = reg.branches(2)
+    first.add("container", "stuck", lambda: (_ for _ in ()).throw(RuntimeError("stuck")))
+    second.add("container", "job", lambda: order.append("job"))
+    failures = reg.release_all()
+    assert [what for what, _ in failures] == ["container stuck"]
+    assert order == ["job", "net"]
+
+
 # --- merge_options / require_security / check_engine_warnings ------------------------------------
 
 def secure(**overrides) -> ContainerOptions:

@@ -58,3 +58,87 @@ def test_the_executors_sampler_keeps_the_highest_memory_and_cpu_and_ignores_empt
                 {}):
         sampler.take(doc)
     assert sampler.memory_peak == 48 * MiB and sampler.cpu_seconds == 3.0
+
+
+class _FakeStop:
+    """Stands in for the sampler's stop event: records each wait, and is set after `rounds` waits."""
+
+    def __init__(self, rounds: int):
+        self.waits: list[float] = []
+        self._rounds = rounds
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return len(self.waits) > self._rounds
+
+    def is_set(self) -> bool:
+        return len(self.waits) > self._rounds
+
+
+class _CountingGate:
+    def __init__(self):
+        self.entered = 0
+
+    def __enter__(self):
+        self.entered += 1
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _StatsApi:
+    def __init__(self):
+        self.calls = 0
+
+    def stats(self, container_id, stream, one_shot):
+        self.calls += 1
+        return V1
+
+
+def test_the_sampler_waits_before_its_first_sample_then_backs_off_to_its_ceiling():
+    from types import SimpleNamespace
+
+    from cronium.plugins.docker_executor import SAMPLE_MAX_INTERVAL, UsageSampler
+
+    api, gate = _StatsApi(), _CountingGate()
+    sampler = UsageSampler(SimpleNamespace(api=api), "0" * 64, interval=1.0, max_interval=8.0, gate=gate)
+    sampler._stop = _FakeStop(rounds=6)
+    sampler._loop()
+    # Every sample is an engine call: none at the release, then 1, 2, 4, 8, 8, 8 s apart, each
+    # through the process's stats gate.
+    assert sampler._stop.waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert api.calls == 6 and gate.entered == 6 and sampler.memory_peak == 48 * MiB
+    assert SAMPLE_MAX_INTERVAL == 8.0
+
+    stopped_at_once = UsageSampler(SimpleNamespace(api=api), "0" * 64)
+    stopped_at_once._stop = _FakeStop(rounds=0)
+    stopped_at_once._loop()
+    assert api.calls == 6  # a job that ended before the first interval: no call at all
+
+
+def test_stopping_the_sampler_never_waits_for_a_stats_call_in_flight():
+    import threading
+    from types import SimpleNamespace
+
+    from cronium.plugins.docker_executor import UsageSampler
+
+    in_flight, answer = threading.Event(), threading.Event()
+
+    class SlowApi:
+        def stats(self, container_id, stream, one_shot):
+            in_flight.set()
+            answer.wait(30)  # a busy engine
+            return V1
+
+    sampler = UsageSampler(SimpleNamespace(api=SlowApi()), "0" * 64, interval=0.01)
+    sampler.start()
+    assert in_flight.wait(10)
+    stopped = threading.Event()
+    threading.Thread(target=lambda: (sampler.stop(), stopped.set()), daemon=True).start()
+    try:
+        # stop() returns while the engine still has not answered (it used to join the call).
+        assert stopped.wait(5), "stop() waited for the stats call in flight"
+        assert sampler._thread.is_alive() and sampler.memory_peak is None
+    finally:
+        answer.set()
+        sampler._thread.join(10)
