@@ -7,9 +7,9 @@ writes them (`/services/create`), so every field the engine knows is available a
 in a client library's translation. What a service spec cannot express is refused here (see
 `container_spec`), never skipped.
 
-Output and exit status are read from the task's container on its node; this orchestrator reads
-its own engine, so tasks must run on the manager it talks to (the sidecar is placed there, the job
-is pinned to the sidecar's node).
+Output and exit status are read through the manager, wherever a task runs: the task's log
+(`/tasks/{id}/logs`) and its status in the task list (`Status.ContainerStatus.ExitCode`); a task
+whose node is down or gone has ended with its outcome unknown.
 """
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ def manager_node(client, phase: str) -> str:
         raise PhaseError(phase, f"the Docker engine is not a swarm manager (swarm state: "
                                 f"{swarm.get('LocalNodeState') or 'unknown'})", hint=_HINT_INIT)
     return swarm["NodeID"]
+
+
+def image_name(config, tag: str) -> str:
+    """The name a service runs `tag` under: its name in `images.registry` when one is set (every
+    node pulls it from there), else the local tag (a single node)."""
+    from cronium.core.host.images import registry_tag
+
+    return registry_tag(tag, config["images.registry"])
 
 
 def is_manager(client) -> bool:
@@ -201,24 +209,91 @@ def wait_for_task(client, service_id: str, timeout: float, phase: str) -> dict:
         delay = min(delay * 2, 0.5)
 
 
-def task_on_this_node(task: dict, node_id: str, phase: str) -> str:
-    """The task's container id; refused when the task runs on another node (its output and exit
-    status are read from this engine)."""
-    if task.get("NodeID") != node_id:
-        raise PhaseError(phase, f"the {phase} task was placed on node {task.get('NodeID')}, but this "
-                                f"orchestrator reads tasks on its own node ({node_id}) only",
-                         hint="run cronium on the node the job should use, or constrain placement to it")
+def task_container(task: dict) -> str:
+    """The task's container id (on whichever node the task runs)."""
     return task["Status"]["ContainerStatus"]["ContainerID"]
 
 
-def log_frames(client, container_id: str, *, timeout: float | None = None) -> Iterator[tuple[int, bytes | None]]:
-    """The container's output from its start, followed until it exits, demultiplexed like the
-    attach stream (`_docker.read_frames`). With `timeout`, the stream is closed after that many
-    seconds (the iteration then ends)."""
+def task_logs(client, task_id: str, *, follow: bool, timeout: float | None = None
+              ) -> Iterator[tuple[int, bytes | None]]:
+    """The task's output as the manager serves it (`/tasks/{id}/logs`, from whichever node runs
+    the task), demultiplexed like the attach stream (`_docker.demux`). With `timeout`, the stream
+    is closed after that many seconds (the iteration then ends)."""
+    yield from _closing(_open_task_logs(client, task_id, follow), timeout)
+
+
+def _open_task_logs(client, task_id: str, follow: bool):
     api = client.api
-    response = api._get(api._url("/containers/{0}/logs", container_id),
-                        params={"stdout": 1, "stderr": 1, "follow": 1}, stream=True, timeout=None)
+    response = api._get(api._url("/tasks/{0}/logs", task_id),
+                        params={"stdout": 1, "stderr": 1, "follow": int(follow)}, stream=True, timeout=None)
     api._raise_for_status(response)
+    return response
+
+
+def task_output(client, task_id: str, *, poll: float = 0.25, drain_timeout: float = 30.0
+                ) -> Iterator[tuple[int, bytes | None]]:
+    """The task's whole output in order, from its start until it ended, wherever it runs. A
+    followed task log of the swarm does not end when the task does: a watcher closes it once the
+    task has ended (or its node is down or gone), then what it had not delivered yet is read from
+    a complete, unfollowed read (the bytes already yielded are skipped)."""
+    response = _open_task_logs(client, task_id, follow=True)
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(poll):
+            if task_ended(client, task_id):
+                break
+        response.close()
+
+    threading.Thread(target=watch, daemon=True, name=f"cronium-task-{task_id[:12]}").start()
+    seen = 0
+    try:
+        for stream, data in _closing(response, None):
+            seen += len(data or b"")
+            yield stream, data
+    finally:
+        done.set()
+    yield from _skip(task_logs(client, task_id, follow=False, timeout=drain_timeout), seen)
+
+
+def _skip(frames, count: int) -> Iterator[tuple[int, bytes | None]]:
+    for stream, data in frames:
+        if data is not None and count:
+            cut = min(count, len(data))
+            data, count = data[cut:], count - cut
+            if not data:
+                continue
+        yield stream, data
+
+
+def task_ended(client, task_id: str) -> bool:
+    """Whether the task is over: in a final state, gone, or on a node that is down or gone."""
+    state, _task, node_lost = task_state(client, task_id)
+    return node_lost is not None or state in DONE_STATES
+
+
+def task_state(client, task_id: str) -> tuple[str | None, dict | None, str | None]:
+    """(state, task, why its node is lost or None) as the manager sees it; state None: no task."""
+    from docker.errors import NotFound
+
+    try:
+        task = client.api.inspect_task(task_id)
+    except NotFound:
+        return None, None, "the task is gone from the swarm (its node was removed?)"
+    state = (task.get("Status") or {}).get("State")
+    if state in DONE_STATES:
+        return state, task, None
+    try:
+        node = client.api.inspect_node(task["NodeID"])
+    except NotFound:
+        return state, task, f"its node {task['NodeID'][:12]} was removed from the swarm"
+    if (node.get("Status") or {}).get("State") == "down":
+        host = (node.get("Description") or {}).get("Hostname") or task["NodeID"][:12]
+        return state, task, f"its node {host} is down (left the swarm, or its engine stopped)"
+    return state, task, None
+
+
+def _closing(response, timeout: float | None) -> Iterator[tuple[int, bytes | None]]:
     timer = threading.Timer(timeout, response.close) if timeout else None
     if timer:
         timer.daemon = True
