@@ -243,7 +243,7 @@ def task_output(client, task_id: str, *, poll: float = 0.25, drain_timeout: floa
         while not done.wait(poll):
             if task_ended(client, task_id):
                 break
-        response.close()
+        interrupt(response)
 
     threading.Thread(target=watch, daemon=True, name=f"cronium-task-{task_id[:12]}").start()
     seen = 0
@@ -294,7 +294,7 @@ def task_state(client, task_id: str) -> tuple[str | None, dict | None, str | Non
 
 
 def _closing(response, timeout: float | None) -> Iterator[tuple[int, bytes | None]]:
-    timer = threading.Timer(timeout, response.close) if timeout else None
+    timer = threading.Timer(timeout, interrupt, (response,)) if timeout else None
     if timer:
         timer.daemon = True
         timer.start()
@@ -304,6 +304,19 @@ def _closing(response, timeout: float | None) -> Iterator[tuple[int, bytes | Non
         if timer:
             timer.cancel()
         response.close()
+
+
+def interrupt(response) -> None:
+    """End a streamed response another thread is reading: its socket is shut down first (closing
+    the response alone does not wake a read blocked on it)."""
+    import socket
+
+    try:
+        raw = response.raw._fp.fp.raw
+        getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass  # already closed
+    response.close()
 
 
 def _body(response) -> Iterator[bytes]:
