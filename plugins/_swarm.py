@@ -280,8 +280,9 @@ def task_state(client, task_id: str) -> tuple[str | None, dict | None, str | Non
         task = client.api.inspect_task(task_id)
     except NotFound:
         return None, None, "the task is gone from the swarm (its node was removed?)"
-    state = (task.get("Status") or {}).get("State")
-    if state in DONE_STATES:
+    status = task.get("Status") or {}
+    state = status.get("State")
+    if state in DONE_STATES and (status.get("ContainerStatus") or {}).get("ExitCode") is not None:
         return state, task, None
     try:
         node = client.api.inspect_node(task["NodeID"])

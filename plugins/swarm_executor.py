@@ -112,6 +112,10 @@ class SwarmJobHandle:
                                     "status is unknown", hint="check the swarm's nodes (`docker node ls`)")
         status = task.get("Status") or {}
         exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        if exit_code is None and not self._stopped.is_set():
+            raise PhaseError("job", f"the job's task ended '{state}' without an exit code "
+                                    f"({status.get('Err') or status.get('Message') or 'no reason given'}); "
+                                    "the job's exit status is unknown", hint="check the swarm's nodes (`docker node ls`)")
         error = status.get("Err") if state != "complete" else None
         return ExitStatus(exit_code=exit_code, oom_killed=self._oom_killed(), error=error or None)
 
