@@ -11,9 +11,10 @@ executor's own prelude, so neither the token nor a secret value nor the script i
 spec, its env or its labels. The security profile maps onto the service spec (`_swarm.container_spec`);
 no-new-privileges, which a Docker 20.10 service spec cannot hold, is set by `setpriv` before any
 job code runs. Output is the task's log as the manager serves it, on any node, from its start
-until the task ends; its exit code comes from the task list. Timeout and cancel remove the
-service, so the swarm stops the task (SIGTERM, SIGKILL after the grace). `reap_orphans` removes
-orphaned job services and their secrets anywhere in the swarm.
+until the task ends; its exit code comes from the task list. Timeout and cancel stop the task's
+container when it is on this engine, else remove the service (the swarm stops the task on its
+node); SIGTERM, SIGKILL after the grace. `reap_orphans` removes orphaned job services and their
+secrets anywhere in the swarm.
 """
 from __future__ import annotations
 
@@ -126,13 +127,22 @@ class SwarmJobHandle:
             return False  # the task ran on another node: the swarm does not report OOM
 
     def stop(self, grace: float) -> None:
-        """Remove the job's service: the swarm stops its task wherever it runs (SIGTERM, SIGKILL
-        after the service's stop grace, `limits.stop_grace`)."""
+        """A task on this engine: stop its container (SIGTERM, SIGKILL after `grace`; its exit code
+        is kept, cleanup removes the rest). On another node: remove the job's service, so the swarm
+        stops the task there (SIGTERM, SIGKILL after the service's stop grace, `limits.stop_grace`)."""
         if self._stopped.is_set() or not self.container_id:
             return
         self._stopped.set()
+        api = self._client.api
         try:
-            self._client.api.remove_service(self._service_id)
+            api.stop(self.container_id, timeout=int(max(1, grace)))
+            return
+        except NotFound:
+            pass  # not on this engine
+        except APIError:
+            return  # already gone
+        try:
+            api.remove_service(self._service_id)
         except APIError:
             pass  # already gone
 
