@@ -147,7 +147,7 @@ def test_a_job_on_the_worker_reaches_nothing_else(cronium_run, cronium_runtime, 
     assert peer_result.status == "succeeded", peer_result
 
 
-def _worker_containers(swarm_rig, execution_id: str, wait: float = 60.0) -> list[str]:
+def _worker_containers(swarm_rig, execution_id: str, wait: float = 20.0) -> list[str]:
     """The worker engine's own running containers of the execution, once it has stopped them (or
     after `wait` seconds). Known limit (docs/swarm.md): the worker keeps the exited task containers
     and their tmpfs volumes of a removed service for longer than this wait; they are not counted."""
