@@ -1,7 +1,7 @@
 """Built-in plugin `swarm_executor`: runs the job as a Docker Swarm service (executor = "swarm").
 
-The job is `cronium-job-<execution>`, a replicated-job service of one task that is never
-restarted, on the execution's overlay network only, pinned to the node its sidecar runs on (job and
+The job is `cronium-job-<execution>`, a replicated service of one task that is never
+restarted (not a replicated-job: see `_swarm.service_spec`), on the execution's overlay network only, pinned to the node its sidecar runs on (job and
 sidecar share a node; see docs/swarm.md). It is created when
 the core releases the job — after the sidecar is ready — so the token, signed at that moment,
 counts its lifetime from there. What the Docker executor writes to the job's stdin (the secret env
@@ -27,7 +27,7 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.executor import ExitStatus
 from cronium.core.model import DeferredSecret
-from cronium.plugins import _swarm
+from cronium.plugins import _swarm, _swarm_tasks
 from cronium.plugins.docker_executor import job_argv, secret_block
 from docker.errors import APIError, NotFound
 
@@ -79,15 +79,15 @@ class SwarmJobHandle:
         spec = _swarm.service_spec(launch.name, labels=labels, container=container, resources=limits,
                                    networks=[{"Target": self._network.id}],
                                    constraints=_swarm.constraints(self._runtime, ex, f"node.id=={sidecar_node}"),
-                                   one_shot=True, stop_grace=cfg["limits.stop_grace"])
+                                   stop_grace=cfg["limits.stop_grace"])
         self._resources.add("swarm-service", launch.name,
                             lambda: _swarm.remove_owned(client, "service", launch.name, labels))
         service_id = _swarm.create_service(client, spec, "job")
         self._deadline = time.monotonic() + ex.timeout
-        task = _swarm.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "job")
+        task = _swarm_tasks.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "job")
         self._service_id, self._task_id = service_id, task["ID"]
-        self.container_id = _swarm.task_container(task)
-        self._frames = _swarm.task_output(client, self._task_id)
+        self.container_id = _swarm_tasks.task_container(task)
+        self._frames = _swarm_tasks.task_output(client, self._task_id)
 
     def _argv(self, launch) -> list[str]:
         """The Docker executor's command, with stdin redirected from the secret file first."""
@@ -105,7 +105,7 @@ class SwarmJobHandle:
     def exit_status(self) -> ExitStatus:
         """From the task list (wherever the task ran): its container's exit code; OOM only when the
         container is on this engine (the task list does not say)."""
-        state, task, node_lost = _swarm.task_state(self._client, self._task_id)
+        state, task, node_lost = _swarm_tasks.task_state(self._client, self._task_id)
         if task is None and self._stopped.is_set():
             return ExitStatus(exit_code=None, error="stopped: the job's service was removed")
         if node_lost is not None or task is None:

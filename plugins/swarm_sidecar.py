@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.model import SidecarInfo
-from cronium.plugins import _swarm
+from cronium.plugins import _swarm, _swarm_tasks
 from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, _create_acl_user, ready_event, sidecar_settings
 
 #: This plugin belongs to the swarm executor: it takes part only in runs with executor = "swarm".
@@ -49,13 +49,12 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     name = f"{NAME_PREFIX}{execution.execution_id}"
     spec = _swarm.service_spec(name, labels=labels, container=container, resources=limits,
                                networks=[{"Target": network.id, "Aliases": [ALIAS]}, {"Target": services_network}],
-                               constraints=_swarm.constraints(runtime, execution), one_shot=False,
-                               stop_grace=cfg["limits.stop_grace"])
+                               constraints=_swarm.constraints(runtime, execution), stop_grace=cfg["limits.stop_grace"])
     resources.add("swarm-service", name, lambda: _swarm.remove_owned(client, "service", name, labels))
     started = time.monotonic()
     service_id = _swarm.create_service(client, spec, "sidecar")
-    task = _swarm.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "sidecar")
-    container_id = _swarm.task_container(task)
+    task = _swarm_tasks.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "sidecar")
+    container_id = _swarm_tasks.task_container(task)
     ready, output = wait_ready(client, task["ID"], cfg["sidecar.ready_timeout"])
     if not ready:
         tail = output.decode("utf-8", "replace").strip()[-800:] or "(no output)"
@@ -69,7 +68,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
 def wait_ready(client, task_id: str, timeout: float) -> tuple[bool, bytes]:
     """Read the sidecar task's output (on any node) until its ready line; (ready, output seen)."""
     seen = b""
-    for _, data in _swarm.task_logs(client, task_id, follow=True, timeout=timeout):
+    for _, data in _swarm_tasks.task_logs(client, task_id, follow=True, timeout=timeout):
         if data is None:
             continue
         seen = (seen + data)[-65536:]
