@@ -147,15 +147,14 @@ def test_a_job_on_the_worker_reaches_nothing_else(cronium_run, cronium_runtime, 
     assert peer_result.status == "succeeded", peer_result
 
 
-def _worker_containers(swarm_rig, execution_id: str, wait: float = 20.0) -> list[str]:
-    """The worker engine's own running containers of the execution, once it has stopped them (or
-    after `wait` seconds). Known limit (docs/swarm.md): the worker keeps the exited task containers
-    and their tmpfs volumes of a removed service for longer than this wait; they are not counted."""
+def _worker_containers(swarm_rig, execution_id: str, wait: float = 10.0) -> list[str]:
+    """The worker engine's own containers of the execution, running or not, once it has removed
+    them (or after `wait` seconds: a removed service's task is stopped and removed by its node)."""
     deadline = time.monotonic() + wait
     while True:
         label = {"label": f"cronium.execution={execution_id}"}
         api = swarm_rig.worker.api  # a worker's own engine: containers only (no swarm objects)
-        found = [f"container {c['Names'][0]}" for c in api.containers(filters=label)]
+        found = [f"container {c['Names'][0]} ({c['State']})" for c in api.containers(all=True, filters=label)]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
@@ -189,9 +188,7 @@ def test_killing_the_orchestrator_then_gc_leaves_nothing_on_either_node(popen_cl
     gc = cli("gc")
     assert gc.returncode == 0, gc.stderr.decode()
     assert swarm_objects(engine, execution) == []
-    running = _worker_containers(swarm_rig, execution)
-    if running:  # the defect is recorded, not hidden: the test passes once the worker stops them
-        pytest.xfail(f"known defect (docs/swarm.md): after gc the worker still runs {running}")
+    assert _worker_containers(swarm_rig, execution) == []  # gc waited for the worker to stop the task
 
 
 def test_removing_the_worker_mid_job_gives_a_clear_status(cronium_run, cronium_runtime, engine, swarm_rig):
