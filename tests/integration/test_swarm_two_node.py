@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cronium.core import hookimpl
 from cronium.core.testing.conformance import PEER_JOB, PROBE_JOB
+from cronium.core.testing.swarm_rig import WORKER_HOSTNAME
 from test_swarm_executor import _redis_container, swarm_objects
 
 pytestmark = pytest.mark.integration
@@ -205,5 +206,8 @@ def test_removing_the_worker_mid_job_gives_a_clear_status(cronium_run, cronium_r
     result = cronium_run(SLEEP_JOB, placement=(ON_WORKER,), timeout=300)
     remover.join()
     assert (result.status, result.error_phase) == ("error", "job"), result
-    assert "node" in result.error and "exit status is unknown" in result.error, result.error
+    assert "exit status is unknown" in result.error, result.error
+    named = (f"node {swarm_rig.worker_node_id[:12]} ", f"node {WORKER_HOSTNAME} ")  # by id (removed), name (down)
+    assert any(n in result.error for n in named), result.error
     assert swarm_objects(engine, result.execution_id) == []
+
