@@ -129,7 +129,8 @@ class SwarmJobHandle:
     def stop(self, grace: float) -> None:
         """A task on this engine: stop its container (SIGTERM, SIGKILL after `grace`; its exit code
         is kept, cleanup removes the rest). On another node: remove the job's service, so the swarm
-        stops the task there (SIGTERM, SIGKILL after the service's stop grace, `limits.stop_grace`)."""
+        stops the task there (SIGTERM, SIGKILL after the service's stop grace, `limits.stop_grace`),
+        and wait until the task list says it stopped (`_swarm.wait_tasks_stopped`)."""
         if self._stopped.is_set() or not self.container_id:
             return
         self._stopped.set()
@@ -141,10 +142,7 @@ class SwarmJobHandle:
             pass  # not on this engine
         except APIError:
             return  # already gone
-        try:
-            api.remove_service(self._service_id)
-        except APIError:
-            pass  # already gone
+        _swarm.remove(self._client, "service", self._service_id, wait=0)
 
 
 def reservations(execution) -> dict:

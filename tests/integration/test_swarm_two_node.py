@@ -192,6 +192,15 @@ def test_killing_the_orchestrator_then_gc_leaves_nothing_on_either_node(popen_cl
     assert _worker_containers(swarm_rig, execution) == []  # gc waited for the worker to stop the task
 
 
+def test_a_timeout_on_the_worker_stops_the_job_there(cronium_run, engine, swarm_rig):
+    """The job's task on the worker is stopped by the swarm when the job times out (its service
+    is removed): nothing of it runs or stays on the worker's engine, nothing on the manager."""
+    result = cronium_run(SLEEP_JOB, placement=(ON_WORKER,), timeout=6)
+    assert result.status == "timed_out", result
+    assert swarm_objects(engine, result.execution_id) == []
+    assert _worker_containers(swarm_rig, result.execution_id) == []
+
+
 def test_removing_the_worker_mid_job_gives_a_clear_status(cronium_run, cronium_runtime, engine, swarm_rig):
     """Last in the module: the worker node is forced out of the swarm while its job runs."""
     nodes = Nodes(cronium_runtime.docker.api)
