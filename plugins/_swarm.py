@@ -228,9 +228,9 @@ def remove(client, kind: str, ident: str, wait: float = _docker.CLEANUP_WAIT) ->
 
 
 def _remove_service(client, service_id: str) -> None:
-    """Remove the service, wait until its node has stopped each of its tasks (`wait_tasks_stopped`),
-    then remove its task containers and their tmpfs volumes on this engine (the engine would
-    remove the containers later, in its own time, and keeps the volumes)."""
+    """Remove the service; wait until their nodes have stopped its tasks on other nodes
+    (`wait_tasks_stopped`); remove (by force) its task containers and their tmpfs volumes on this
+    engine (the engine would remove the containers later, in its own time, and keeps the volumes)."""
     from docker.errors import NotFound
 
     api = client.api
@@ -242,7 +242,9 @@ def _remove_service(client, service_id: str) -> None:
         return
     labels = spec.get("Labels") or {}
     grace = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("StopGracePeriod") or 0
-    wait_tasks_stopped(client, [t["ID"] for t in tasks], grace / 1e9 + TASK_STOP_SLACK, spec.get("Name", service_id))
+    here = (client.info().get("Swarm") or {}).get("NodeID")  # this engine's tasks: removed by force below
+    wait_tasks_stopped(client, [t["ID"] for t in tasks if t.get("NodeID") != here], grace / 1e9 + TASK_STOP_SLACK,
+                       spec.get("Name", service_id))
     for container in api.containers(all=True, filters={"label": f"{SERVICE_ID_LABEL}={service_id}"}):
         _docker.remove(client, "container", container["Id"], wait=0)
     owned = [f"{key}={labels[key]}" for key in _docker.OWNERSHIP_LABELS if key in labels]
