@@ -18,8 +18,9 @@ from .common.orchestrator import config_snapshot
 from .common.results import write_json
 from .common.table import SUMMARY_HEADERS, Row, print_table
 
-BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale")
-ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs"}
+BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale", "swarm_lifecycle")
+ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs",
+           "swarm": "swarm_lifecycle"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,26 +1,23 @@
 """Docker Swarm plumbing shared by the built-in swarm plugins (not a plugin itself).
 
 The swarm executor talks to a swarm manager's API: services (the sidecar as a replicated service
-of one task, the job as a replicated-job without restarts), Swarm secrets (the sidecar's settings,
+of one task, the job likewise, neither ever restarted), Swarm secrets (the sidecar's settings,
 the job's secret env and script) and attachable overlay networks. Specs are sent as the Engine API
 writes them (`/services/create`), so every field the engine knows is available and nothing is lost
 in a client library's translation. What a service spec cannot express is refused here (see
 `container_spec`), never skipped.
 
-Output and exit status are read from the task's container on its node; this orchestrator reads
-its own engine, so tasks must run on the manager it talks to (the sidecar is placed there, the job
-is pinned to the sidecar's node).
+Tasks (their output, state and exit status, wherever they run) are read in `_swarm_tasks`.
 """
 from __future__ import annotations
 
 import re
-import threading
 import time
-from typing import Iterator
 
 from cronium.core.errors import PhaseError, SecurityNotApplied
 from cronium.core.model import ContainerOptions
 from cronium.plugins import _docker
+from cronium.plugins._swarm_tasks import task_ended
 
 #: Where Swarm mounts a task's secrets (a tmpfs, read-only).
 SECRETS_DIR = "/run/secrets"
@@ -29,8 +26,8 @@ SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 #: What the kernel may set before any job code runs, where the service spec has no field for it
 #: (Docker 20.10, API 1.41: no NoNewPrivileges): `setpriv` (util-linux, in every cronium image).
 NO_NEW_PRIVS = ("setpriv", "--no-new-privs", "--")
-#: Task states after which a task's container has run (or never will).
-DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+#: How long past a removed service's stop grace its tasks may take to stop on their nodes.
+TASK_STOP_SLACK = 15.0
 _HINT_INIT = "make this engine a swarm manager (`docker swarm init`, see docs/swarm.md), or use executor = \"docker\""
 
 
@@ -41,6 +38,14 @@ def manager_node(client, phase: str) -> str:
         raise PhaseError(phase, f"the Docker engine is not a swarm manager (swarm state: "
                                 f"{swarm.get('LocalNodeState') or 'unknown'})", hint=_HINT_INIT)
     return swarm["NodeID"]
+
+
+def image_name(config, tag: str) -> str:
+    """The name a service runs `tag` under: its name in `images.registry` when one is set (every
+    node pulls it from there), else the local tag (a single node)."""
+    from cronium.core.host.images import registry_tag
+
+    return registry_tag(tag, config["images.registry"])
 
 
 def is_manager(client) -> bool:
@@ -94,12 +99,14 @@ def create_service(client, spec: dict, phase: str) -> str:
 
 
 def service_spec(name: str, *, labels: dict, container: dict, resources: dict, networks: list[dict],
-                 constraints: list[str], one_shot: bool, stop_grace: float) -> dict:
-    """A service of one task: a replicated-job (`one_shot`, never restarted) or one replica."""
+                 constraints: list[str], stop_grace: float) -> dict:
+    """A service of one replicated task that is never restarted (restart condition `none`: a task
+    that ended stays ended, its exit code in the task list). Not a `replicated-job`: Docker 20.10's
+    job orchestrator leaves the running task of a removed job service running on its node (its
+    desired state stays `complete`), so neither a stop nor `cronium gc` could end it; a replicated
+    service's tasks get desired state `remove` and their node stops and removes them."""
     container = {**container, "StopGracePeriod": int(stop_grace * 1e9)}
-    mode = {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}} if one_shot \
-        else {"Replicated": {"Replicas": 1}}
-    return {"Name": name, "Labels": labels, "Mode": mode, "EndpointSpec": {"Mode": "dnsrr"},
+    return {"Name": name, "Labels": labels, "Mode": {"Replicated": {"Replicas": 1}}, "EndpointSpec": {"Mode": "dnsrr"},
             "TaskTemplate": {"ContainerSpec": container, "Resources": resources, "Networks": networks,
                              "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
                              "Placement": {"Constraints": constraints},
@@ -175,69 +182,6 @@ def check_swap(memory: int, memory_swap: int, role: str, *, has_swap=node_has_sw
                                  "turn swap off on the swarm's nodes, or allow swap = memory in the profile")
 
 
-# --- tasks ---------------------------------------------------------------------------------------
-
-def wait_for_task(client, service_id: str, timeout: float, phase: str) -> dict:
-    """The service's task once its container exists (or it ended); a `PhaseError` when it was
-    rejected, or not started within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        tasks = client.api.tasks(filters={"service": service_id})
-        for task in tasks:
-            status = task.get("Status") or {}
-            if (status.get("ContainerStatus") or {}).get("ContainerID"):
-                return task
-            if status.get("State") in DONE_STATES:
-                raise PhaseError(phase, f"the swarm could not run the {phase} task: {status.get('State')}: "
-                                        f"{status.get('Err') or status.get('Message')}",
-                                 hint="check the image on the node (`cronium images push`) and the placement")
-        if time.monotonic() >= deadline:
-            pending = "; ".join(f"{(t.get('Status') or {}).get('State')}: {(t.get('Status') or {}).get('Err') or ''}"
-                                for t in tasks) or "no task yet"
-            raise PhaseError(phase, f"the swarm did not start the {phase} task within {timeout:g}s ({pending})",
-                             hint="check that a node matches the placement and has the image (swarm.task_timeout)")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
-
-
-def task_on_this_node(task: dict, node_id: str, phase: str) -> str:
-    """The task's container id; refused when the task runs on another node (its output and exit
-    status are read from this engine)."""
-    if task.get("NodeID") != node_id:
-        raise PhaseError(phase, f"the {phase} task was placed on node {task.get('NodeID')}, but this "
-                                f"orchestrator reads tasks on its own node ({node_id}) only",
-                         hint="run cronium on the node the job should use, or constrain placement to it")
-    return task["Status"]["ContainerStatus"]["ContainerID"]
-
-
-def log_frames(client, container_id: str, *, timeout: float | None = None) -> Iterator[tuple[int, bytes | None]]:
-    """The container's output from its start, followed until it exits, demultiplexed like the
-    attach stream (`_docker.read_frames`). With `timeout`, the stream is closed after that many
-    seconds (the iteration then ends)."""
-    api = client.api
-    response = api._get(api._url("/containers/{0}/logs", container_id),
-                        params={"stdout": 1, "stderr": 1, "follow": 1}, stream=True, timeout=None)
-    api._raise_for_status(response)
-    timer = threading.Timer(timeout, response.close) if timeout else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    try:
-        yield from _docker.demux(_body(response))
-    finally:
-        if timer:
-            timer.cancel()
-        response.close()
-
-
-def _body(response) -> Iterator[bytes]:
-    try:
-        yield from response.raw.stream(_docker.RECV_SIZE, decode_content=False)
-    except Exception:  # closed under us (timeout, stop): the stream ends
-        return
-
-
 # --- removal and reaping ---------------------------------------------------------------------------
 
 def lookup(client, kind: str, name: str) -> tuple[str, dict] | None:
@@ -284,22 +228,58 @@ def remove(client, kind: str, ident: str, wait: float = _docker.CLEANUP_WAIT) ->
 
 
 def _remove_service(client, service_id: str) -> None:
-    """Remove the service, then its task containers and their tmpfs volumes (the engine would
-    remove the containers later, in its own time, and keeps the volumes)."""
+    """Remove the service; wait until their nodes have stopped its tasks on other nodes
+    (`wait_tasks_stopped`); remove (by force) its task containers and their tmpfs volumes on this
+    engine (the engine would remove the containers later, in its own time, and keeps the volumes)."""
     from docker.errors import NotFound
 
     api = client.api
     try:
-        labels = api.inspect_service(service_id)["Spec"].get("Labels") or {}
+        spec = api.inspect_service(service_id)["Spec"]
+        tasks = api.tasks(filters={"service": service_id})
         api.remove_service(service_id)
     except NotFound:
         return
+    labels = spec.get("Labels") or {}
+    grace = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("StopGracePeriod") or 0
+    here = (client.info().get("Swarm") or {}).get("NodeID")  # this engine's tasks: removed by force below
+    wait_tasks_stopped(client, [t["ID"] for t in tasks if t.get("NodeID") != here], grace / 1e9 + TASK_STOP_SLACK,
+                       spec.get("Name", service_id))
     for container in api.containers(all=True, filters={"label": f"{SERVICE_ID_LABEL}={service_id}"}):
         _docker.remove(client, "container", container["Id"], wait=0)
     owned = [f"{key}={labels[key]}" for key in _docker.OWNERSHIP_LABELS if key in labels]
     if owned and "cronium.role" in labels:
         for volume in _docker.labelled(client, "volume", *owned, f"cronium.role={labels['cronium.role']}"):
             _remove_volume(client, volume["Name"])
+
+
+def wait_tasks_stopped(client, task_ids: list[str], timeout: float, service: str) -> None:
+    """Wait until each task of a removed service is over (gone from the task list, in a final
+    state, or on a node that is down or gone), so the task no longer runs on any node before its
+    secrets and network are removed; at most `timeout` seconds, then a RuntimeError naming the
+    tasks still running and their nodes."""
+    deadline = time.monotonic() + timeout
+    pending = list(task_ids)
+    while pending:
+        pending = [task_id for task_id in pending if not task_ended(client, task_id)]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            where = ", ".join(f"{t[:12]} on node {_task_node(client, t)}" for t in pending)
+            raise RuntimeError(f"{service} was removed but its task {where} was still running after {timeout:g}s: "
+                               "that node has not stopped it (check it with `docker node ps`)")
+        time.sleep(0.2)
+
+
+def _task_node(client, task_id: str) -> str:
+    from docker.errors import NotFound
+
+    try:
+        node_id = client.api.inspect_task(task_id).get("NodeID") or "?"
+        node = client.api.inspect_node(node_id)
+        return (node.get("Description") or {}).get("Hostname") or node_id[:12]
+    except NotFound:
+        return "?"
 
 
 def _remove_volume(client, name: str, wait: float = 10.0) -> None:

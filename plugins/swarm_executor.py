@@ -1,8 +1,8 @@
 """Built-in plugin `swarm_executor`: runs the job as a Docker Swarm service (executor = "swarm").
 
-The job is `cronium-job-<execution>`, a replicated-job service of one task that is never
-restarted, on the execution's overlay network only, pinned to the node its sidecar runs on (the
-overlay's data path between nodes is not trusted to work; see docs/swarm.md). It is created when
+The job is `cronium-job-<execution>`, a replicated service of one task that is never
+restarted (not a replicated-job: see `_swarm.service_spec`), on the execution's overlay network only, pinned to the node its sidecar runs on (job and
+sidecar share a node; see docs/swarm.md). It is created when
 the core releases the job — after the sidecar is ready — so the token, signed at that moment,
 counts its lifetime from there. What the Docker executor writes to the job's stdin (the secret env
 block, then the script) is a Swarm secret of this attempt, mounted on a tmpfs readable by the job's
@@ -10,9 +10,11 @@ user only; the job's command first redirects its stdin from that file and then r
 executor's own prelude, so neither the token nor a secret value nor the script is in the service
 spec, its env or its labels. The security profile maps onto the service spec (`_swarm.container_spec`);
 no-new-privileges, which a Docker 20.10 service spec cannot hold, is set by `setpriv` before any
-job code runs. Output is the task container's log, followed from its start until it exits;
-timeout and cancel stop that container (SIGTERM, SIGKILL after the grace). `reap_orphans` removes
-orphaned job services and their secrets anywhere in the swarm.
+job code runs. Output is the task's log as the manager serves it, on any node, from its start
+until the task ends; its exit code comes from the task list. Timeout and cancel stop the task's
+container when it is on this engine, else remove the service (the swarm stops the task on its
+node); SIGTERM, SIGKILL after the grace. `reap_orphans` removes orphaned job services and their
+secrets anywhere in the swarm.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.executor import ExitStatus
 from cronium.core.model import DeferredSecret
-from cronium.plugins import _swarm
+from cronium.plugins import _swarm, _swarm_tasks
 from cronium.plugins.docker_executor import job_argv, secret_block
 from docker.errors import APIError, NotFound
 
@@ -61,7 +63,6 @@ class SwarmJobHandle:
 
     def _create(self) -> None:
         client, cfg, ex, launch = self._client, self._runtime.config, self._execution, self._launch
-        node = _swarm.manager_node(client, "job")
         labels = {**launch.options.labels, **ex.labels, "cronium.role": ROLE}
         stdin = secret_block(launch.secret_env) + (launch.script or b"")
         self._launch = None  # the secret values and the script are not kept
@@ -71,21 +72,22 @@ class SwarmJobHandle:
         secret_id = _swarm.create_secret(client, secret_name, stdin, labels)
         del stdin
         container, limits = _swarm.container_spec(
-            launch.image, self._argv(launch), launch.options, env=dict(launch.env), labels=labels, role="job",
+            _swarm.image_name(cfg, launch.image), self._argv(launch), launch.options, env=dict(launch.env), labels=labels, role="job",
             init=True, secrets=[_swarm.secret_ref(secret_id, secret_name, STDIN_FILE, launch.options.user)])
         limits["Reservations"] = reservations(ex)
         sidecar_node = _sidecar_node(client, ex.execution_id)
         spec = _swarm.service_spec(launch.name, labels=labels, container=container, resources=limits,
                                    networks=[{"Target": self._network.id}],
                                    constraints=_swarm.constraints(self._runtime, ex, f"node.id=={sidecar_node}"),
-                                   one_shot=True, stop_grace=cfg["limits.stop_grace"])
+                                   stop_grace=cfg["limits.stop_grace"])
         self._resources.add("swarm-service", launch.name,
                             lambda: _swarm.remove_owned(client, "service", launch.name, labels))
         service_id = _swarm.create_service(client, spec, "job")
         self._deadline = time.monotonic() + ex.timeout
-        task = _swarm.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "job")
-        self.container_id = _swarm.task_on_this_node(task, node, "job")
-        self._frames = _swarm.log_frames(client, self.container_id)
+        task = _swarm_tasks.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "job")
+        self._service_id, self._task_id = service_id, task["ID"]
+        self.container_id = _swarm_tasks.task_container(task)
+        self._frames = _swarm_tasks.task_output(client, self._task_id)
 
     def _argv(self, launch) -> list[str]:
         """The Docker executor's command, with stdin redirected from the secret file first."""
@@ -101,40 +103,46 @@ class SwarmJobHandle:
             yield from self._frames
 
     def exit_status(self) -> ExitStatus:
-        api = self._client.api
-        try:
-            state = api.inspect_container(self.container_id)["State"]
-            if state.get("Running"):
-                self._wait_until_stopped()
-                state = api.inspect_container(self.container_id)["State"]
-        except NotFound:
-            raise PhaseError("job", f"the job's task container {self.container_id[:12]} is gone (its node left "
-                                    "the swarm, or it was removed); the job's outcome is unknown") from None
-        return ExitStatus(exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
-                          error=state.get("Error") or None)
+        """From the task list (wherever the task ran): its container's exit code; OOM only when the
+        container is on this engine (the task list does not say)."""
+        state, task, node_lost = _swarm_tasks.task_state(self._client, self._task_id)
+        if task is None and self._stopped.is_set():
+            return ExitStatus(exit_code=None, error="stopped: the job's service was removed")
+        if node_lost is not None or task is None:
+            raise PhaseError("job", f"the job's task ended without an outcome: {node_lost}; the job's exit "
+                                    "status is unknown", hint="check the swarm's nodes (`docker node ls`)")
+        status = task.get("Status") or {}
+        exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        if exit_code is None and not self._stopped.is_set():
+            raise PhaseError("job", f"the job's task ended '{state}' without an exit code "
+                                    f"({status.get('Err') or status.get('Message') or 'no reason given'}); "
+                                    "the job's exit status is unknown", hint="check the swarm's nodes (`docker node ls`)")
+        error = status.get("Err") if state != "complete" else None
+        return ExitStatus(exit_code=exit_code, oom_killed=self._oom_killed(), error=error or None)
 
-    def _wait_until_stopped(self) -> None:
-        """The output ended but the task still runs (it closed stdout and stderr): wait for it to
-        exit, never past its deadline — then stop it."""
-        import requests
-
+    def _oom_killed(self) -> bool:
         try:
-            self._client.api.wait(self.container_id, timeout=max(1.0, self._deadline - time.monotonic()))
-            return
-        except requests.exceptions.RequestException:
-            pass
-        grace = self._runtime.config["limits.stop_grace"]
-        self.stop(grace)
-        self._client.api.wait(self.container_id, timeout=grace + 30)
+            return bool(self._client.api.inspect_container(self.container_id)["State"].get("OOMKilled"))
+        except (NotFound, APIError):
+            return False  # the task ran on another node: the swarm does not report OOM
 
     def stop(self, grace: float) -> None:
+        """A task on this engine: stop its container (SIGTERM, SIGKILL after `grace`; its exit code
+        is kept, cleanup removes the rest). On another node: remove the job's service, so the swarm
+        stops the task there (SIGTERM, SIGKILL after the service's stop grace, `limits.stop_grace`),
+        and wait until the task list says it stopped (`_swarm.wait_tasks_stopped`)."""
         if self._stopped.is_set() or not self.container_id:
             return
         self._stopped.set()
+        api = self._client.api
         try:
-            self._client.api.stop(self.container_id, timeout=int(max(1, grace)))
+            api.stop(self.container_id, timeout=int(max(1, grace)))
+            return
+        except NotFound:
+            pass  # not on this engine
         except APIError:
-            pass  # already gone
+            return  # already gone
+        _swarm.remove(self._client, "service", self._service_id, wait=0)
 
 
 def reservations(execution) -> dict:

@@ -7,7 +7,7 @@ is connected to (with the host name of the sidecars' Redis URL as its alias). It
 token's verify key and the Redis URL with a per-execution ACL user, exactly as on the Docker
 executor — are a Swarm secret (encrypted in the swarm's store, mounted on a tmpfs, readable by
 the sidecar's user only) created for this attempt and removed at cleanup: no service spec, env or
-label holds them. Readiness is the sidecar's ready line, read from its task's output. Placement:
+label holds them. Readiness is the sidecar's ready line, read from its task's log through the manager (any node). Placement:
 `swarm.placement` and the job's constraints; the job is then pinned to the sidecar's node.
 `reap_orphans` removes orphaned sidecar services and settings secrets anywhere in the swarm.
 """
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.model import SidecarInfo
-from cronium.plugins import _swarm
+from cronium.plugins import _swarm, _swarm_tasks
 from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, _create_acl_user, ready_event, sidecar_settings
 
 #: This plugin belongs to the swarm executor: it takes part only in runs with executor = "swarm".
@@ -32,7 +32,7 @@ SETTINGS_FILE = "cronium-sidecar-settings.json"
 @hookimpl(trylast=True)
 def launch_sidecar(execution, network, token, options, runtime, resources):
     client, cfg = runtime.docker, runtime.config
-    node = _swarm.manager_node(client, "sidecar")
+    _swarm.manager_node(client, "sidecar")
     services_network = ensure_services_network(runtime)
     redis_url = (_create_acl_user(runtime, execution, resources) if cfg["redis.sidecar_auth"] == "acl"
                  else runtime.sidecar_redis_url)
@@ -41,7 +41,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     secret_name = f"cronium-settings-{execution.execution_id}-{execution.attempt_tag}"
     resources.add("swarm-secret", secret_name, lambda: _swarm.remove_owned(client, "secret", secret_name, labels))
     secret_id = _swarm.create_secret(client, secret_name, settings, labels)
-    image = cfg["images.sidecar"]
+    image = _swarm.image_name(cfg, cfg["images.sidecar"])
     command = ["python3", "-m", "cronium.sidecar", "--settings", f"{_swarm.SECRETS_DIR}/{SETTINGS_FILE}"]
     container, limits = _swarm.container_spec(
         image, command, options, env=dict(options.env), labels=labels, role="sidecar", init=False,
@@ -49,14 +49,13 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     name = f"{NAME_PREFIX}{execution.execution_id}"
     spec = _swarm.service_spec(name, labels=labels, container=container, resources=limits,
                                networks=[{"Target": network.id, "Aliases": [ALIAS]}, {"Target": services_network}],
-                               constraints=_swarm.constraints(runtime, execution), one_shot=False,
-                               stop_grace=cfg["limits.stop_grace"])
+                               constraints=_swarm.constraints(runtime, execution), stop_grace=cfg["limits.stop_grace"])
     resources.add("swarm-service", name, lambda: _swarm.remove_owned(client, "service", name, labels))
     started = time.monotonic()
     service_id = _swarm.create_service(client, spec, "sidecar")
-    task = _swarm.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "sidecar")
-    container_id = _swarm.task_on_this_node(task, node, "sidecar")
-    ready, output = wait_ready(client, container_id, cfg["sidecar.ready_timeout"])
+    task = _swarm_tasks.wait_for_task(client, service_id, cfg["swarm.task_timeout"], "sidecar")
+    container_id = _swarm_tasks.task_container(task)
+    ready, output = wait_ready(client, task["ID"], cfg["sidecar.ready_timeout"])
     if not ready:
         tail = output.decode("utf-8", "replace").strip()[-800:] or "(no output)"
         raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
@@ -66,10 +65,10 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
                        probe_url=None, ready_seconds=time.monotonic() - started)
 
 
-def wait_ready(client, container_id: str, timeout: float) -> tuple[bool, bytes]:
-    """Read the sidecar task's output until its ready line; (ready, output seen)."""
+def wait_ready(client, task_id: str, timeout: float) -> tuple[bool, bytes]:
+    """Read the sidecar task's output (on any node) until its ready line; (ready, output seen)."""
     seen = b""
-    for _, data in _swarm.log_frames(client, container_id, timeout=timeout):
+    for _, data in _swarm_tasks.task_logs(client, task_id, follow=True, timeout=timeout):
         if data is None:
             continue
         seen = (seen + data)[-65536:]

@@ -180,7 +180,7 @@ def test_the_engine_and_the_kernel_hold_the_profile_while_the_job_runs(swarm_run
     assert ["/work", "tmpfs", "rw,nosuid,nodev,relatime,size=65536k,mode=700,uid=10001,gid=10001"] in result.output["mounts"]
     job_name, sidecar_name = f"cronium-job-{result.execution_id}", f"cronium-runtime-{result.execution_id}"
     assert set(seen["services"]) == {job_name, sidecar_name}
-    assert "ReplicatedJob" in seen["services"][job_name]["Mode"]
+    assert seen["services"][job_name]["Mode"] == {"Replicated": {"Replicas": 1}}
     assert seen["services"][job_name]["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
     assert all(s["EndpointSpec"]["Mode"] == "dnsrr" for s in seen["services"].values())
     assert len(seen["containers"]) == 2
