@@ -77,13 +77,33 @@ def engine():
     client.close()
 
 
+@pytest.fixture(scope="session")
+def _host_installation() -> str | None:
+    """The installation id of this machine's own configuration (what `cronium` uses here without
+    CRONIUM_CONFIG, e.g. a developer's agent with its warm pool): the leftover check neither counts
+    nor removes its objects — they are not the tests' to touch."""
+    from cronium.core.config import load_config
+    from cronium.core.runtime import Runtime
+
+    environ = {k: v for k, v in os.environ.items() if k != "CRONIUM_CONFIG"}
+    try:
+        return Runtime(load_config(environ=environ)).installation
+    except Exception:  # noqa: BLE001 - no usable own configuration: nothing to spare
+        return None
+
+
 @pytest.fixture(autouse=True)
-def _no_leftovers_after_each_test(engine, request):
-    """After every integration test, nothing labelled cronium.managed may remain."""
+def _no_leftovers_after_each_test(engine, request, _host_installation):
+    """After every integration test, nothing labelled cronium.managed may remain (objects of this
+    machine's own installation excepted)."""
     yield
     label = {"label": "cronium.managed=true"}
-    containers = engine.api.containers(all=True, filters=label)
-    networks = engine.api.networks(filters=label)
+
+    def ours(labels) -> bool:
+        return not _host_installation or (labels or {}).get("cronium.installation") != _host_installation
+
+    containers = [c for c in engine.api.containers(all=True, filters=label) if ours(c.get("Labels"))]
+    networks = [n for n in engine.api.networks(filters=label) if ours(n.get("Labels"))]
     left = [(c.get("Names") or [c["Id"][:12]])[0] for c in containers] + [n["Name"] for n in networks]
     if left:
         _remove_leftovers(engine, containers, networks)  # so only the test that leaked fails
