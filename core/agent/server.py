@@ -7,7 +7,9 @@ runs jobs for `cronium run` clients over a unix socket.
 - Each connection is served on its own thread; jobs run concurrently through one `Orchestrator`.
 - A job's output reaches its client through a log sink this module registers with the plugin
   manager (the `log_sinks` hook, like any plugin): stdout and stderr stay apart.
-- A client that sends `cancel`, or goes away, cancels its own job only (a `--detach` run goes on).
+- A client that sends `cancel`, or goes away before its result, cancels its own job only (a
+  `--detach` run goes on). The result is sent before the cleanup: clients return there, and the
+  agent finishes every cleanup itself (on stop too: it waits for them before it exits).
 - With no job client for `agent.idle_timeout` seconds (`status` queries do not count), or on
   `stop` / SIGTERM, the agent cancels what still runs, waits for the cleanups, closes the Runtime
   (draining its pools) and removes the socket.
@@ -69,6 +71,8 @@ class Session:
         self.lock = threading.Lock()
         self.gone = False
         self.console = True
+        #: The job's result went out: the client may return; its cleanup still runs here.
+        self.result_sent = False
 
     def send(self, message: dict[str, Any]) -> None:
         with self.lock:
@@ -225,9 +229,15 @@ class AgentServer:
             session.send({"t": "error", "message": f"unknown request {op!r}", "exit": UsageError.exit_code})
 
     def status(self) -> dict[str, Any]:
-        return {"running": True, "pid": os.getpid(), "uptime": round(time.time() - self.started_at, 1), "socket": str(self.path),
-                "jobs": len(self.cancels), "clients": max(0, self.clients - 1), "idle_timeout": self.idle_timeout,
+        return {"running": True, "pid": os.getpid(), "uptime": round(time.time() - self.started_at, 1),
+                "socket": str(self.path), "jobs": len(self.cancels), "cleaning": self._cleaning(),
+                "clients": max(0, self.clients - 1), "idle_timeout": self.idle_timeout,
                 "owner": self.runtime.owner, "fingerprint": self.fingerprint}
+
+    def _cleaning(self) -> int:
+        """Jobs whose result went out and whose cleanup still runs (they count in `jobs` too)."""
+        with self._lock:
+            return sum(1 for e in self.cancels if (s := self.sessions.get(e)) is not None and s.result_sent)
 
 
 def serve(config, *, state: Path, fingerprint: str, ready=None) -> None:
