@@ -53,7 +53,7 @@ def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached:
 
 
 def _connect_or_start(app, fingerprint: str):
-    from cronium.core.agent import client, launch, protocol
+    from cronium.core.agent import client, protocol
     from cronium.core.config import state_dir
 
     state = state_dir()
@@ -61,6 +61,8 @@ def _connect_or_start(app, fingerprint: str):
     try:
         return client.Connection(path)
     except AgentUnavailable:
+        from cronium.core.agent import launch  # subprocess & co.: only when an agent must be started
+
         launch.start_agent(state=state, fingerprint=fingerprint, config_file=app.config_file,
                            overrides=app.overrides, wait=app.config["agent.start_timeout"])
         return client.Connection(path)
