@@ -42,7 +42,8 @@ def run_for_client(server, session, request: dict[str, Any], reader) -> None:
         server.cancels[execution_id] = cancellation
     threading.Thread(target=_listen, args=(reader, cancellation, detached, session), daemon=True,
                      name="cronium-agent-listen").start()
-    _ensure_cancel_watcher(server)
+    server.warmed.wait()  # connections and the runtime's start (usually done before a client asks)
+    ensure_cancel_watcher(server)
 
     def on_result(result) -> None:
         session.result_sent = True  # from here on the client may go: the cleanup is ours
@@ -76,7 +77,7 @@ def _listen(reader, cancellation, detached: bool, session) -> None:
         cancellation.cancel("the client went away")
 
 
-def _ensure_cancel_watcher(server) -> None:
+def ensure_cancel_watcher(server) -> None:
     """One watcher for all of the agent's jobs: `cronium cancel EXECUTION` from any host."""
     if getattr(server, "_cancel_watcher", None) is not None:
         return

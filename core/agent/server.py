@@ -104,6 +104,9 @@ class AgentServer:
         self.started_at = time.time()
         self.last_seen = time.monotonic()
         self.stopping = threading.Event()
+        #: Set once `_warm_up` is over: jobs start after it (never racing the runtime's start).
+        self.warmed = threading.Event()
+        self._warm: threading.Thread | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
@@ -134,14 +137,12 @@ class AgentServer:
         self._listener = listener
 
     def serve(self) -> None:
-        """Accept clients until stopped or idle; then shut down."""
-        try:  # warm up now (connections, plugins' startup, pools); a job reports a failure itself
-            self.runtime.connect()
-            self.runtime.start("agent")
-        except CroniumError as exc:
-            log.warning("agent start-up: %s", exc)
+        """Accept clients until stopped or idle; then shut down. Warming up runs beside the first
+        client (its hello goes out at once; its job waits for `warmed`)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: self.stopping.set())
+        self._warm = threading.Thread(target=self._warm_up, name="cronium-agent-warm-up", daemon=True)
+        self._warm.start()
         log.info("agent %s serving on %s", os.getpid(), self.path)
         try:
             while not self.stopping.is_set() and not self._idle():
@@ -155,6 +156,20 @@ class AgentServer:
                 thread.start()
         finally:
             self.shutdown()
+
+    def _warm_up(self) -> None:
+        """Connections, the owner heartbeat, the background reaper, plugins' startup (pools), the
+        cancel watcher; a failure is logged (a job then reports it itself)."""
+        from .jobs import ensure_cancel_watcher
+
+        try:
+            self.runtime.connect()
+            self.runtime.start("agent")
+            ensure_cancel_watcher(self)
+        except CroniumError as exc:
+            log.warning("agent start-up: %s", exc)
+        finally:
+            self.warmed.set()
 
     def _idle(self) -> bool:
         with self._lock:
@@ -173,7 +188,7 @@ class AgentServer:
             pass
         for cancellation in list(self.cancels.values()):
             cancellation.cancel("the agent is stopping")
-        for thread in self._threads:
+        for thread in self._threads + ([self._warm] if self._warm is not None else []):
             thread.join()
         self.orchestrator.close()
         self.runtime.close()
