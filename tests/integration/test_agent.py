@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -354,18 +355,23 @@ def test_run_returns_at_the_result_and_the_agent_finishes_the_cleanup(held, engi
 def test_agent_stop_during_a_cleanup_finishes_it(held, engine):
     execution = held.hi()
     held.wait_held(execution)
-    pid = held.status()["pid"]
+    status = held.status()
+    pid, sock = status["pid"], Path(status["socket"])
     os.kill(pid, signal.SIGTERM)
-    held.release()  # the agent, stopping, still waits for the held cleanup and then removes the rest
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in _proc_state(pid), 90, "the agent to exit")
+    wait_for(lambda: not sock.exists(), 60, "the agent to stop serving")  # it is in its shutdown
+    time.sleep(2)  # not a timing check: an agent that left its cleanups behind has exited by now
+    assert _proc_state(pid) not in ("Z", "X"), "the stopping agent exited during a cleanup it owned"
+    held.release()  # the held cleanup goes on: the agent removes the rest, then exits
+    wait_for(lambda: _proc_state(pid) in ("Z", "X"), 90, "the agent to exit")
     assert _left(engine, execution) == []  # no gc: the stopping agent finished the cleanup
 
 
 def _proc_state(pid: int) -> str:
+    """The kernel's state letter of `pid`; "X" when it is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return "Z"
+        return "X"
 
 
 def test_agent_killed_during_a_cleanup_is_reaped(held, acli, engine):
