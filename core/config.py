@@ -14,7 +14,6 @@ import os
 import stat
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -72,8 +71,16 @@ def _load_toml(path: Path, source: str) -> dict[str, Any]:
 
 def default_data() -> dict[str, Any]:
     """The shipped defaults (config/defaults.toml, installed as package data)."""
-    text = resources.files("cronium.config").joinpath("defaults.toml").read_text()
-    return tomllib.loads(text)
+    import importlib.util
+
+    spec = importlib.util.find_spec("cronium.config")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    path = Path(folders[0]) / "defaults.toml" if folders else None
+    if path is not None and path.is_file():  # a folder on disk: read it without importlib.resources (CLI start-up)
+        return tomllib.loads(path.read_text())
+    from importlib import resources
+
+    return tomllib.loads(resources.files("cronium.config").joinpath("defaults.toml").read_text())
 
 
 def user_config_path() -> Path:

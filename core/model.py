@@ -6,10 +6,10 @@ Nothing here holds a secret in clear: the execution token and secret env values 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
-import secrets
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,7 +78,7 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
 
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))
@@ -109,7 +109,7 @@ EXECUTION_ID_RE = re.compile(r"^exec_[0-9a-f]{16}$")
 
 
 def new_execution_id() -> str:
-    return "exec_" + secrets.token_hex(8)
+    return "exec_" + os.urandom(8).hex()
 
 
 def pid_namespace() -> str:
@@ -125,7 +125,7 @@ def pid_namespace() -> str:
 def new_owner_id() -> str:
     """Identifies one orchestrating process (a `cronium run` or a worker):
     `<host>.<pid>-<pid namespace>.<random>` (parsed by `cronium.core.owners.parse_owner`)."""
-    return f"{socket.gethostname()}.{os.getpid()}-{pid_namespace()}.{secrets.token_hex(3)}"
+    return f"{socket.gethostname()}.{os.getpid()}-{pid_namespace()}.{os.urandom(3).hex()}"
 
 
 @dataclass(frozen=True)

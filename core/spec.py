@@ -12,7 +12,6 @@ then resolved once into the execution every hook sees.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -82,6 +81,8 @@ class Problems:
         """One problem per key of `table` that is not in `known` (with a did-you-mean)."""
         for key in table:
             if key not in known:
+                import difflib
+
                 match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean '{match[0]}'?)" if match else f" (known keys: {', '.join(known)})"
                 self.add(key, "unknown key" + hint)

@@ -110,12 +110,17 @@ class RemoteRun:
         except OSError:
             pass
 
-    def follow(self, on_message: Callable[[dict[str, Any]], None]) -> tuple[dict[str, Any] | None, int]:
-        """Hand every message to `on_message` until `done`: (the result, the exit code). An `error`
-        becomes its CroniumError; the connection ending first is `AgentLost`."""
+    def follow(self, on_message: Callable[[dict[str, Any]], None], *,
+               until_result: bool = False) -> tuple[dict[str, Any] | None, int]:
+        """Hand every message to `on_message` until `done` — or, with `until_result`, until the
+        `result` (sent before the cleanup, which the agent then finishes on its own): (the result,
+        the exit code). An `error` becomes its CroniumError; the connection ending first is
+        `AgentLost`."""
         for message in self.conn:
             kind = message.get("t")
-            if kind == "done":
+            if kind == "done" or (kind == "result" and until_result):
+                if kind == "result":
+                    on_message(message)
                 return message["result"], int(message["exit"])
             if kind == "refused":  # before anything was created
                 raise AgentRefused(message.get("message", "the agent refused the job"))

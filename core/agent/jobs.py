@@ -1,6 +1,10 @@
 """One `run` request in the agent: the client's job through the agent's Orchestrator, its phases,
 output and result sent back, its cancellation tied to the client (a `cancel` message, or the
-client going away unless the run is detached)."""
+client going away before the result unless the run is detached).
+
+The `result` message goes out before the cleanup; a client usually returns there, and the agent
+finishes the cleanup on its own — the job counts as running (`status` → `jobs`, and the agent does
+not idle out) until its cleanup is done; on stop it is waited for."""
 from __future__ import annotations
 
 import logging
@@ -36,14 +40,19 @@ def run_for_client(server, session, request: dict[str, Any], reader) -> None:
             return
         server.sessions[execution_id] = session
         server.cancels[execution_id] = cancellation
-    threading.Thread(target=_listen, args=(reader, cancellation, detached), daemon=True,
+    threading.Thread(target=_listen, args=(reader, cancellation, detached, session), daemon=True,
                      name="cronium-agent-listen").start()
-    _ensure_cancel_watcher(server)
+    server.warmed.wait()  # connections and the runtime's start (usually done before a client asks)
+    ensure_cancel_watcher(server)
+
+    def on_result(result) -> None:
+        session.result_sent = True  # from here on the client may go: the cleanup is ours
+        session.send({"t": "result", "result": result.as_dict(), "exit": result.cli_exit_code})
+
     try:
         result = server.orchestrator.run(
             spec, events=lambda phase, state: session.send({"t": "event", "phase": phase, "state": state}),
-            cancel=cancellation,
-            on_result=lambda r: session.send({"t": "result", "result": r.as_dict(), "exit": r.cli_exit_code}))
+            cancel=cancellation, on_result=on_result)
         final = {"t": "done", "result": result.as_dict(), "exit": result.cli_exit_code}
     except CroniumError as exc:  # before anything was created: store or engine down, bad spec
         final = {"t": "error", "message": str(exc), "exit": exc.exit_code}
@@ -54,20 +63,21 @@ def run_for_client(server, session, request: dict[str, Any], reader) -> None:
     session.send(final)
 
 
-def _listen(reader, cancellation, detached: bool) -> None:
+def _listen(reader, cancellation, detached: bool, session) -> None:
     """Read the client's messages while its job runs: `cancel` cancels it; the client closing
-    its end (Ctrl-C killed it, its terminal went away) cancels it too unless it is detached."""
+    its end (Ctrl-C killed it, its terminal went away) cancels it too unless it is detached or
+    its result was already sent (it returned at the result: the cleanup goes on)."""
     try:
         for message in protocol.messages(reader):
             if message.get("op") == "cancel":
                 cancellation.cancel(str(message.get("reason") or "cancelled by the client"))
     except (OSError, ValueError):
         pass
-    if not detached:
+    if not detached and not session.result_sent:
         cancellation.cancel("the client went away")
 
 
-def _ensure_cancel_watcher(server) -> None:
+def ensure_cancel_watcher(server) -> None:
     """One watcher for all of the agent's jobs: `cronium cancel EXECUTION` from any host."""
     if getattr(server, "_cancel_watcher", None) is not None:
         return

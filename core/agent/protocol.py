@@ -28,7 +28,8 @@ PROTOCOL = 1
 MAX_LINE = 64 * 1024 * 1024
 #: Keys that do not change how a job runs: the client's own (it renders the terminal itself) and
 #: the agent's lifetime. Not part of the fingerprint.
-CLIENT_SIDE_KEYS = frozenset({"logs.terminal_escape", "agent.enabled", "agent.start_timeout", "agent.idle_timeout"})
+CLIENT_SIDE_KEYS = frozenset({"logs.terminal_escape", "agent.enabled", "agent.start_timeout", "agent.idle_timeout",
+                              "agent.wait_cleanup"})
 #: Environment variables outside the CRONIUM_* config keys that change what the agent does.
 ENGINE_ENV = ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
 

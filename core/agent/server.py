@@ -7,7 +7,9 @@ runs jobs for `cronium run` clients over a unix socket.
 - Each connection is served on its own thread; jobs run concurrently through one `Orchestrator`.
 - A job's output reaches its client through a log sink this module registers with the plugin
   manager (the `log_sinks` hook, like any plugin): stdout and stderr stay apart.
-- A client that sends `cancel`, or goes away, cancels its own job only (a `--detach` run goes on).
+- A client that sends `cancel`, or goes away before its result, cancels its own job only (a
+  `--detach` run goes on). The result is sent before the cleanup: clients return there, and the
+  agent finishes every cleanup itself (on stop too: it waits for them before it exits).
 - With no job client for `agent.idle_timeout` seconds (`status` queries do not count), or on
   `stop` / SIGTERM, the agent cancels what still runs, waits for the cleanups, closes the Runtime
   (draining its pools) and removes the socket.
@@ -69,6 +71,8 @@ class Session:
         self.lock = threading.Lock()
         self.gone = False
         self.console = True
+        #: The job's result went out: the client may return; its cleanup still runs here.
+        self.result_sent = False
 
     def send(self, message: dict[str, Any]) -> None:
         with self.lock:
@@ -100,6 +104,9 @@ class AgentServer:
         self.started_at = time.time()
         self.last_seen = time.monotonic()
         self.stopping = threading.Event()
+        #: Set once `_warm_up` is over: jobs start after it (never racing the runtime's start).
+        self.warmed = threading.Event()
+        self._warm: threading.Thread | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
@@ -130,14 +137,12 @@ class AgentServer:
         self._listener = listener
 
     def serve(self) -> None:
-        """Accept clients until stopped or idle; then shut down."""
-        try:  # warm up now (connections, plugins' startup, pools); a job reports a failure itself
-            self.runtime.connect()
-            self.runtime.start("agent")
-        except CroniumError as exc:
-            log.warning("agent start-up: %s", exc)
+        """Accept clients until stopped or idle; then shut down. Warming up runs beside the first
+        client (its hello goes out at once; its job waits for `warmed`)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: self.stopping.set())
+        self._warm = threading.Thread(target=self._warm_up, name="cronium-agent-warm-up", daemon=True)
+        self._warm.start()
         log.info("agent %s serving on %s", os.getpid(), self.path)
         try:
             while not self.stopping.is_set() and not self._idle():
@@ -151,6 +156,20 @@ class AgentServer:
                 thread.start()
         finally:
             self.shutdown()
+
+    def _warm_up(self) -> None:
+        """Connections, the owner heartbeat, the background reaper, plugins' startup (pools), the
+        cancel watcher; a failure is logged (a job then reports it itself)."""
+        from .jobs import ensure_cancel_watcher
+
+        try:
+            self.runtime.connect()
+            self.runtime.start("agent")
+            ensure_cancel_watcher(self)
+        except CroniumError as exc:
+            log.warning("agent start-up: %s", exc)
+        finally:
+            self.warmed.set()
 
     def _idle(self) -> bool:
         with self._lock:
@@ -169,7 +188,7 @@ class AgentServer:
             pass
         for cancellation in list(self.cancels.values()):
             cancellation.cancel("the agent is stopping")
-        for thread in self._threads:
+        for thread in self._threads + ([self._warm] if self._warm is not None else []):
             thread.join()
         self.orchestrator.close()
         self.runtime.close()
@@ -225,9 +244,15 @@ class AgentServer:
             session.send({"t": "error", "message": f"unknown request {op!r}", "exit": UsageError.exit_code})
 
     def status(self) -> dict[str, Any]:
-        return {"running": True, "pid": os.getpid(), "uptime": round(time.time() - self.started_at, 1), "socket": str(self.path),
-                "jobs": len(self.cancels), "clients": max(0, self.clients - 1), "idle_timeout": self.idle_timeout,
+        return {"running": True, "pid": os.getpid(), "uptime": round(time.time() - self.started_at, 1),
+                "socket": str(self.path), "jobs": len(self.cancels), "cleaning": self._cleaning(),
+                "clients": max(0, self.clients - 1), "idle_timeout": self.idle_timeout,
                 "owner": self.runtime.owner, "fingerprint": self.fingerprint}
+
+    def _cleaning(self) -> int:
+        """Jobs whose result went out and whose cleanup still runs (they count in `jobs` too)."""
+        with self._lock:
+            return sum(1 for e in self.cancels if (s := self.sessions.get(e)) is not None and s.result_sent)
 
 
 def serve(config, *, state: Path, fingerprint: str, ready=None) -> None:

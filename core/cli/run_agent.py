@@ -3,7 +3,9 @@
 The job is validated here first (bad input: exit 2, nothing sent), then handed to the agent of
 this user and configuration — started in the background when none answers. Phases, output and
 the result come back over the socket and are shown exactly as the one-shot path shows them; Ctrl-C
-asks the agent to cancel this job only. Imports stay lean: no docker, redis, pluggy, jwt, sanic.
+asks the agent to cancel this job only. The client returns at the result: the agent removes the
+job's containers and network after it, on its own (`--wait-cleanup` / `agent.wait_cleanup` waits
+for that too). Imports stay lean: no docker, redis, pluggy, jwt, sanic.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def agent_wanted(app, no_agent: bool) -> bool:
     return not no_agent and bool(app.config["agent.enabled"])
 
 
-def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached: bool) -> int | None:
+def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached: bool,
+                  wait_cleanup: bool = False) -> int | None:
     """Run `spec` in the agent; its exit code, or None when no agent could be had (the caller then
     runs the job in this process: nothing was created yet)."""
     from cronium.core.agent import client, protocol
@@ -40,7 +43,8 @@ def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached:
         remote = client.RemoteRun(conn, request)
         if detached:
             return _detach(remote)
-        return _follow(remote, mode=mode, as_json=as_json, quiet=quiet)
+        return _follow(remote, mode=mode, as_json=as_json, quiet=quiet,
+                       wait_cleanup=wait_cleanup or bool(app.config["agent.wait_cleanup"]))
     except AgentRefused as exc:  # it runs with another configuration (a race with a config edit)
         click.echo(f"warning: {exc.message}; running the job in this process (--no-agent)", err=True)
         return None
@@ -49,7 +53,7 @@ def run_via_agent(app, spec, *, mode: str, as_json: bool, quiet: bool, detached:
 
 
 def _connect_or_start(app, fingerprint: str):
-    from cronium.core.agent import client, launch, protocol
+    from cronium.core.agent import client, protocol
     from cronium.core.config import state_dir
 
     state = state_dir()
@@ -57,6 +61,8 @@ def _connect_or_start(app, fingerprint: str):
     try:
         return client.Connection(path)
     except AgentUnavailable:
+        from cronium.core.agent import launch  # subprocess & co.: only when an agent must be started
+
         launch.start_agent(state=state, fingerprint=fingerprint, config_file=app.config_file,
                            overrides=app.overrides, wait=app.config["agent.start_timeout"])
         return client.Connection(path)
@@ -79,11 +85,10 @@ class _Started(Exception):
     pass
 
 
-def _follow(remote, *, mode: str, as_json: bool, quiet: bool) -> int:
+def _follow(remote, *, mode: str, as_json: bool, quiet: bool, wait_cleanup: bool) -> int:
     from cronium.core.agent.protocol import unb64
     from cronium.core.color import color_enabled
     from cronium.core.console import TerminalSink
-
 
     status = StatusLine(sys.stderr.isatty() and not quiet and not as_json, color=color_enabled(sys.stderr))
     sink = TerminalSink(escape=mode)
@@ -98,7 +103,7 @@ def _follow(remote, *, mode: str, as_json: bool, quiet: bool) -> int:
         elif kind == "result" and not as_json and not quiet:
             echo_shown(summary_text(result_of(message["result"])), mode, err=True)
 
-    data, code = remote.follow(on_message)
+    data, code = remote.follow(on_message, until_result=not wait_cleanup)
     result = result_of(data)
     if not as_json:
         for warning in result.warnings:

@@ -120,16 +120,21 @@ def install_signal_handlers(cancellation) -> None:
 @raw_option
 @click.option("--no-agent", is_flag=True,
               help="Run the job in this process instead of the local agent (also: config agent.enabled = false).")
+@click.option("--wait-cleanup", is_flag=True,
+              help="Through the agent: return only once the job's containers and network are removed, not at its "
+                   "result (also: config agent.wait_cleanup = true; the one-shot path always waits).")
 @click.pass_obj
 def run(app, script_or_command, job_type, image, input_, env, env_files, secret_env, timeout, memory, cpus, pids,
-        profile, namespace, egress, executor, placement, as_json, quiet, detached, raw, no_agent):
+        profile, namespace, egress, executor, placement, as_json, quiet, detached, raw, no_agent, wait_cleanup):
     """Run SCRIPT (python, bash or node) — in its job image, or in --image — or CMD in --image, as one job.
     SCRIPT `-` reads the script from stdin (then --type is required).
 
     The job gets its own network, a runtime-API sidecar and a token scoped to this execution;
     its stdout and stderr stream here live (on a terminal, control characters shown escaped
     unless --raw). Everything it created is removed when it ends. The job runs in the local
-    agent (started in the background when none runs; see docs/agent.md) unless --no-agent.
+    agent (started in the background when none runs; see docs/agent.md) unless --no-agent; the
+    command then returns at the job's result and the agent finishes the cleanup (--wait-cleanup
+    waits for it).
     """
     from cronium.core.spec import validate
 
@@ -140,7 +145,8 @@ def run(app, script_or_command, job_type, image, input_, env, env_files, secret_
     mode = escape_mode(app, raw)
     validate(spec, app.config)  # bad input: exit 2 before anything is created (the agent checks again)
     if agent_wanted(app, no_agent):
-        code = run_via_agent(app, spec, mode=mode, as_json=as_json, quiet=quiet, detached=detached)
+        code = run_via_agent(app, spec, mode=mode, as_json=as_json, quiet=quiet, detached=detached,
+                             wait_cleanup=wait_cleanup)
         if code is not None:
             sys.exit(code)
     run_here(app, spec, mode=mode, as_json=as_json, quiet=quiet, detached=detached)

@@ -1,8 +1,9 @@
 """The local agent, through the installed `cronium` executable: `cronium run` via the agent keeps
-output, exit codes and --json; Ctrl-C cancels only its own job; two clients share one agent and
-run at once; an agent killed mid-job is reported and reaped; another uid is refused; --no-agent
-is the one-shot path. One agent (one state dir, one configuration) serves the whole module and
-is stopped at its end."""
+output, exit codes and --json; it returns at the result and the agent finishes the cleanup (also
+on SIGTERM; killed during it → the reaper); Ctrl-C cancels only its own job; two clients share one
+agent and run at once; an agent killed mid-job is reported and reaped; another uid is refused;
+--no-agent is the one-shot path. One agent (one state dir, one configuration) serves the whole
+module and is stopped at its end (the held-cleanup tests start one more, of their own config)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,10 @@ def agent_home(test_redis):
         f'[redis]\nurl = "{test_redis["url"]}"\nsidecar_url = "{test_redis["sidecar_url"]}"\n'
         f'[services]\nnetwork = "{test_redis["network"]}"\n'
         f'[logs]\ndir = "{home / "logs"}"\n[sidecar]\npool_size = 0\n[agent]\nidle_timeout = 300.0\n')
+    # --wait-cleanup for every run here (the autouse check wants nothing left right after a test),
+    # except where a test asks for the default: return at the result.
     env = {**os.environ, "CRONIUM_CONFIG": str(config), "CRONIUM_STATE_DIR": str(home / "state"),
-           "CRONIUM_AGENT_ENABLED": "true", "NO_COLOR": "1"}
+           "CRONIUM_AGENT_ENABLED": "true", "CRONIUM_AGENT_WAIT_CLEANUP": "true", "NO_COLOR": "1"}
     yield {"dir": home, "env": env, "state": home / "state"}
     subprocess.run([cronium_executable(), "agent", "stop", "--all"], env=env, capture_output=True, timeout=120)
     _kill_agents(home / "state")
@@ -247,3 +251,136 @@ def test_the_agent_exits_when_idle(acli, agent_home):
     assert status["idle_timeout"] == 3.0
     wait_for(lambda: acli("agent", "status").returncode == 1, 60, "the idle agent to exit")
     assert list((agent_home["state"] / "agent").glob("*.sock")) == []  # it removed its socket
+
+
+# --- the client returns at the result; the agent owns the cleanup after it ---------------------
+
+#: A plugins-dir plugin that holds a job's cleanup (before its containers and network go) until
+#: the file `release` exists; `held-<execution>` next to it says the cleanup has begun.
+HOLD_PLUGIN = """
+import time
+from pathlib import Path
+
+from cronium.core import hookimpl
+
+
+@hookimpl(wrapper=True)
+def start_job(execution, network, launch, runtime, resources):
+    handle = yield
+    release = Path(runtime.config.plugin_settings("hold_cleanup")["release"])
+
+    def hold():
+        (release.parent / f"held-{execution.execution_id}").write_text("")
+        deadline = time.monotonic() + 90
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    resources.add("held", execution.execution_id, hold)  # removed first: all else is still there
+    return handle
+"""
+
+
+@pytest.fixture
+def held(agent_home, acli):
+    """An agent of its own configuration (the base one + the hold plugin): its jobs' cleanups wait
+    for `release()`. Runs return at the result (agent.wait_cleanup = false)."""
+    home = Path(tempfile.mkdtemp(prefix="hold-", dir=agent_home["dir"]))
+    (home / "plugins").mkdir()
+    (home / "plugins" / "hold_cleanup.py").write_text(HOLD_PLUGIN)
+    config = home / "cronium.toml"
+    config.write_text(f'plugins_dir = "{home / "plugins"}"\n' + (agent_home["dir"] / "cronium.toml").read_text()
+                      + f'[plugin.hold_cleanup]\nrelease = "{home / "release"}"\n')
+    env = {"CRONIUM_CONFIG": str(config), "CRONIUM_AGENT_WAIT_CLEANUP": "false"}
+    path = script(agent_home, "hi.py", 'print("hi")\n')
+
+    class Held:
+        dir = home
+
+        def run(self, *args, **kwargs):
+            return acli(*args, env={**env, **kwargs.pop("env", {})}, **kwargs)
+
+        def popen(self, *args):
+            return subprocess.Popen([cronium_executable(), *args], env={**agent_home["env"], **env},
+                                    cwd=agent_home["dir"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def hi(self, *args):
+            out = self.run("run", *args, path)
+            assert out.returncode == 0 and out.stdout == b"hi\n", out.stderr.decode()
+            return next(line.split()[1] for line in out.stderr.decode().splitlines() if line.startswith("execution:"))
+
+        def wait_held(self, execution):
+            wait_for(lambda: (home / f"held-{execution}").exists(), 60, f"the cleanup of {execution} to begin")
+
+        def release(self):
+            (home / "release").write_text("")
+
+        def status(self):
+            out = self.run("agent", "status", "--json")
+            return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    held = Held()
+    yield held
+    held.release()
+    held.run("agent", "stop")
+
+
+def _left(engine, execution) -> list[str]:
+    label = {"label": f"cronium.execution={execution}"}
+    return ([c["Id"][:12] for c in engine.api.containers(all=True, filters=label)]
+            + [n["Name"] for n in engine.api.networks(filters=label)])
+
+
+def test_run_returns_at_the_result_and_the_agent_finishes_the_cleanup(held, engine):
+    execution = held.hi()
+    # The client has exited while the cleanup is held: it did not wait for it.
+    held.wait_held(execution)
+    assert _left(engine, execution), "the client should have returned before the cleanup"
+    status = held.status()
+    assert (status["jobs"], status["cleaning"]) == (1, 1), status
+    held.release()
+    wait_for(lambda: held.status().get("jobs") == 0, 60, "the agent to finish the cleanup")
+    assert _left(engine, execution) == []  # nothing left once the agent reports idle
+    # --wait-cleanup: the client returns only once the cleanup is done.
+    (held.dir / "release").unlink()
+    waiting = held.popen("run", "--wait-cleanup", str(held.dir.parent / "hi.py"))
+    wait_for(lambda: len(list(held.dir.glob("held-*"))) == 2, 60, "the second cleanup to begin")
+    assert waiting.poll() is None, "--wait-cleanup returned before the cleanup"
+    held.release()
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0 and out == b"hi\n", err.decode()
+    second = next(line.split()[1] for line in err.decode().splitlines() if line.startswith("execution:"))
+    assert _left(engine, second) == []
+
+
+def test_agent_stop_during_a_cleanup_finishes_it(held, engine):
+    execution = held.hi()
+    held.wait_held(execution)
+    status = held.status()
+    pid, sock = status["pid"], Path(status["socket"])
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not sock.exists(), 60, "the agent to stop serving")  # it is in its shutdown
+    time.sleep(2)  # not a timing check: an agent that left its cleanups behind has exited by now
+    assert _proc_state(pid) not in ("Z", "X"), "the stopping agent exited during a cleanup it owned"
+    held.release()  # the held cleanup goes on: the agent removes the rest, then exits
+    wait_for(lambda: _proc_state(pid) in ("Z", "X"), 90, "the agent to exit")
+    assert _left(engine, execution) == []  # no gc: the stopping agent finished the cleanup
+
+
+def _proc_state(pid: int) -> str:
+    """The kernel's state letter of `pid`; "X" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def test_agent_killed_during_a_cleanup_is_reaped(held, acli, engine):
+    execution = held.hi()
+    held.wait_held(execution)
+    assert _left(engine, execution)
+    os.kill(held.status()["pid"], signal.SIGKILL)
+    gc = acli("gc")
+    assert gc.returncode == 0, gc.stderr.decode()
+    assert _left(engine, execution) == []
+    # The job had ended: its record keeps its result (the reaper marks only live ones lost).
+    assert json.loads(acli("inspect", execution, "--json").stdout)["status"] == "succeeded"

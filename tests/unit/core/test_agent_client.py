@@ -18,6 +18,12 @@ from cronium.core.config import load_config
 from cronium.core.model import JobSpec, Resources, Secret
 
 HEAVY = ("docker", "redis", "sanic", "pluggy", "jwt", "requests", "urllib3", "cryptography")
+#: Standard-library modules the agent path has no use for (each cost the client CPU at start):
+#: starting an agent (subprocess) only when none answers; importlib.resources (+ zipfile, tempfile,
+#: shutil) to read the defaults, secrets (+ random, base64) for ids, difflib for did-you-mean hints.
+NOT_ON_THE_AGENT_PATH = ("subprocess", "importlib.resources", "zipfile", "tempfile", "shutil", "secrets", "random",
+                         "difflib")
+CLEANUP_WARNING = "cleanup of network x failed: stand-in"
 RESULT = {"execution_id": "exec_0123456789abcdef", "job_id": "adhoc-hi", "status": "failed", "exit_code": 3,
           "duration": 1.5, "started_at": 1.0, "finished_at": 2.5, "timings": {"job": 0.5}, "output": None,
           "condition": None, "error": None, "error_phase": None, "log_lines": 2, "warnings": [],
@@ -25,8 +31,9 @@ RESULT = {"execution_id": "exec_0123456789abcdef", "job_id": "adhoc-hi", "status
 
 
 class StandInAgent:
-    """Serves one `run` on `path`: hello, a phase, one line on each stream, the result, done.
-    Remembers the request it got."""
+    """Serves one `run` on `path`: hello, a phase, one line on each stream, the result, and — once
+    `release` is set (as an agent sends it once its cleanup is done) — done, with a cleanup warning.
+    Remembers the request it got and whether `done` went out."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -34,6 +41,8 @@ class StandInAgent:
         self.listener.bind(str(path))
         self.listener.listen(4)
         self.requests: list[dict] = []
+        self.release = threading.Event()
+        self.done_sent = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -54,7 +63,12 @@ class StandInAgent:
                 send({"t": "out", "s": "stdout", "d": protocol.b64(b"hi\n")})
                 send({"t": "out", "s": "stderr", "d": protocol.b64(b"oops\n")})
                 send({"t": "result", "result": RESULT, "exit": 3})
-                send({"t": "done", "result": RESULT, "exit": 3})
+                self.release.wait(10)
+                self.done_sent = True
+                try:
+                    send({"t": "done", "result": {**RESULT, "warnings": [CLEANUP_WARNING]}, "exit": 3})
+                except OSError:
+                    pass  # the client returned at the result
 
     def close(self) -> None:
         self.listener.close()
@@ -97,8 +111,18 @@ def test_the_agent_path_of_the_client_is_lean_and_shows_what_the_agent_sends(tmp
     assert "oops\n" in done.stderr.decode() and "status: failed (exit code 3)" in done.stderr.decode()
     assert [r["op"] for r in stand_in.requests] == ["run"]
     assert protocol.unb64(stand_in.requests[0]["spec"]["script"]) == b"print('hi')\n"
-    imported = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    imported = sorted(m for m in modules if m.split(".")[0] in HEAVY or m in NOT_ON_THE_AGENT_PATH)
     assert imported == [], f"the agent path of `cronium run` imported {imported}"
+    # It returned at the result: the agent had not sent `done` (its cleanup still ran).
+    assert not stand_in.done_sent and CLEANUP_WARNING not in done.stderr.decode()
+
+
+def test_wait_cleanup_returns_only_after_done(tmp_path, stand_in):
+    (tmp_path / "hi.py").write_text("print('hi')\n")
+    stand_in.release.set()
+    done, _ = run_client(tmp_path, "run", "--wait-cleanup", "hi.py")
+    assert done.returncode == 3, done.stderr.decode()
+    assert stand_in.done_sent and f"warning: {CLEANUP_WARNING}" in done.stderr.decode()
 
 
 def test_json_through_the_agent_is_the_result_document(tmp_path, stand_in):
