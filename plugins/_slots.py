@@ -29,9 +29,9 @@ import random
 import time
 from dataclasses import dataclass
 
-from cronium.core.errors import PhaseError, StoreUnavailable
+from cronium.core.errors import PhaseError, StoreUnavailable, UsageError
 from cronium.core.executor import check_engine_warnings
-from cronium.core.model import NetworkInfo, Secret, SidecarInfo
+from cronium.core.model import DeferredSecret, NetworkInfo, Secret, SidecarInfo
 from cronium.core.script_launch import WRITE_AND_EXEC
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label
@@ -113,8 +113,8 @@ def refusal(execution, launch, cfg) -> str | None:
     if any("\n" in f"{k}{v}" or "\0" in f"{k}{v}" for k, v in launch.env.items()):
         return "an environment value with a newline"
     try:
-        secret_block({k: v for k, v in launch.secret_env.items() if isinstance(v, Secret)})
-    except Exception:
+        secret_block({k: v for k, v in launch.secret_env.items() if not isinstance(v, DeferredSecret)})
+    except UsageError:
         return "a secret value with a newline"  # the normal path refuses it with the reason
     return None
 
