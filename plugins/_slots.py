@@ -27,6 +27,7 @@ import hashlib
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cronium.core.errors import PhaseError, StoreUnavailable, UsageError
@@ -230,13 +231,20 @@ def claim(runtime, slot: SlotParts, execution, token, launch, resources):
     resources.add("container", sidecar_name, lambda: _docker.remove(client, "container", slot.sidecar_id))
     resources.add("container", launch.name, lambda: _docker.remove(client, "container", slot.job_id))
     network = NetworkInfo(name=slot.name, id=slot.network_id, subnet=slot.subnet, internal=True)
+    # The job container's part (rename, limits, attach) runs while the sidecar takes its settings.
+    binder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronium-slot")
+    job = binder.submit(_bind_job, client, slot.job_id, launch)
     try:
-        raw = _bind_job(client, slot.job_id, launch)
         sidecar = _bind_sidecar(runtime, slot, sidecar_name, execution, token, network, resources)
+        raw = job.result()
     except (PhaseError, APIError, StoreUnavailable):
-        # Died while idle, renamed by nobody else, a limit the engine would not take: not this one.
+        # Died while idle, or a limit the engine would not take: not this slot — the normal path.
+        if job.exception() is None:
+            _docker.close(job.result())
         remove_slot(client, slot)
         return None
+    finally:
+        binder.shutdown(wait=False)
     env = {**{k: Secret(v) for k, v in launch.env.items()}, **launch.secret_env}
     path = launch.command[4].encode() + b"\n"
     handle = SlotJobHandle(client, slot.job_id, raw, env, path + (launch.script or b""), timeout=execution.timeout,
