@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -144,6 +145,7 @@ class SidecarPool:
         except Exception:
             # A failed warm start only means the next job boots its sidecar cold — but the
             # container may exist (created, then the start failed or the engine went away).
+            logging.getLogger("cronium.pool").debug("pooled %s failed to start", name, exc_info=True)
             self._remove(name)
         finally:
             with self._lock:

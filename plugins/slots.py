@@ -17,6 +17,8 @@ once claimed, whose execution) is gone, and claim records of slots that no longe
 """
 from __future__ import annotations
 
+import logging
+
 from cronium.core import hookimpl
 from cronium.core.errors import StoreUnavailable
 from cronium.core.model import Slot
@@ -27,6 +29,7 @@ EXECUTOR = "docker"
 #: The hooks a slot stands in for, and the built-in plugin that must be their only implementation.
 REPLACED = {"create_network": network, "launch_sidecar": sidecar, "start_job": docker_executor}
 POOL = "slot-pool"
+log = logging.getLogger("cronium.slots")
 
 
 def builtins_only(pm) -> bool:
@@ -51,7 +54,10 @@ def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
     services = _services_network(cfg)
     if not (runtime.warm_pool and cfg["pool.slots"] and services and cfg["sidecar.pool_size"] > 0):
         return None
-    if _slots.refusal(execution, launch, cfg) is not None or not builtins_only(runtime.pm):
+    why = _slots.refusal(execution, launch, cfg) or (None if builtins_only(runtime.pm) else
+                                                     "a plugin replaces the network, sidecar or executor")
+    if why is not None:
+        log.debug("%s takes no slot: %s", execution.execution_id, why)
         return None
     kind = _slots.slot_kind(launch, sidecar_options, services)
     pool = runtime.extension(POOL, lambda: _slots.open_pool(runtime))
@@ -59,6 +65,7 @@ def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
     # Replacements start once this job runs (job_started), not to compete with its start-up.
     pool.refill_later(execution.execution_id, kind.key, lambda name: _slots.create_slot(runtime, name, kind))
     if slot is None:
+        log.debug("%s finds no idle slot of kind %s", execution.execution_id, kind.key)
         return None
     bound = _slots.claim(runtime, slot, execution, token, launch, resources)
     return Slot(*bound) if bound is not None else None

@@ -57,10 +57,9 @@ def _slot_objects(engine, owner: str) -> list[str]:
         [n["Name"] for n in engine.api.networks(filters=mine)]
 
 
-def _idle_slot(engine, owner: str) -> bool:
-    jobs = engine.api.containers(filters={"label": [f"cronium.owner={owner}", "cronium.role=slot"],
-                                          "name": "cronium-slot-"})
-    return len(jobs) >= 2  # a started job container and a started sidecar
+def _idle_slot(rt) -> bool:
+    pool = rt.extension_if_present("slot-pool")
+    return pool is not None and pool.idle_count() >= 1
 
 
 @pytest.fixture
@@ -87,7 +86,7 @@ def _prime(rt, engine, **fields) -> None:
     first = rt.orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="w.py", **fields))
     assert first.status == "succeeded", first
     assert "slot" in first.timings and "network" in first.timings  # asked, none idle yet: the normal path
-    wait_for(lambda: _idle_slot(engine, rt.owner), 60, "an idle slot")
+    wait_for(lambda: _idle_slot(rt), 60, "an idle slot")
 
 
 def test_a_job_claims_a_slot_with_its_own_env_limits_and_nothing_in_the_config(warm, engine):
@@ -138,7 +137,7 @@ cronium.output({'first_token': status(cronium.input()['token']), 'own_token': st
     first = warm.orchestrator.run(JobSpec(job_type="python", script=first_script, script_name="a.py",
                                           namespace="ns-a", env={"FIRST_ONLY": "x"}))
     assert first.status == "succeeded" and "network" not in first.timings, first
-    wait_for(lambda: _idle_slot(engine, warm.owner), 60, "another idle slot")
+    wait_for(lambda: _idle_slot(warm), 60, "another idle slot")
     second = warm.orchestrator.run(JobSpec(job_type="python", script=second_script, script_name="b.py",
                                            namespace="ns-b", input={"token": first.output["token"]}))
     assert second.status == "succeeded" and "network" not in second.timings, second
@@ -208,14 +207,14 @@ def test_a_live_claimed_slot_survives_a_concurrent_reaper(warm, engine, cronium_
             assert store.pool_claims.all("slot")[slot]["execution"] == execution
             # The claim binds the slot to its execution (its labels name the slot): a worker taking
             # the execution over removes exactly this slot's objects, not the idle slots beside it.
-            wait_for(lambda: _idle_slot(engine, warm.owner), 60, "an idle slot beside the claimed one")
+            wait_for(lambda: _idle_slot(warm), 60, "an idle slot beside the claimed one")
             taken = remove_execution_resources(other, execution).removed
         finally:
             other.close()
         assert {f"container cronium-job-{execution}", f"container cronium-runtime-{execution}",
                 f"network {slot}"} <= set(taken), taken
         assert not [r for r in taken if "cronium-slot-" in r and slot not in r], taken
-        assert _idle_slot(engine, warm.owner)
+        assert _idle_slot(warm)
     finally:
         cancel.cancel("test over")
         worker.join(60)
