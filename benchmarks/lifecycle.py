@@ -34,6 +34,7 @@ TARGET_SIDECAR = 0.5
 TARGET_AGENT = 1.3  # issue 11: `cronium run` through a warm agent
 TARGET_FIRST = 3.0  # issue 11: the first `cronium run`, which starts the agent
 TARGET_CLIENT_CPU = 0.15  # issue 11: CPU of the client process on the agent path
+TARGET_SLOTS = 1.0  # issue 11: `cronium run` through a warm agent with pooled slots
 
 
 def _sdk_run(ctx: Context) -> dict[str, float]:
@@ -116,10 +117,12 @@ def _pairs(cronium: Callable[[], dict], baseline: Callable[[], dict], n: int, ou
             out_b.append(b)
 
 
-#: The ways `cronium run` is measured as a whole command: (key, label, extra argv, no agent before each run).
-CLI_MODES = (("oneshot", "one-shot (--no-agent)", ["--no-agent"], False),
-             ("agent", "warm agent", [], False),
-             ("first", "first run, no agent running (starts it)", [], True))
+#: The ways `cronium run` is measured as a whole command: (key, label, global options, run options, no
+#: agent before each run). An agent serves one configuration: `--set pool.slots=false` gets its own.
+CLI_MODES = (("oneshot", "one-shot (--no-agent)", [], ["--no-agent"], False),
+             ("agent", "warm agent, no pooled slots", ["--set", "pool.slots=false"], [], False),
+             ("slots", "warm agent, pooled slots", [], [], False),
+             ("first", "first run, no agent running (starts it)", [], [], True))
 
 
 def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[dict, list, dict, list[str]]:
@@ -127,7 +130,7 @@ def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[dict, li
     ({mode: cronium runs}, docker runs of the first mode, {mode: cronium argv}, docker argv)."""
     script = ctx.tmp / "hi.py"
     script.write_text(SCRIPT)
-    base = [cronium_cli(), "--set", f"logs.dir={ctx.tmp / 'logs-cli'}", "run"]
+    base = [cronium_cli(), "--set", f"logs.dir={ctx.tmp / 'logs-cli'}"]
     docker_argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE,
                    "python3", "-c", SCRIPT]
     runs, baselines, argvs = {}, {}, {}
@@ -140,8 +143,8 @@ def _whole_commands(ctx: Context, n: int, failures: list[str]) -> tuple[dict, li
 
     stop_agents()
     try:
-        for key, label, extra, cold in CLI_MODES:
-            argv = argvs[key] = base + extra + [str(script)]
+        for key, label, options, extra, cold in CLI_MODES:
+            argv = argvs[key] = base + options + ["run"] + extra + [str(script)]
             log(f"whole commands, {label}: {n} pairs of `cronium run hi.py` / `docker run --rm` (+1 warm-up pair)")
             runs[key], baselines[key], mode_failures = [], [], []  # the abort threshold counts per mode
             try:
@@ -183,16 +186,17 @@ def _col(items, key):
 
 def _rows(ctx: Context, cli: dict, cli_b: dict, api_c: list, api_b: list, failures: list[str]) -> list[Row]:
     rows: list[Row] = []
-    for key, label, _, _ in CLI_MODES:
-        target = {"oneshot": TARGET_RATIO, "agent": TARGET_AGENT, "first": TARGET_FIRST}[key]
+    for key, label, _, _, _ in CLI_MODES:
+        target = {"oneshot": TARGET_RATIO, "agent": TARGET_AGENT, "slots": TARGET_SLOTS, "first": TARGET_FIRST}[key]
         rows.append(Row.paired(NAME, f"whole command wall, {label} (cronium run vs docker run --rm)", "s",
                                _col(cli[key], "wall"), _col(cli_b[key], "wall"), target))
         rows.append(Row.paired(NAME, f"whole command, {label}: spawn → first output line", "s",
                                _col(cli[key], "first_line"), _col(cli_b[key], "first_line")))
         cpu = summarize(_col(cli[key], "cpu"))
         rows.append(Row(NAME, f"CPU of the cronium process itself, {label}", "s", None, cpu.get("median"), None,
-                        f"≤ {TARGET_CLIENT_CPU} s" if key == "agent" else "–",
-                        (cpu["median"] <= TARGET_CLIENT_CPU) if key == "agent" and cpu.get("n") else None, "–",
+                        f"≤ {TARGET_CLIENT_CPU} s" if key in ("agent", "slots") else "–",
+                        (cpu["median"] <= TARGET_CLIENT_CPU) if key in ("agent", "slots") and cpu.get("n") else None,
+                        "–",
                         fmt_spread(cpu, "s")))
     rows.append(Row.paired(NAME, "in-process wall (Orchestrator.run vs SDK)", "s", _col(api_c, "wall"),
                            _col(api_b, "wall"), TARGET_RATIO))
@@ -214,27 +218,29 @@ def _rows(ctx: Context, cli: dict, cli_b: dict, api_c: list, api_b: list, failur
     return rows
 
 
-def _phase_breakdown(cli_c: list, api_c: list) -> tuple[list[str], list[float]]:
+def _phase_breakdown(cli_c: list, api_c: list, slots_c: list) -> tuple[list[str], list[float]]:
     """Print the median of every phase (where the time goes); (phase names, CLI overheads)."""
     phase_names: list[str] = []
-    for x in api_c:
-        for k in x["timings"]:
+    for timings in [x["timings"] for x in api_c] + [x["phases"] for x in slots_c]:
+        for k in timings:
             if k not in phase_names:
                 phase_names.append(k)
     breakdown = []
     for k in phase_names:
         inproc = summarize([x["timings"].get(k) for x in api_c])
         clip = summarize([x["phases"].get(k) for x in cli_c])
-        breakdown.append([k, fmt_spread(inproc, "s"), fmt_spread(clip, "s")])
+        slotp = summarize([x["phases"].get(k) for x in slots_c])
+        breakdown.append([k, fmt_spread(inproc, "s"), fmt_spread(clip, "s"), fmt_spread(slotp, "s")])
     overhead = [x["wall"] - x["duration"] for x in cli_c if x.get("duration") is not None]
+    slot_overhead = [x["wall"] - x["duration"] for x in slots_c if x.get("duration") is not None]
     breakdown.append(["CLI: wall − reported duration (interpreter start, imports, connect, exit)", "–",
-                      fmt_spread(summarize(overhead), "s")])
+                      fmt_spread(summarize(overhead), "s"), fmt_spread(summarize(slot_overhead), "s")])
     inproc_unaccounted = [x["wall"] - sum(v for k, v in x["timings"].items() if k != "sidecar_ready") for x in api_c]
-    breakdown.append(["in-process: wall − sum of phases", fmt_spread(summarize(inproc_unaccounted), "s"), "–"])
+    breakdown.append(["in-process: wall − sum of phases", fmt_spread(summarize(inproc_unaccounted), "s"), "–", "–"])
     rss = summarize([x["maxrss_kb"] / 1024 for x in cli_c])
-    breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB")])
-    print_table(("phase (JobResult.timings)", "in-process median (p10–p90)", "cronium run median (p10–p90)"), breakdown,
-                title="lifecycle phases (cronium)")
+    breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB"), "–"])
+    print_table(("phase (JobResult.timings)", "in-process median (p10–p90)", "cronium run median (p10–p90)",
+                 "warm agent + pooled slots median (p10–p90)"), breakdown, title="lifecycle phases (cronium)")
     return phase_names, overhead
 
 
@@ -246,7 +252,7 @@ def run(ctx: Context) -> dict[str, Any]:
     rows = _rows(ctx, cli, cli_b, api_c, api_b, failures)
     print_rows(rows, "lifecycle latency")
     cli_c = cli["oneshot"]
-    phase_names, overhead = _phase_breakdown(cli_c, api_c)
+    phase_names, overhead = _phase_breakdown(cli_c, api_c, cli["slots"])
     return {
         "rows": rows,
         "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argvs,
@@ -258,10 +264,12 @@ def run(ctx: Context) -> dict[str, Any]:
                            "ratios": paired_ratios(_col(api_c, "wall"), _col(api_b, "wall"))},
             "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
             "phase_medians_cli": {k: median([x["phases"].get(k) for x in cli_c]) for k in phase_names},
+            "phase_medians_agent_slots": {k: median([x["phases"].get(k) for x in cli["slots"]]) for k in phase_names},
             "cli_overhead_median": median(overhead),
             "failures": failures,
         },
         "notes": ["ratio = median over pairs of (cronium / baseline) for each pair run back to back",
                   "SDK baseline: create, attach (stdout+stderr), start, read to EOF, wait, remove (default host config)",
-                  "phase breakdown and CLI overhead: the one-shot (--no-agent) runs"],
+                  "phase breakdown and CLI overhead: the one-shot (--no-agent) runs, and the warm agent's with pooled "
+                  "slots (pool.slots, the default)"],
     }

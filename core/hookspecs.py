@@ -83,6 +83,35 @@ def token_issued(execution, claims):
     """
 
 
+# --- 1b. a pooled slot (long-lived processes) ----------------------------------------------------
+
+@hookspec(firstresult=True)
+def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
+    """Provider (firstresult, optional): give the execution a pooled *slot* — a network, a booted
+    sidecar on it and a started job container waiting for its secrets and script — instead of
+    creating them one by one.
+
+    Asked once the token exists, before `create_network`, and only in long-lived processes
+    (`Runtime(warm_pool=True)`). When a plugin answers, `create_network`, `launch_sidecar` and
+    `start_job` are not called for this execution; `network_created` and `sidecar_started` fire as
+    usual, the core calls `handle.start()` (the container is already running: nothing happens) and
+    later `handle.release()`, which delivers the job's environment, secrets and script. When no
+    plugin answers, the execution takes the normal path. The built-in `slots` plugin answers only
+    while the built-in `network`, `sidecar` and `docker_executor` plugins are the only ones
+    implementing `create_network`, `launch_sidecar` and `start_job` (a plugin replacing or wrapping
+    one of them switches slots off), with `pool.slots` on, and only for a spec a held container can
+    take; it records the claim (`store.pool_claims`) before binding anything of the execution,
+    registers every object in `resources`, and sets the job's limits by updating the container.
+
+    :param token: `IssuedToken`; a slot's sidecar needs `token.verify_key` only.
+    :param sidecar_options: merged `ContainerOptions` for role "sidecar".
+    :param launch: `JobLaunch` of the job (image, command, env, secret env, merged options,
+        script); a slot must deliver `env` and `secret_env` over stdin, never in the container's
+        configuration.
+    :return: a `Slot` (network, sidecar, handle), or None to decline (the normal path).
+    """
+
+
 # --- 2. network ----------------------------------------------------------------------------------
 
 @hookspec(firstresult=True)

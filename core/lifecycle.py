@@ -4,6 +4,9 @@
                                           └▶ job container created + attached ┘─▶ start ─▶ logs
     ─▶ exit / timeout / cancel ─▶ final record ─▶ job_finished ─▶ cleanup (always)
 
+In a long-lived process (`Runtime(warm_pool=True)`) a plugin may give the execution a pooled slot
+instead (`claim_slot`): network, booted sidecar and started job container in one phase, `slot`.
+
 Every resource a plugin creates is registered in the execution's `ResourceRegistry` the moment it
 exists and is removed in reverse order on every path — success, failure, timeout, cancel, and a
 plugin raising halfway through setup; what the sidecar launch and the job container's start (which
@@ -138,6 +141,7 @@ class _Run:
     spooled: bool = False
     sidecar_future: Any = None
     usage: dict[str, Any] | None = None  # memory_peak / cpu_seconds from the executor's ExitStatus
+    prepared: tuple[ContainerOptions, JobLaunch] | None = None  # see Orchestrator._prepare
 
 
 class _PhaseTimer:
@@ -223,33 +227,8 @@ class Orchestrator:
             hooks.strict.token_issued(execution=ex, claims=run.token.claims)
         cancel.raise_if_set("setup")
 
-        with self._phase(run, "network", events):
-            network = hooks.create_network(execution=ex, runtime=rt, resources=run.resources)
-            hooks.strict.network_created(execution=ex, network=network)
-        cancel.raise_if_set("setup")
-
-        with self._phase(run, "sidecar", events):
-            sidecar_options = self._options(run, "sidecar")
-            job_options = self._options(run, "job")
-            launch = self._launch(run, job_options)
-            # Boot the sidecar and create + start the job container at the same time; the job
-            # container waits for its script until the sidecar is ready (handle.release()). What
-            # each registers is removed at the same time as the other's, too.
-            sidecar_resources, job_resources = run.resources.branches(2)
-            sidecar_future = run.sidecar_future = self._pool.submit(
-                hooks.launch_sidecar, execution=ex, network=network, token=run.token,
-                options=sidecar_options, runtime=rt, resources=sidecar_resources)
-            try:
-                run.handle = hooks.start_job(execution=ex, network=network, launch=launch, runtime=rt,
-                                             resources=job_resources)
-                run.handle.start()
-            except BaseException:
-                # Let the sidecar launch finish so that what it created is registered for cleanup.
-                sidecar_future.exception()
-                raise
-            sidecar = sidecar_future.result()
-            hooks.strict.sidecar_started(execution=ex, sidecar=sidecar)
-        run.timings["sidecar_ready"] = sidecar.ready_seconds
+        if not self._claim_slot(run, events):
+            self._set_up(run, events, cancel)
         cancel.raise_if_set("setup")
 
         with self._phase(run, "job", events):
@@ -274,6 +253,60 @@ class Orchestrator:
         if outcome == "cancelled":
             return Status.CANCELLED, exit_status.exit_code
         return _status_of(exit_status), exit_status.exit_code
+
+    def _prepare(self, run: _Run) -> tuple[ContainerOptions, JobLaunch]:
+        """The merged options of the sidecar and the job's launch (computed once per execution)."""
+        if run.prepared is None:
+            run.prepared = (self._options(run, "sidecar"), self._launch(run, self._options(run, "job")))
+        return run.prepared
+
+    def _claim_slot(self, run: _Run, events: EventCallback) -> bool:
+        """In a long-lived process, ask `claim_slot` for a pooled slot (network, booted sidecar,
+        started job container). True when a plugin gave one: network and sidecar are then set up."""
+        rt, hooks, ex = self.runtime, run.hooks, run.execution
+        if not rt.warm_pool:
+            return False
+        with self._phase(run, "slot", events):
+            sidecar_options, launch = self._prepare(run)
+            slot = hooks.claim_slot(execution=ex, token=run.token, sidecar_options=sidecar_options, launch=launch,
+                                    runtime=rt, resources=run.resources)
+            if slot is None:
+                return False
+            run.handle = slot.handle
+            hooks.strict.network_created(execution=ex, network=slot.network)
+            run.handle.start()
+            hooks.strict.sidecar_started(execution=ex, sidecar=slot.sidecar)
+        run.timings["sidecar_ready"] = slot.sidecar.ready_seconds
+        return True
+
+    def _set_up(self, run: _Run, events: EventCallback, cancel: Cancellation) -> None:
+        """The network, then the sidecar booting while the job container is created and started."""
+        rt, hooks, ex = self.runtime, run.hooks, run.execution
+        with self._phase(run, "network", events):
+            network = hooks.create_network(execution=ex, runtime=rt, resources=run.resources)
+            hooks.strict.network_created(execution=ex, network=network)
+        cancel.raise_if_set("setup")
+
+        with self._phase(run, "sidecar", events):
+            sidecar_options, launch = self._prepare(run)
+            # Boot the sidecar and create + start the job container at the same time; the job
+            # container waits for its script until the sidecar is ready (handle.release()). What
+            # each registers is removed at the same time as the other's, too.
+            sidecar_resources, job_resources = run.resources.branches(2)
+            sidecar_future = run.sidecar_future = self._pool.submit(
+                hooks.launch_sidecar, execution=ex, network=network, token=run.token,
+                options=sidecar_options, runtime=rt, resources=sidecar_resources)
+            try:
+                run.handle = hooks.start_job(execution=ex, network=network, launch=launch, runtime=rt,
+                                             resources=job_resources)
+                run.handle.start()
+            except BaseException:
+                # Let the sidecar launch finish so that what it created is registered for cleanup.
+                sidecar_future.exception()
+                raise
+            sidecar = sidecar_future.result()
+            hooks.strict.sidecar_started(execution=ex, sidecar=sidecar)
+        run.timings["sidecar_ready"] = sidecar.ready_seconds
 
     def _wait(self, run: _Run, cancel: Cancellation) -> str:
         """Wait for the job's output to end, its timeout, or a cancel. Returns the outcome."""

@@ -279,6 +279,16 @@ class SidecarInfo:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """What a `claim_slot` provider returns: a pooled slot bound to the execution — its network, its
+    ready sidecar and its job (a `JobHandle` of a started container that waits for `release()`)."""
+
+    network: NetworkInfo
+    sidecar: SidecarInfo
+    handle: Any
+
+
+@dataclass(frozen=True)
 class ContainerOptions:
     """A contribution to the options of a container (merged by the core, in plugin order).
 

@@ -54,7 +54,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .config import Config
-    from .model import IssuedToken, NetworkInfo, SidecarInfo
+    from .model import IssuedToken, NetworkInfo, SidecarInfo, Slot
 
 PROJECT = "cronium"
 ENTRY_POINT_GROUP = "cronium"
@@ -68,6 +68,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "sidecar": "cronium.plugins.sidecar",
     "logs": "cronium.plugins.logs",
     "docker_executor": "cronium.plugins.docker_executor",
+    "slots": "cronium.plugins.slots",
     "swarm_network": "cronium.plugins.swarm_network",
     "swarm_sidecar": "cronium.plugins.swarm_sidecar",
     "swarm_executor": "cronium.plugins.swarm_executor",
@@ -457,6 +458,10 @@ class Hooks:
 
     def token_issued(self, *, execution, claims) -> Failures:
         return self._notify("token_issued", execution=execution, claims=claims)
+
+    def claim_slot(self, *, execution, token, sidecar_options, launch, runtime, resources) -> "Slot | None":
+        return self._caller("claim_slot")(execution=execution, token=token, sidecar_options=sidecar_options,
+                                          launch=launch, runtime=runtime, resources=resources)  # None: normal path
 
     def create_network(self, *, execution, runtime, resources) -> "NetworkInfo":
         return self._provide("create_network", execution=execution, runtime=runtime, resources=resources)

@@ -20,6 +20,9 @@ from .model import EXTENSION_TYPES, INTERPRETERS, JobSpec
 from .spec import script_file_name
 
 HELPER_DIR = "/work/.cronium"
+#: The shell body of a script job in a cronium job image: write stdin to the file "$1", exec the
+#: interpreter "$0" on it (a pooled slot's job container runs it too, see plugins/_slots.py).
+WRITE_AND_EXEC = 'cat > "$1" && exec "$0" "$1"'
 FILE_MARK = "#cronium-helper-file "
 END_MARK = "#cronium-helpers-end"
 
@@ -49,7 +52,7 @@ def script_command(spec: JobSpec) -> tuple[str, ...]:
     interpreter = INTERPRETERS[spec.job_type]
     path = f"/work/{script_file_name(spec)}"
     if not uses_delivered_helper(spec):
-        return ("/bin/sh", "-c", 'cat > "$1" && exec "$0" "$1"', interpreter, path)
+        return ("/bin/sh", "-c", WRITE_AND_EXEC, interpreter, path)
     missing = (f"cronium: this image has no {interpreter} on its PATH, and a {spec.job_type} script needs it: "
                f"use an image that has it, or one built FROM cronium/{spec.job_type} (see docs/job-images.md)")
     check = f'command -v "$0" >/dev/null 2>&1 || {{ echo "{missing}" >&2; exit 127; }}; '

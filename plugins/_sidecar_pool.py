@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -49,8 +50,16 @@ def pool_key(image: str, user: str | None, host_config: dict) -> str:
 
 
 class SidecarPool:
-    def __init__(self, runtime, *, min_idle: int, max_idle: int, demand_window: float, idle_timeout: float):
+    """Also the pool of slots (`_slots`): a pooled object is then a whole slot, named with another
+    `prefix`, removed with its own `remove(object or name)` and, at close, found by `leftovers()`
+    (the objects of this process a failed creation may have left; default: pooled sidecars)."""
+
+    def __init__(self, runtime, *, min_idle: int, max_idle: int, demand_window: float, idle_timeout: float,
+                 prefix: str = POOL_PREFIX, remove: Callable[[object], None] | None = None,
+                 leftovers: Callable[[], list] | None = None):
         self.runtime = runtime
+        self.prefix = prefix
+        self._remove_object, self._leftovers = remove, leftovers
         self.min_idle, self.max_idle = min_idle, max_idle
         self.demand_window, self.idle_timeout = demand_window, idle_timeout
         self._idle: dict[str, list[tuple[str, float]]] = {}  # key -> (container id, started at), oldest first
@@ -130,12 +139,13 @@ class SidecarPool:
 
     def _fill_one(self, key: str, create: Callable[[str], str]) -> None:
         container_id = None
-        name = f"{POOL_PREFIX}{secrets.token_hex(6)}"
+        name = f"{self.prefix}{secrets.token_hex(6)}"
         try:
             container_id = create(name)
         except Exception:
             # A failed warm start only means the next job boots its sidecar cold — but the
             # container may exist (created, then the start failed or the engine went away).
+            logging.getLogger("cronium.pool").debug("pooled %s failed to start", name, exc_info=True)
             self._remove(name)
         finally:
             with self._lock:
@@ -174,9 +184,12 @@ class SidecarPool:
             except Exception:
                 pass  # the next round retries; close() and the reaper remove what is left
 
-    def _remove(self, ident: str) -> None:
+    def _remove(self, ident) -> None:
         try:
-            _docker.remove(self.runtime.docker, "container", ident, wait=30)
+            if self._remove_object is not None:
+                self._remove_object(ident)
+            else:
+                _docker.remove(self.runtime.docker, "container", ident, wait=30)
         except Exception:
             pass  # the reaper removes it once this process is gone (our owner label)
 
@@ -192,9 +205,12 @@ class SidecarPool:
         for t in threads:
             t.join(30)
         try:
-            # Claimed ones were renamed (cronium-runtime-<exec>) and go with their job: not these.
-            idle += [c["Id"] for c in _docker.labelled(self.runtime.docker, "container", "cronium.pool",
-                                                       f"cronium.owner={self.runtime.owner}", name=POOL_PREFIX)]
+            if self._leftovers is not None:
+                idle += self._leftovers()
+            else:
+                # Claimed ones were renamed (cronium-runtime-<exec>) and go with their job: not these.
+                idle += [c["Id"] for c in _docker.labelled(self.runtime.docker, "container", "cronium.pool",
+                                                           f"cronium.owner={self.runtime.owner}", name=POOL_PREFIX)]
         except Exception:
             pass  # engine unreachable: remove what we know of (retried below while it is down)
         for cid in dict.fromkeys(idle):

@@ -8,6 +8,12 @@ from queue_util import wait_for
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def cronium_overrides():
+    """These tests are about pooled sidecars: no pooled slots (tests/integration/test_slots.py)."""
+    return {"pool.slots": False}
+
+
 class _SidecarLabels:
     """Records the labels of each execution's sidecar while it runs."""
 
@@ -178,7 +184,8 @@ def test_a_killed_process_holding_a_pool_and_a_claimed_slot_mid_job_is_reaped_by
     from integration_util import acl_users
 
     store = cronium_runtime.store
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], env={**os.environ, "CRONIUM_CONFIG": str(cli.config)},
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], env={**os.environ, "CRONIUM_CONFIG": str(cli.config),
+                                                                    "CRONIUM_POOL_SLOTS": "false"},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = holder.stdout.readline().decode().split()

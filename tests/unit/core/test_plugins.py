@@ -41,6 +41,7 @@ BUILTIN_MAIN_HOOK = {
     "sidecar": "launch_sidecar",
     "logs": "log_sinks",
     "docker_executor": "start_job",
+    "slots": "claim_slot",
     "swarm_network": "create_network",
     "swarm_sidecar": "launch_sidecar",
     "swarm_executor": "start_job",
