@@ -58,8 +58,10 @@ class HostSwarm:
         `skip_networks`)."""
         if not self.inited:
             return
-        detach_from_overlays(self.client)
-        self.client.swarm.leave(force=True)
+        try:
+            detach_from_overlays(self.client)
+        finally:
+            self.client.swarm.leave(force=True)  # also when detaching failed: never stay in the swarm
         self.inited = False
         if not self._had_gwbridge:
             for net in _networks_named(self.client, GWBRIDGE):
