@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +101,75 @@ def detach_from_overlays(client) -> list[str]:
     return detached
 
 
-def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset()) -> list[str]:
+def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset(),
+                                 settle: float = 15.0) -> list[str]:
     """Disconnect and reconnect, with their aliases, the running service containers (not
     `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
-    new containers resolve their names again. Returns "container@network" for each one."""
-    healed = []
+    new containers resolve their names again. Returns "container@network" for each one.
+
+    Right after a leave, a reconnect was seen to leave the tests' Redis on no network at all (its
+    published port gone with it: Docker 20.10 still cleaning up the swarm): so this first waits
+    until the swarm's networks are gone, and checks each container is attached again (reconnecting
+    until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off."""
+    _wait_swarm_networks_gone(client, settle)
+    plan = _service_attachments(client, skip_networks)
+    for container, net, aliases in plan:
+        net.disconnect(container, force=True)
+        _connect_until_attached(container, net, aliases, settle)
+    time.sleep(0.5)  # a late clean-up of the leave would show now: check again, once, all of them
+    missing = []
+    for container, net, aliases in plan:
+        try:
+            _connect_until_attached(container, net, aliases, settle)
+        except RuntimeError:
+            missing.append(f"{container.name}@{net.name}")
+    if missing:
+        raise RuntimeError(f"after leaving the swarm, could not reconnect {', '.join(missing)}: "
+                           "`docker network connect` them by hand (with their aliases)")
+    healed = [f"{container.name}@{net.name}" for container, net, _ in plan]
+    if healed:
+        log.info("reconnected after leaving the swarm: %s", ", ".join(healed))
+    return healed
+
+
+def _service_attachments(client, skip_networks: frozenset[str]) -> list[tuple]:
+    """(container, network, aliases) of each running service container on a `cronium.service` network."""
+    plan = []
     for net in client.networks.list(filters={"label": "cronium.service"}):
         if net.name in skip_networks:
             continue
         net.reload()
-        for container_id, _ in (net.attrs.get("Containers") or {}).items():
+        for container_id in net.attrs.get("Containers") or {}:
             container = client.containers.get(container_id)
             labels = (container.attrs.get("Config") or {}).get("Labels") or {}
             if labels.get("cronium.managed") == "true" or container.status != "running":
                 continue
             entry = container.attrs["NetworkSettings"]["Networks"].get(net.name) or {}
             aliases = [a for a in entry.get("Aliases") or [] if not container.id.startswith(a)]
-            net.disconnect(container, force=True)
+            plan.append((container, net, list(dict.fromkeys(aliases))))
+    return plan
+
+
+def _connect_until_attached(container, net, aliases: list[str], settle: float) -> None:
+    import docker.errors
+
+    deadline = time.monotonic() + settle
+    while True:
+        container.reload()
+        if net.name in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return
+        try:
             net.connect(container, aliases=aliases or None)
-            healed.append(f"{container.name}@{net.name}")
-    if healed:
-        log.info("reconnected after leaving the swarm: %s", ", ".join(healed))
-    return healed
+        except docker.errors.APIError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{container.name} could not be reconnected to {net.name}: {exc}") from None
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{container.name} is still not on {net.name}")
+        time.sleep(0.3)
+
+
+def _wait_swarm_networks_gone(client, timeout: float) -> None:
+    """Until the engine lists no swarm-scoped network (the ingress and the overlays) after a leave."""
+    deadline = time.monotonic() + timeout
+    while client.networks.list(filters={"scope": "swarm"}) and time.monotonic() < deadline:
+        time.sleep(0.2)
