@@ -48,6 +48,7 @@ class HostSwarm:
         self.client.swarm.init(advertise_addr=self.advertise_addr, listen_addr=f"{self.advertise_addr}:2377",
                                default_addr_pool=[ADDR_POOL], subnet_size=24)
         self.inited = True
+        _wait_for_ingress(self.client)
         return self
 
     def join_token(self, role: str = "worker") -> str:
@@ -70,6 +71,17 @@ class HostSwarm:
                 if not net.attrs.get("Containers"):
                     net.remove()
         reconnect_service_containers(self.client, skip_networks=skip_networks)
+
+
+def _wait_for_ingress(client, timeout: float = 20.0) -> None:
+    """Until the init's `ingress` network exists: the engine creates it after `swarm init` returns,
+    and a leave before that (an init + leave back to back) left the tests' Redis, reconnected right
+    after, on no network at all (Docker 20.10: the late ingress set-up undid the connect)."""
+    deadline = time.monotonic() + timeout
+    while not [n for n in client.networks.list(names=["ingress"]) if n.name == "ingress"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the swarm's ingress network did not appear within {timeout:g}s of `swarm init`")
+        time.sleep(0.2)
 
 
 def _networks_named(client, name: str) -> list:
@@ -107,8 +119,8 @@ def reconnect_service_containers(client, *, skip_networks: frozenset[str] = froz
     `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
     new containers resolve their names again. Returns "container@network" for each one.
 
-    Right after a leave, a reconnect was seen to leave the tests' Redis on no network at all (its
-    published port gone with it: Docker 20.10 still cleaning up the swarm): so this first waits
+    A reconnect while the engine was still busy with the swarm (an init + leave back to back) left
+    the tests' Redis on no network at all, its published port gone with it: so this first waits
     until the swarm's networks are gone, and checks each container is attached again (reconnecting
     until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off."""
     _wait_swarm_networks_gone(client, settle)
