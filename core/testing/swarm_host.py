@@ -2,8 +2,8 @@
 
 - `HostSwarm.ensure()` inits a swarm when the engine is in none (advertising and listening on the
   address given, overlay subnets from `ADDR_POOL`, not Swarm's default 10.0.0.0/8) and remembers
-  that it did; `restore()` leaves only a swarm it initialised (first detaching the containers that
-  are no task from its overlays: `detach_from_overlays`), removes the `docker_gwbridge` network
+  that it did, once the init's ingress network exists; `restore()` leaves only a swarm it
+  initialised, removes the `docker_gwbridge` network
   the init created (when it did not exist before and nothing uses it) and reconnects cronium's
   service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
   bridge networks for new containers after a swarm init + leave.
@@ -60,10 +60,7 @@ class HostSwarm:
         `skip_networks`)."""
         if not self.inited:
             return
-        try:
-            detach_from_overlays(self.client)
-        finally:
-            self.client.swarm.leave(force=True)  # also when detaching failed: never stay in the swarm
+        self.client.swarm.leave(force=True)
         self.inited = False
         if not self._had_gwbridge:
             for net in _networks_named(self.client, GWBRIDGE):
@@ -86,31 +83,6 @@ def _wait_for_ingress(client, timeout: float = 20.0) -> None:
 
 def _networks_named(client, name: str) -> list:
     return [n for n in client.networks.list(names=[name]) if n.name == name]
-
-
-def detach_from_overlays(client) -> list[str]:
-    """Disconnect the containers that are no swarm task (the tests' and the managed Redis, joined to
-    a services overlay by the swarm executor) from every overlay network, before the swarm is left:
-    a leave that removes an overlay under a running container took that container's published port
-    away on Docker 20.10. Returns "container@network" for each one."""
-    import docker.errors
-
-    detached = []
-    for net in client.networks.list(filters={"driver": "overlay"}):
-        net.reload()
-        for container_id in net.attrs.get("Containers") or {}:
-            try:
-                container = client.containers.get(container_id)
-            except docker.errors.NotFound:
-                continue  # an endpoint of the swarm's own (the ingress sandbox), not a container
-            labels = (container.attrs.get("Config") or {}).get("Labels") or {}
-            if "com.docker.swarm.task.id" in labels:
-                continue  # a task: the leave removes it with its service
-            net.disconnect(container, force=True)
-            detached.append(f"{container.name}@{net.name}")
-    if detached:
-        log.info("detached from the swarm's overlays before leaving: %s", ", ".join(detached))
-    return detached
 
 
 def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset(),

@@ -102,8 +102,9 @@ def published_service(engine):
 
 
 def test_leaving_the_swarm_leaves_a_service_container_serving(engine, published_service):
-    """The attack on `HostSwarm.restore`: a service container on a swarm services overlay (what the
-    swarm executor does to Redis) when the swarm is left."""
+    """A service container on a swarm services overlay (what the swarm executor does to Redis) when
+    `HostSwarm.restore` leaves the swarm: it is back on its own network only, its published port
+    answers and its alias resolves for a new container."""
     container, network, port = published_service
     if swarm_state(engine) != "inactive":
         pytest.skip("the engine is already in a swarm: a test must not leave it")
