@@ -35,6 +35,7 @@ class HostSwarm:
         self.advertise_addr = advertise_addr
         self.inited = False
         self._had_gwbridge = True
+        self._attached: list[tuple] = []
 
     def ensure(self) -> "HostSwarm":
         state = swarm_state(self.client)
@@ -45,6 +46,7 @@ class HostSwarm:
         if state != "inactive":
             raise RuntimeError(f"this engine's swarm state is {state!r}; leave or fix it first")
         self._had_gwbridge = bool(_networks_named(self.client, GWBRIDGE))
+        self._attached = _service_attachments(self.client, frozenset())  # the init itself was seen to detach one
         self.client.swarm.init(advertise_addr=self.advertise_addr, listen_addr=f"{self.advertise_addr}:2377",
                                default_addr_pool=[ADDR_POOL], subnet_size=24)
         self.inited = True
@@ -67,7 +69,7 @@ class HostSwarm:
                 net.reload()
                 if not net.attrs.get("Containers"):
                     net.remove()
-        reconnect_service_containers(self.client, skip_networks=skip_networks)
+        reconnect_service_containers(self.client, skip_networks=skip_networks, known=self._attached)
 
 
 def _wait_for_ingress(client, timeout: float = 20.0) -> None:
@@ -85,7 +87,7 @@ def _networks_named(client, name: str) -> list:
     return [n for n in client.networks.list(names=[name]) if n.name == name]
 
 
-def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset(),
+def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset(), known: list = (),
                                  settle: float = 15.0) -> list[str]:
     """Disconnect and reconnect, with their aliases, the running service containers (not
     `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
@@ -94,11 +96,20 @@ def reconnect_service_containers(client, *, skip_networks: frozenset[str] = froz
     A reconnect while the engine was still busy with the swarm (an init + leave back to back) left
     the tests' Redis on no network at all, its published port gone with it: so this first waits
     until the swarm's networks are gone, and checks each container is attached again (reconnecting
-    until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off."""
+    until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off. `known`:
+    attachments recorded before the swarm init (in a full run the init left the tests' Redis, made
+    by docker-compose, on no network): those are reconnected too, with the aliases they had."""
+    import docker.errors
+
     _wait_swarm_networks_gone(client, settle)
     plan = _service_attachments(client, skip_networks)
+    seen = {(c.id, n.id) for c, n, _ in plan}
+    plan += [(c, n, a) for c, n, a in known if (c.id, n.id) not in seen and n.name not in skip_networks]
     for container, net, aliases in plan:
-        net.disconnect(container, force=True)
+        try:
+            net.disconnect(container, force=True)
+        except docker.errors.APIError:
+            pass  # not attached any more (the init detached it): connected below
         _connect_until_attached(container, net, aliases, settle)
     time.sleep(0.5)  # a late clean-up of the leave would show now: check again, once, all of them
     missing = []
@@ -139,7 +150,12 @@ def _connect_until_attached(container, net, aliases: list[str], settle: float) -
 
     deadline = time.monotonic() + settle
     while True:
-        container.reload()
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return  # removed meanwhile: nothing to reconnect
+        if container.status != "running":
+            return
         if net.name in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
             return
         try:
