@@ -2,8 +2,8 @@
 
 - `HostSwarm.ensure()` inits a swarm when the engine is in none (advertising and listening on the
   address given, overlay subnets from `ADDR_POOL`, not Swarm's default 10.0.0.0/8) and remembers
-  that it did, once the init's ingress network exists; `restore()` leaves only a swarm it
-  initialised, removes the `docker_gwbridge` network
+  that it did (and which service containers were on which network); `restore()` leaves only a
+  swarm it initialised, removes the `docker_gwbridge` network
   the init created (when it did not exist before and nothing uses it) and reconnects cronium's
   service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
   bridge networks for new containers after a swarm init + leave.
@@ -50,7 +50,6 @@ class HostSwarm:
         self.client.swarm.init(advertise_addr=self.advertise_addr, listen_addr=f"{self.advertise_addr}:2377",
                                default_addr_pool=[ADDR_POOL], subnet_size=24)
         self.inited = True
-        _wait_for_ingress(self.client)
         return self
 
     def join_token(self, role: str = "worker") -> str:
@@ -72,17 +71,6 @@ class HostSwarm:
         reconnect_service_containers(self.client, skip_networks=skip_networks, known=self._attached)
 
 
-def _wait_for_ingress(client, timeout: float = 20.0) -> None:
-    """Until the init's `ingress` network exists: the engine creates it after `swarm init` returns,
-    and a leave before that (an init + leave back to back) left the tests' Redis, reconnected right
-    after, on no network at all (Docker 20.10: the late ingress set-up undid the connect)."""
-    deadline = time.monotonic() + timeout
-    while not [n for n in client.networks.list(names=["ingress"]) if n.name == "ingress"]:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the swarm's ingress network did not appear within {timeout:g}s of `swarm init`")
-        time.sleep(0.2)
-
-
 def _networks_named(client, name: str) -> list:
     return [n for n in client.networks.list(names=[name]) if n.name == name]
 
@@ -93,9 +81,8 @@ def reconnect_service_containers(client, *, skip_networks: frozenset[str] = froz
     `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
     new containers resolve their names again. Returns "container@network" for each one.
 
-    A reconnect while the engine was still busy with the swarm (an init + leave back to back) left
-    the tests' Redis on no network at all, its published port gone with it: so this first waits
-    until the swarm's networks are gone, and checks each container is attached again (reconnecting
+    This first waits until the swarm's networks are gone, and checks each container is attached
+    again (reconnecting
     until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off. `known`:
     attachments recorded before the swarm init (in a full run the init left the tests' Redis, made
     by docker-compose, on no network): those are reconnected too, with the aliases they had."""
