@@ -82,8 +82,7 @@ def reconnect_service_containers(client, *, skip_networks: frozenset[str] = froz
     new containers resolve their names again. Returns "container@network" for each one.
 
     This first waits until the swarm's networks are gone, and checks each container is attached
-    again (reconnecting
-    until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off. `known`:
+    again (reconnecting until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off. `known`:
     attachments recorded before the swarm init (in a full run the init left the tests' Redis, made
     by docker-compose, on no network): those are reconnected too, with the aliases they had."""
     import docker.errors
@@ -147,6 +146,8 @@ def _connect_until_attached(container, net, aliases: list[str], settle: float) -
             return
         try:
             net.connect(container, aliases=aliases or None)
+        except docker.errors.NotFound:
+            return  # the network (or the container) was removed meanwhile
         except docker.errors.APIError as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{container.name} could not be reconnected to {net.name}: {exc}") from None
