@@ -13,7 +13,8 @@ setup:
 demo: setup
 	$(CRONIUM) run examples/hello.py --input '{"name": "cronium"}'
 
-## The test suite (unit + integration against the real engine and Redis), without the slow suites.
+## The test suite (unit + integration against the real engine and Redis, the swarm modules included:
+## docs/swarm-setup.md), without the slow suites. CRONIUM_SWARM_TESTS=0 leaves the swarm modules out.
 test: setup
 	$(PYTEST) -q -m "not slow"
 

@@ -54,9 +54,10 @@ done
   || missing+=("python3-venv|Python 3.11 or later with venv and ensurepip ($PYTHON)")
 packages=()
 for m in ${missing[@]+"${missing[@]}"}; do packages+=("${m%%|*}"); done
-# The two-node swarm tests (CRONIUM_SWARM_TESTS=1) run Debian's private registry themselves.
+# The two-node swarm tests (part of `make test`) run Debian's private registry themselves;
+# CRONIUM_SWARM_TESTS=0 (the swarm tests left out) skips it.
 swarm_registry=0
-if [ "${CRONIUM_SWARM_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/docker-registry ]; then
+if [ "${CRONIUM_SWARM_TESTS:-}" != 0 ] && [[ "$family" != other:* ]] && ! command -v docker-registry >/dev/null 2>&1; then
   packages+=(docker-registry); swarm_registry=1
 fi
 # Ubuntu's debootstrap needs Debian's archive keys to verify a Debian (bookworm) bootstrap.

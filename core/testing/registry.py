@@ -31,7 +31,7 @@ class LocalRegistry:
     def start(self, timeout: float = 15.0) -> "LocalRegistry":
         if not Path(BINARY).exists():
             raise RuntimeError(f"{BINARY} is missing: `apt-get install docker-registry` "
-                               "(scripts/setup.sh does it when CRONIUM_SWARM_TESTS=1)")
+                               "(scripts/setup.sh installs it)")
         if self._answers():
             raise RuntimeError(f"something already answers on {self.address}: stop it first")
         (self.root / "data").mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 - `HostSwarm.ensure()` inits a swarm when the engine is in none (advertising and listening on the
   address given, overlay subnets from `ADDR_POOL`, not Swarm's default 10.0.0.0/8) and remembers
-  that it did; `restore()` leaves only a swarm it initialised, removes the `docker_gwbridge` network
+  that it did (and which service containers were on which network); `restore()` leaves only a
+  swarm it initialised, removes the `docker_gwbridge` network
   the init created (when it did not exist before and nothing uses it) and reconnects cronium's
   service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
   bridge networks for new containers after a swarm init + leave.
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class HostSwarm:
         self.advertise_addr = advertise_addr
         self.inited = False
         self._had_gwbridge = True
+        self._attached: list[tuple] = []
 
     def ensure(self) -> "HostSwarm":
         state = swarm_state(self.client)
@@ -43,6 +46,7 @@ class HostSwarm:
         if state != "inactive":
             raise RuntimeError(f"this engine's swarm state is {state!r}; leave or fix it first")
         self._had_gwbridge = bool(_networks_named(self.client, GWBRIDGE))
+        self._attached = _service_attachments(self.client, frozenset())  # the init itself was seen to detach one
         self.client.swarm.init(advertise_addr=self.advertise_addr, listen_addr=f"{self.advertise_addr}:2377",
                                default_addr_pool=[ADDR_POOL], subnet_size=24)
         self.inited = True
@@ -64,32 +68,96 @@ class HostSwarm:
                 net.reload()
                 if not net.attrs.get("Containers"):
                     net.remove()
-        reconnect_service_containers(self.client, skip_networks=skip_networks)
+        reconnect_service_containers(self.client, skip_networks=skip_networks, known=self._attached)
 
 
 def _networks_named(client, name: str) -> list:
     return [n for n in client.networks.list(names=[name]) if n.name == name]
 
 
-def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset()) -> list[str]:
+def reconnect_service_containers(client, *, skip_networks: frozenset[str] = frozenset(), known: list = (),
+                                 settle: float = 15.0) -> list[str]:
     """Disconnect and reconnect, with their aliases, the running service containers (not
     `cronium.managed` ones: no job or sidecar) on every network labelled `cronium.service`, so that
-    new containers resolve their names again. Returns "container@network" for each one."""
-    healed = []
+    new containers resolve their names again. Returns "container@network" for each one.
+
+    This first waits until the swarm's networks are gone, and checks each container is attached
+    again (reconnecting until it is, up to `settle` seconds); `RuntimeError` naming the ones that stayed off. `known`:
+    attachments recorded before the swarm init (in a full run the init left the tests' Redis, made
+    by docker-compose, on no network): those are reconnected too, with the aliases they had."""
+    import docker.errors
+
+    _wait_swarm_networks_gone(client, settle)
+    plan = _service_attachments(client, skip_networks)
+    seen = {(c.id, n.id) for c, n, _ in plan}
+    plan += [(c, n, a) for c, n, a in known if (c.id, n.id) not in seen and n.name not in skip_networks]
+    for container, net, aliases in plan:
+        try:
+            net.disconnect(container, force=True)
+        except docker.errors.APIError:
+            pass  # not attached any more (the init detached it): connected below
+        _connect_until_attached(container, net, aliases, settle)
+    time.sleep(0.5)  # a late clean-up of the leave would show now: check again, once, all of them
+    missing = []
+    for container, net, aliases in plan:
+        try:
+            _connect_until_attached(container, net, aliases, settle)
+        except RuntimeError:
+            missing.append(f"{container.name}@{net.name}")
+    if missing:
+        raise RuntimeError(f"after leaving the swarm, could not reconnect {', '.join(missing)}: "
+                           "`docker network connect` them by hand (with their aliases)")
+    healed = [f"{container.name}@{net.name}" for container, net, _ in plan]
+    if healed:
+        log.info("reconnected after leaving the swarm: %s", ", ".join(healed))
+    return healed
+
+
+def _service_attachments(client, skip_networks: frozenset[str]) -> list[tuple]:
+    """(container, network, aliases) of each running service container on a `cronium.service` network."""
+    plan = []
     for net in client.networks.list(filters={"label": "cronium.service"}):
         if net.name in skip_networks:
             continue
         net.reload()
-        for container_id, _ in (net.attrs.get("Containers") or {}).items():
+        for container_id in net.attrs.get("Containers") or {}:
             container = client.containers.get(container_id)
             labels = (container.attrs.get("Config") or {}).get("Labels") or {}
             if labels.get("cronium.managed") == "true" or container.status != "running":
                 continue
             entry = container.attrs["NetworkSettings"]["Networks"].get(net.name) or {}
             aliases = [a for a in entry.get("Aliases") or [] if not container.id.startswith(a)]
-            net.disconnect(container, force=True)
+            plan.append((container, net, list(dict.fromkeys(aliases))))
+    return plan
+
+
+def _connect_until_attached(container, net, aliases: list[str], settle: float) -> None:
+    import docker.errors
+
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return  # removed meanwhile: nothing to reconnect
+        if container.status != "running":
+            return
+        if net.name in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}):
+            return
+        try:
             net.connect(container, aliases=aliases or None)
-            healed.append(f"{container.name}@{net.name}")
-    if healed:
-        log.info("reconnected after leaving the swarm: %s", ", ".join(healed))
-    return healed
+        except docker.errors.NotFound:
+            return  # the network (or the container) was removed meanwhile
+        except docker.errors.APIError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{container.name} could not be reconnected to {net.name}: {exc}") from None
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{container.name} is still not on {net.name}")
+        time.sleep(0.3)
+
+
+def _wait_swarm_networks_gone(client, timeout: float) -> None:
+    """Until the engine lists no swarm-scoped network (the ingress and the overlays) after a leave."""
+    deadline = time.monotonic() + timeout
+    while client.networks.list(filters={"scope": "swarm"}) and time.monotonic() < deadline:
+        time.sleep(0.2)

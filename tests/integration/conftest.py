@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 # configuration would outlive the test. test_agent.py sets CRONIUM_AGENT_ENABLED=true for its own.
 os.environ["CRONIUM_AGENT_ENABLED"] = "false"
 
-from integration_util import cronium_executable
+from integration_util import assert_test_redis_serves, cronium_executable
 from queue_util import container_starts, processes, qcli, qconfig, qruntime  # noqa: F401 - queue test fixtures
 
 
@@ -132,33 +132,70 @@ def swarm_rig(engine):
     engine as manager, a second dockerd in a network namespace as worker (hostname
     cronium-rig-worker, node label cronium.rig=worker) and a TLS registry on 10.214.0.1
     (`rig.push(tags, names)`). Put the tests that share it in one module: at the module's end it is
-    torn down and the engine is left as found, so the rest of the session runs in no swarm. Needs
-    root and Debian's docker-registry (`CRONIUM_SWARM_TESTS=1 make setup`); skipped without them
-    unless CRONIUM_SWARM_TESTS=1 (then it fails)."""
-    from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
+    torn down on every path (a failed start too) and the engine is left as found, so the rest of the
+    session runs in no swarm (`_swarm_module` checks that and the test Redis). Needs root
+    and Debian's docker-registry (`make setup` installs it): see `swarm_tests_unavailable`."""
+    from cronium.core.testing.swarm_rig import SwarmRig
 
-    missing = rig_unavailable()
-    if missing:
-        if os.environ.get("CRONIUM_SWARM_TESTS") == "1":
-            pytest.fail(f"the swarm rig cannot run here: {missing}")
-        pytest.skip(f"swarm rig: {missing} (set CRONIUM_SWARM_TESTS=1 and run `make setup`)")
-    rig = SwarmRig(engine).start()
+    require_swarm_tests()
+    rig = SwarmRig(engine)
     try:
-        yield rig
+        yield rig.start()  # start() stops what it made when it fails
     finally:
         rig.stop()
 
 
 #: Test modules that make this engine a swarm manager (or break and heal the managed Redis' name
-#: with a swarm init + leave). Opt-in with CRONIUM_SWARM_TESTS=1: a swarm leave on Docker 20.10 was
-#: seen to take the test Redis' published port down for the tests that follow (to fix next).
-SWARM_MODULES = {"test_sidecar_path.py", "test_swarm_executor.py", "test_swarm_rig.py", "test_swarm_rig_teardown.py"}
+#: with a swarm init + leave). Each makes and leaves its own swarm (module fixtures), and each
+#: checks at its end that the test Redis still serves the tests after it.
+SWARM_MODULES = {"test_sidecar_path.py", "test_swarm_executor.py", "test_swarm_rig.py", "test_swarm_rig_teardown.py",
+                 "test_swarm_two_node.py"}
+
+
+def swarm_tests_unavailable() -> str:
+    """Why the swarm tests cannot run on this machine ("" when they can): they need root, the tools
+    of the rig and Debian's docker-registry (`make setup` installs it)."""
+    from cronium.core.testing.swarm_rig import rig_unavailable
+
+    return rig_unavailable()
+
+
+def require_swarm_tests() -> None:
+    """Skip (a developer's machine without root or the package) or, with CRONIUM_SWARM_TESTS=1
+    (CI: `.ci/run` sets it), fail when the swarm tests cannot run here; CRONIUM_SWARM_TESTS=0
+    skips them on purpose."""
+    missing = swarm_tests_unavailable()
+    if missing and os.environ.get("CRONIUM_SWARM_TESTS") == "1":
+        pytest.fail(f"the swarm tests cannot run here: {missing} (run `make setup` as root)")
+    if missing:
+        pytest.skip(f"swarm tests: {missing} (run `make setup` as root; CI fails instead of skipping)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("CRONIUM_SWARM_TESTS") == "1":
+    """The swarm modules run by default; CRONIUM_SWARM_TESTS=0 leaves them out on purpose (an
+    engine that must not change its swarm state)."""
+    if os.environ.get("CRONIUM_SWARM_TESTS") != "0":
         return
-    skip = pytest.mark.skip(reason="swarm tests are opt-in: CRONIUM_SWARM_TESTS=1 (they change the engine's swarm state)")
+    skip = pytest.mark.skip(reason="swarm tests left out: CRONIUM_SWARM_TESTS=0")
     for item in items:
         if item.path.name in SWARM_MODULES:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _swarm_module(request, engine):
+    """Around each swarm module (before its own fixtures, after their teardown): skip it, or fail
+    in CI, when this machine cannot run it; at its end, the engine is in the swarm state it was
+    found in and the test Redis still serves the tests that follow (a swarm leave on Docker 20.10
+    broke it: docs/swarm-setup.md)."""
+    if request.node.path.name not in SWARM_MODULES:
+        yield
+        return
+    from cronium.core.testing.swarm_host import swarm_state
+
+    require_swarm_tests()
+    test_redis = request.getfixturevalue("test_redis")
+    before = swarm_state(engine)
+    yield
+    assert swarm_state(engine) == before, f"{request.node.path.name} left the engine's swarm state {swarm_state(engine)!r}, found {before!r}"
+    assert_test_redis_serves(engine, test_redis)

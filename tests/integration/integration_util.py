@@ -30,3 +30,27 @@ def acl_user_of(runtime, execution_id: str) -> str:
     users = runtime.store.acl.names(keys.acl_user(execution_id) + ".")
     assert len(users) == 1, f"expected one ACL user of {execution_id}, found {users}"
     return users[0]
+
+
+#: The image the test Redis of tests/docker-compose.yml is built as (it has redis-cli for the probe).
+TEST_REDIS_IMAGE = "cronium-test/redis:latest"
+
+
+def assert_test_redis_serves(engine, test_redis: dict) -> None:
+    """What every test after a swarm module needs of the session's test Redis (a `docker swarm
+    leave` on Docker 20.10 was seen to break both): it answers on its published loopback port, and a
+    new container on its network resolves it by name and connects (the sidecars' path)."""
+    import redis
+
+    from cronium.core.host.services.path import probe_sidecar_path
+
+    client = redis.Redis.from_url(test_redis["url"], socket_connect_timeout=2, socket_timeout=2)
+    try:
+        assert client.ping(), "the test Redis did not answer PING"
+    except redis.RedisError as exc:
+        raise AssertionError(f"the test Redis no longer answers on its published port ({test_redis['url'].split('@')[-1]}): {exc}") from None
+    finally:
+        client.close()
+    alias = test_redis["sidecar_url"].split("//")[1].split(":")[0]
+    probe = probe_sidecar_path(engine, image=TEST_REDIS_IMAGE, name=alias, network=test_redis["network"])
+    assert probe.ok, f"sidecars can no longer reach the test Redis: {probe.detail}"

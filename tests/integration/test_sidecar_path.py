@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 from cronium.core.host import services
+from cronium.core.host.services.path import probe_sidecar_path
 from cronium.core.testing.swarm_host import HostSwarm, swarm_state
+from integration_util import TEST_REDIS_IMAGE
 from ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -77,3 +79,58 @@ def test_doctor_sees_the_lost_name_and_services_start_heals_it(cli, engine, own_
     run = cli("run", str(script), env=env)
     assert run.returncode == 0, run.stderr.decode()
     assert b"got 1" in run.stdout
+
+
+@pytest.fixture
+def published_service(engine):
+    """A Redis like the tests' one (tests/docker-compose.yml): only on a bridge network labelled
+    `cronium.service`, alias `redis`, port published on 127.0.0.1; removed afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    network = engine.networks.create(f"cronium-test-leave-{suffix}", labels={"cronium.service": "test-leave"})
+    port = free_port()
+    container = engine.containers.run(
+        TEST_REDIS_IMAGE, ["--requirepass", "leave-test", "--save", ""], name=f"cronium-test-leave-{suffix}",
+        detach=True, network=network.name, ports={"6379/tcp": ("127.0.0.1", port)},
+        labels={"cronium.service": "test-leave"})
+    network.disconnect(container)  # again with the alias the compose file gives it
+    network.connect(container, aliases=["redis"])
+    try:
+        yield container, network, port
+    finally:
+        container.remove(force=True)
+        network.remove()
+
+
+def test_leaving_the_swarm_leaves_a_service_container_serving(engine, published_service):
+    """A service container on a swarm services overlay (what the swarm executor does to Redis) when
+    `HostSwarm.restore` leaves the swarm: it is back on its own network only, its published port
+    answers and its alias resolves for a new container."""
+    container, network, port = published_service
+    if swarm_state(engine) != "inactive":
+        pytest.skip("the engine is already in a swarm: a test must not leave it")
+    assert _ping(port)
+    host = HostSwarm(engine)
+    try:
+        host.ensure()
+        overlay = engine.networks.create(f"{network.name}-overlay", driver="overlay", attachable=True, internal=True)
+        overlay.connect(container, aliases=["redis"])
+    finally:
+        host.restore()
+    assert swarm_state(engine) == "inactive"
+    container.reload()
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == [network.name]
+    assert _ping(port), f"the published port 127.0.0.1:{port} no longer answers after the swarm was left"
+    probe = probe_sidecar_path(engine, image=TEST_REDIS_IMAGE, name="redis", network=network.name)
+    assert probe.ok, probe.detail
+
+
+def _ping(port: int) -> bool:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, password="leave-test", socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

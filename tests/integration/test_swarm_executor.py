@@ -1,10 +1,11 @@
 """The swarm executor (executor = "swarm") on a single-node swarm of this host's engine.
 
-The `swarm` session fixture makes the engine a swarm manager only if it is in no swarm, and leaves
-only a swarm it made (advertised on 127.0.0.1: no traffic leaves the host). After leaving, the Redis
-containers' names stop resolving on their bridge networks for new containers (Docker 20.10): the
-fixture disconnects and reconnects them (with their aliases), the minimum repair. Everything runs
-under `flock /tmp/cronium-integration.lock` (the swarm is never active outside a test run).
+The `swarm` module fixture makes the engine a swarm manager only if it is in no swarm, and leaves
+only a swarm it made (advertised on 127.0.0.1: no traffic leaves the host), at the module's end, so
+the next module (the two-node rig) finds the engine as it was. `HostSwarm.restore` repairs what a
+leave breaks on Docker 20.10 (the test Redis' port and name, docs/swarm-setup.md) and the fixture
+checks the test Redis serves the tests that follow. Everything runs under
+`flock /tmp/cronium-integration.lock` (the swarm is never active outside a test run).
 
 The executor conformance kit runs against the swarm executor; further tests attack what is
 specific to it: the token in a service/secret spec, what the engine and kernel hold for a task,
@@ -26,48 +27,26 @@ pytestmark = pytest.mark.integration
 SWARM_KINDS = ("service", "secret", "network", "container")
 
 
-def _aliases(info: dict, network: str) -> list[str]:
-    endpoint = info["NetworkSettings"]["Networks"].get(network) or {}
-    short = info["Id"][:12]
-    return [a for a in endpoint.get("Aliases") or [] if a != short]
-
-
-def _heal_names(engine, containers: list[str]) -> None:
-    """Disconnect and reconnect each container on each of its user-defined networks, with the
-    aliases it had: what repairs name resolution after `docker swarm leave` on Docker 20.10."""
-    for name in containers:
-        try:
-            info = engine.api.inspect_container(name)
-        except docker.errors.NotFound:
-            continue
-        for network in info["NetworkSettings"]["Networks"]:
-            if network in ("bridge", "host", "none"):
-                continue
-            aliases = _aliases(info, network)
-            engine.api.disconnect_container_from_network(name, network)
-            engine.api.connect_container_to_network(name, network, aliases=aliases or None)
-
-
 def _redis_container(engine, network: str) -> str:
     found = [c for c in engine.api.containers(filters={"network": network}) if "cronium.managed" not in c["Labels"]]
     assert found, f"no Redis container on {network}"
     return found[0]["Names"][0].lstrip("/")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def swarm(engine, test_redis):
-    """A single-node swarm on this engine (made here only if there was none, left only then)."""
-    state = engine.info()["Swarm"].get("LocalNodeState")
-    made = state == "inactive"
-    if made:
-        engine.api.init_swarm(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-    elif state != "active":
-        pytest.fail(f"the engine's swarm state is {state!r}: neither in a swarm nor out of one")
-    redis = _redis_container(engine, test_redis["network"])
-    yield {"redis_container": redis, "services_network": f"cronium-test-swarm-{uuid.uuid4().hex[:6]}"}
-    if made:
-        engine.api.leave_swarm(force=True)  # removes the overlays (also the services network) with it
-        _heal_names(engine, [redis, "cronium-redis"])
+    """A single-node swarm on this engine for this module (`HostSwarm`: made here only if the
+    engine was in none, and then left at the module's end on every path, setup errors included,
+    with what leaving breaks repaired: conftest's `_swarm_module` checks it)."""
+    from cronium.core.testing.swarm_host import HostSwarm
+
+    host = HostSwarm(engine)
+    try:
+        host.ensure()
+        redis = _redis_container(engine, test_redis["network"])
+        yield {"redis_container": redis, "services_network": f"cronium-test-swarm-{uuid.uuid4().hex[:6]}"}
+    finally:
+        host.restore()  # leaves only a swarm it made (its overlays, the services network, go with it)
 
 
 @pytest.fixture

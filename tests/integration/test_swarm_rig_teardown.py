@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cronium.core.testing import swarm_rig as rig_module
 from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
-from cronium.core.testing.swarm_host import swarm_state
+from cronium.core.testing.swarm_host import _service_attachments, reconnect_service_containers, swarm_state
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +46,7 @@ def test_a_killed_rig_is_cleaned_by_the_next_one(engine):
         pytest.skip(f"swarm rig: {missing}")
     if swarm_state(engine) != "inactive":
         pytest.skip("the engine is already in a swarm: the killed rig would not have made it")
+    attached = _service_attachments(engine, frozenset())  # the killed rig's record of them dies with it
     proc = subprocess.Popen([sys.executable, "-c", _START_AND_HANG], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()[-800:]
@@ -62,5 +63,6 @@ def test_a_killed_rig_is_cleaned_by_the_next_one(engine):
             assert len(engine.api.nodes()) == 2  # the stale swarm (with its stale worker node) was left
         finally:
             rig.stop()
+            reconnect_service_containers(engine, known=attached)  # what the killed rig's init detached
     assert swarm_state(engine) == "inactive"
     assert _leftovers() == []

@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP = REPO / "scripts" / "setup.sh"
-ALL_DEBIAN = ["docker.io", "docker-compose", "debootstrap", "curl", "jq", "nodejs", "python3-venv"]
+ALL_DEBIAN = ["docker.io", "docker-compose", "debootstrap", "curl", "jq", "nodejs", "python3-venv",
+              "docker-registry"]  # the swarm tests' private registry
 
 OS_RELEASES = {
     "debian": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
@@ -28,6 +29,7 @@ def run_setup(tmp_path, os_name: str, *args: str, bare: bool = True) -> subproce
     release = tmp_path / "os-release"
     release.write_text(OS_RELEASES[os_name])
     env = {**os.environ, "CRONIUM_OS_RELEASE": str(release)}
+    env.pop("CRONIUM_SWARM_TESTS", None)  # =0 would leave docker-registry out
     if bare:
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir(exist_ok=True)
