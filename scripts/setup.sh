@@ -114,6 +114,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ tests/plugin_dist/p
   "$VENV/bin/pip" install -q -c constraints.txt ./tests/plugin_dist
   touch "$stamp"
 fi
+# Bytecode of cronium's own modules, written now: with PYTHONDONTWRITEBYTECODE set (some machines,
+# CI images) an editable install would otherwise compile them on every `cronium` start (~0.03 s of
+# the client's CPU). Quick when nothing changed.
+"$VENV/bin/python" -m compileall -q core plugins >/dev/null || log "warning: could not precompile core/ and plugins/"
 
 # 4. Images (rebuilt only when their inputs changed) and the managed Redis.
 "$VENV/bin/cronium" images build
