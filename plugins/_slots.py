@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from cronium.core.script_launch import WRITE_AND_EXEC
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label
 from cronium.plugins.docker_executor import SECRET_PRELUDE, DockerJobHandle, secret_block
-from cronium.plugins.network import _overlap, candidate_subnets, check_engine_view
+from cronium.plugins.network import check_engine_view, create_in_pool
 from cronium.plugins.sidecar import (
     ALIAS,
     NAME_PREFIX,
@@ -49,7 +48,6 @@ from cronium.plugins.sidecar import (
     wait_ready,
 )
 from docker.errors import APIError
-from docker.types import IPAMConfig, IPAMPool
 
 SLOT_PREFIX = "cronium-slot-"
 ROLE = "slot"
@@ -159,21 +157,12 @@ def create_slot(runtime, name: str, kind: SlotKind) -> SlotParts:
 
 def _create_network(runtime, name: str, labels: dict) -> NetworkInfo:
     """An internal job network with no address on the host, as the `network` plugin makes them."""
-    client, cfg = runtime.docker, runtime.config
     options = {"com.docker.network.bridge.enable_icc": "true", "com.docker.network.bridge.inhibit_ipv4": "true"}
-    for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
-        try:
-            with runtime.gate("network-create", cfg["network.max_creating"]):
-                created = _docker.create_network(client, name, internal=True, ipam=ipam, labels=labels,
-                                                 options=options)
-        except APIError as exc:
-            if _overlap(exc):
-                continue
-            raise
-        check_engine_view(client, created["Id"], internal=True)
-        return NetworkInfo(name=name, id=created["Id"], subnet=str(subnet), internal=True)
-    raise PhaseError("network", f"no free subnet in {cfg['network.pool']} for a pooled slot")
+    made = create_in_pool(runtime, name, internal=True, labels=labels, options=options)
+    if made is None:
+        raise PhaseError("network", f"no free subnet in {runtime.config['network.pool']} for a pooled slot")
+    check_engine_view(runtime.docker, made[0], internal=True)
+    return NetworkInfo(name=name, id=made[0], subnet=made[1], internal=True)
 
 
 def _create_job(runtime, name: str, kind: SlotKind, labels: dict) -> str:

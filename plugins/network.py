@@ -70,31 +70,45 @@ def create_network(execution, runtime, resources):
     # until the engine answered, then by the id it gave).
     owned = _docker.Owned(client, "network", name, labels)
     resources.add("network", name, owned.remove)
+    try:
+        made = create_in_pool(runtime, name, internal=internal, labels=labels, options=options)
+    except APIError as exc:
+        raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
+    if made is None:
+        raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
+                                    f"after {MAX_ATTEMPTS} attempts",
+                         hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
+    network_id, subnet = owned.created(made[0]), made[1]
+    check_engine_view(client, network_id, internal=internal)
+    if not internal:
+        # The rules are tagged with the execution: a newer attempt's network means they are its.
+        resources.add("firewall", name, lambda: None if _docker.taken_by_another(client, "network", name, labels)
+                      else _egress.remove(execution.execution_id, network_id))
+        try:
+            _egress.apply(execution.execution_id, network_id)
+        except RuntimeError as exc:
+            raise SecurityNotApplied("egress isolation firewall rules", str(exc)) from None
+    return NetworkInfo(name=name, id=network_id, subnet=subnet, internal=internal)
+
+
+def create_in_pool(runtime, name: str, *, internal: bool, labels: dict, options: dict) -> tuple[str, str] | None:
+    """Create the network `name` on a free subnet of `network.pool`, trying random candidates (an
+    overlap with an existing network tries the next one). Returns (the engine's id, the subnet),
+    or None when no candidate was free; any other refusal of the engine raises its APIError."""
+    cfg = runtime.config
     for subnet in candidate_subnets(cfg["network.pool"], cfg["network.subnet_prefix"], random.SystemRandom()):
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
         try:
             # The engine serialises network creation; queueing here beats timing out there.
             with runtime.gate("network-create", cfg["network.max_creating"]):
-                created = _docker.create_network(client, name, internal=internal, ipam=ipam, labels=labels,
-                                                 options=options)
+                created = _docker.create_network(runtime.docker, name, internal=internal, ipam=ipam,
+                                                 labels=labels, options=options)
         except APIError as exc:
             if _overlap(exc):
                 continue
-            raise PhaseError("network", f"the engine refused to create {name}: {exc.explanation or exc}") from None
-        network_id = owned.created(created["Id"])
-        check_engine_view(client, network_id, internal=internal)
-        if not internal:
-            # The rules are tagged with the execution: a newer attempt's network means they are its.
-            resources.add("firewall", name, lambda: None if _docker.taken_by_another(client, "network", name, labels)
-                          else _egress.remove(execution.execution_id, network_id))
-            try:
-                _egress.apply(execution.execution_id, network_id)
-            except RuntimeError as exc:
-                raise SecurityNotApplied("egress isolation firewall rules", str(exc)) from None
-        return NetworkInfo(name=name, id=network_id, subnet=str(subnet), internal=internal)
-    raise PhaseError("network", f"no free /{cfg['network.subnet_prefix']} subnet in {cfg['network.pool']} "
-                                f"after {MAX_ATTEMPTS} attempts",
-                     hint="run `cronium gc` to remove leftovers, or configure a larger network.pool")
+            raise
+        return created["Id"], str(subnet)
+    return None
 
 
 def check_engine_view(client, network_id: str, *, internal: bool) -> None:
