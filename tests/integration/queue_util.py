@@ -157,21 +157,29 @@ def owner_pid(owner: str) -> int:
 
 class ContainerStarts:
     """Records the job containers the engine starts while it is open (the engine keeps only its last
-    256 events, so they are streamed live): `starts` is a list of execution ids, one per start."""
+    256 events, so they are streamed live): `starts` is a list of execution ids, one per start. A
+    pooled slot's job container was started before its execution existed: it counts when it is
+    claimed (renamed `cronium-job-<execution>`), so each execution's job shows once either way."""
 
     def __init__(self, engine, role: str = "job"):
         import threading
 
+        self.role = role
         self.starts: list[str] = []
-        self._stream = engine.events(decode=True, filters={"type": "container", "event": "start",
-                                                           "label": f"cronium.role={role}"})
+        self._stream = engine.events(decode=True, filters={"type": "container", "event": ["start", "rename"]})
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         try:
             for event in self._stream:
-                self.starts.append(event["Actor"]["Attributes"].get("cronium.execution"))
+                attributes = event["Actor"]["Attributes"]
+                if event.get("Action") == "start" and attributes.get("cronium.role") == self.role:
+                    self.starts.append(attributes.get("cronium.execution"))
+                elif (event.get("Action") == "rename" and self.role == "job"
+                      and attributes.get("cronium.role") == "slot"
+                      and attributes.get("name", "").lstrip("/").startswith("cronium-job-")):
+                    self.starts.append(attributes["name"].lstrip("/").removeprefix("cronium-job-"))
         except Exception:
             pass  # closed
 
