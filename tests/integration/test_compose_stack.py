@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 from ports import free_port
+from queue_util import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -125,8 +126,10 @@ def test_compose_stack_serves_metrics_passes_doctor_and_runs_a_job(stack):
     record = json.loads(run.stdout)
     assert record["status"] == "succeeded" and record["output"] == {"via": "compose"}
     client = docker.from_env()
-    try:  # the job's container, sidecar and network are gone (cleanup ran inside the stack)
+    try:  # the job's container, sidecar and network go (cleanup ran inside the stack; `--wait`
+        # returns at the final record, which is written before the worker's cleanup)
         label = {"label": f"cronium.execution={record['id']}"}
-        assert client.api.containers(all=True, filters=label) == [] and client.api.networks(filters=label) == []
+        wait_for(lambda: client.api.containers(all=True, filters=label) == [] and client.api.networks(filters=label) == [],
+                 30, "the job's containers and network to be removed")
     finally:
         client.close()
