@@ -6,6 +6,8 @@ stdin — that is how scripts and secrets are delivered without argv, env or bin
 """
 from __future__ import annotations
 
+import time
+
 import socket
 import struct
 from typing import Iterable, Iterator
@@ -124,7 +126,7 @@ def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
               "network": lambda: api.remove_network(ident),
               "volume": lambda: api.remove_volume(ident, force=True)}[kind]
 
-    def remove_if_present(tries: int = 3):
+    def remove_if_present(tries: int = 8):
         try:
             action()
         except NotFound:
@@ -133,6 +135,7 @@ def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
             if kind != "network" or "active endpoints" not in str(exc) or tries <= 1:
                 raise
             detach_all(api, ident)  # an endpoint the engine has not released yet
+            time.sleep(0.25)  # a container being removed beside it releases its endpoint late
             remove_if_present(tries - 1)
 
     while_engine_down(remove_if_present, wait=wait)
