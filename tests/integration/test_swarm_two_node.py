@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cronium.core import hookimpl
-from cronium.core.testing.conformance import PEER_JOB, PROBE_JOB
+from cronium.core.testing.conformance import PEER_JOB, PROBE_JOB, assert_reached_only_its_sidecar
 from cronium.core.testing.swarm_rig import WORKER_HOSTNAME
 from test_swarm_executor import _redis_container, swarm_objects
 
@@ -140,12 +140,7 @@ def test_a_job_on_the_worker_reaches_nothing_else(cronium_run, cronium_runtime, 
         result = cronium_run(PROBE_JOB, input={"targets": targets, "names": names, "done": done},
                              placement=(ON_WORKER,))
         peer_result = peer.result()
-    assert result.status == "succeeded", result
-    assert result.output.pop("runtime_api") == "healthy"
-    assert result.output.pop("dns runtime-api") == "resolved"
-    assert result.output == {**{name: "blocked" for name in targets}, **{f"dns {n}": "blocked" for n in names},
-                             "ipv6 ff02::1": "blocked"}
-    assert peer_result.status == "succeeded", peer_result
+    assert_reached_only_its_sidecar(result, peer_result, targets, names)
 
 
 def _worker_containers(swarm_rig, execution_id: str, wait: float = 10.0) -> list[str]:
