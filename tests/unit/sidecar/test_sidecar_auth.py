@@ -7,6 +7,8 @@ import time
 import jwt
 import pytest
 from cronium.sidecar import auth as auth_module
+from cronium.sidecar import tokens as tokens_module
+from cronium.sidecar.settings import parse_settings
 from sidecar_helpers import (
     OTHER_EXECUTION_ID,
     assert_error,
@@ -176,6 +178,42 @@ def test_verified_tokens_are_cached(client, auth, monkeypatch):
     for _ in range(3):
         assert get_input(client, auth).status == 200
     assert len(calls) == 1
+
+
+def _swap_signature_byte(token: str) -> str:
+    head, _, signature = token.rpartition(".")
+    first = "B" if signature[0] == "A" else "A"
+    return f"{head}.{first}{signature[1:]}"
+
+
+def test_a_tampered_token_is_refused_after_the_genuine_one_was_cached(client, auth, token, make_token, claims):
+    """The cache holds the exact header text: a cached token's claims under another signature, or its
+    signature under other claims, are verified in full and refused."""
+    assert get_input(client, auth).status == 200  # now cached
+    forged_claims = make_token(executionId=OTHER_EXECUTION_ID).rsplit(".", 1)[0] + "." + token.rsplit(".", 1)[1]
+    longer_life = make_token(exp=claims["exp"] + 3600).rsplit(".", 1)[0] + "." + token.rsplit(".", 1)[1]
+    for forged in (_swap_signature_byte(token), forged_claims, longer_life):
+        body = assert_error(get_input(client, bearer(forged)), 401, "unauthorized")
+        assert "signature" in body["message"]
+    assert get_input(client, auth).status == 200
+
+
+def test_a_cached_token_is_refused_once_it_expires(client, make_token, monkeypatch):
+    now = time.time()
+    token = make_token(iat=int(now) - 10, nbf=int(now) - 10, exp=int(now) + 30)
+    assert get_input(client, bearer(token)).status == 200  # now cached
+    later = type("Clock", (), {"time": staticmethod(lambda: now + 30 + auth_module.LEEWAY_SECONDS + 1)})
+    monkeypatch.setattr(auth_module, "time", later)
+    monkeypatch.setattr(tokens_module, "time", later)
+    body = assert_error(get_input(client, bearer(token)), 401, "unauthorized")
+    assert "expired" in body["message"]
+
+
+def test_the_token_cache_is_bounded(settings_document, make_token):
+    verifier = auth_module.TokenVerifier(parse_settings(settings_document))
+    for i in range(verifier.MAX_CACHED_TOKENS + 40):
+        verifier.verify("Bearer " + make_token(jti=f"t{i}"))
+    assert 0 < len(verifier._verified) <= verifier.MAX_CACHED_TOKENS
 
 
 # --- token hygiene ----------------------------------------------------------------------------------
