@@ -17,7 +17,8 @@ machine's cores): it is asyncio streams in one process, one task per connection,
 pre-built as bytes, a response read as its head and Content-Length bytes. The table reports the
 CPU (cores) each party used during the 4-connection run: the client measures its own process
 time; the sidecar's and Redis's main processes are sampled from the host's /proc (the busiest
-sidecar of this orchestrator: a warm pool keeps idle ones too).
+container named `cronium-runtime-*` of this orchestrator's owner: a claimed pooled slot's sidecar
+carries the slot's labels, like its job container, and idle pooled ones are not named so).
 
 The sidecar runs with its default limits except the request rate limit, which is raised through
 config for the benchmark (`sidecar.rate_limit_per_minute`, `sidecar.rate_limit_burst`). Its image
@@ -305,8 +306,10 @@ def _measure_pairs(ctx: Context, sidecars: dict[str, tuple], scripts: tuple[str,
         for side in sides[p % len(sides):] + sides[:p % len(sides)]:
             if side != "redis":
                 rt, orch, capture = sidecars[side]
-                owned = ["cronium.role=sidecar", f"cronium.owner={rt.owner}"]
-                with CpuSampler(api, lambda: [c["Id"] for c in api.containers(filters={"label": owned})]) as sc, \
+                # A claimed pooled slot's sidecar keeps the slot's labels (`cronium.role=slot`, like its job
+                # container); claimed, it is named like any sidecar.
+                owned = {"label": [f"cronium.owner={rt.owner}"], "name": "cronium-runtime-"}
+                with CpuSampler(api, lambda: [c["Id"] for c in api.containers(filters=owned)]) as sc, \
                         CpuSampler(api, lambda: [rt.config["services.redis_container"]]) as redis:
                     r = _cronium_once(ctx, orch, capture, scripts[0], namespace)
                 results[side].append(_add_cpu(r, sc, redis))
