@@ -9,7 +9,9 @@ A job claims one (`take`): the sidecar plugin records the claim in the store (po
 execution, owner, attempt) *before* the sidecar gets anything of the execution, renames it to
 `cronium-runtime-<execution>`, connects it to the job network with the alias `runtime-api` and
 sends the settings — ready in about 0.1 s. A claimed sidecar is never returned: it is removed with
-its job, and the claim record after it.
+its job, and the claim record after it. Replacements start at the job's release when no idle one
+of its kind is left (`refill_if_short`), else once the job is over and cleaned up (`refill_now`):
+a boot takes CPU the job's own run and result would otherwise wait for.
 
 Size. The pool keeps, per kind of sidecar (`pool_key`), as many idle ones as jobs asked for one in
 the last `pool.demand_window` seconds (hits and misses), at least `sidecar.pool_size`, and never
@@ -91,6 +93,17 @@ class SidecarPool:
             deferred = self._deferred.pop(execution_id, None)
         if deferred is not None:
             self.refill(*deferred)
+
+    def refill_if_short(self, execution_id: str) -> None:
+        """At a job's release: top up now only when no idle one of its kind is left (jobs come
+        faster than the pool refills); else leave it to `refill_now` at the job's end, so that
+        the replacements' boot (CPU-bound) does not compete with this job's run and result."""
+        with self._lock:
+            deferred = self._deferred.get(execution_id)
+            if deferred is None or self._idle.get(deferred[0]):
+                return
+            del self._deferred[execution_id]
+        self.refill(*deferred)
 
     def take(self, key: str) -> str | None:
         """An idle sidecar of `key` for a job (it leaves the pool for good), or None. Every call
