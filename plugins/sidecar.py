@@ -200,8 +200,8 @@ def _launch_warm(runtime, execution, name, network, settings, options, host_kwar
         return cid
 
     warm = pool.take(key)
-    # Replacements start at this job's release if none of its kind is left idle, else after its
-    # cleanup (job_started / cleanup), so that their boot does not compete with its start and run.
+    # Replacements start at this job's release if none of its kind is left idle or other jobs run,
+    # else after its cleanup (job_started / cleanup): their boot competes with its start and run.
     pool.refill_later(execution.execution_id, key, create_pooled)
     if warm is None:
         return None
@@ -291,8 +291,8 @@ def job_finished(execution, result, runtime):
 
 @hookimpl(trylast=True)
 def job_started(execution, runtime):
-    """This job's start-up is done: top up the warm pool now if none of its kind is left idle
-    (else at its cleanup)."""
+    """This job's start-up is done: top up the warm pool now if none of its kind is left idle or
+    other jobs run (else at its cleanup)."""
     pool = runtime.extension_if_present("sidecar-pool")
     if pool is not None:
         pool.refill_if_short(execution.execution_id)

@@ -122,6 +122,19 @@ def test_a_release_that_took_the_last_idle_one_tops_up_at_once():
     assert len(names) == 2
 
 
+def test_a_release_while_other_jobs_of_the_pool_run_tops_up_at_once():
+    """A busy process keeps the old timing: its pool must keep up with jobs coming in parallel."""
+    pool = _pool()
+    _fill(pool, "k", 3)
+    names: list[str] = []
+    pool.take("k"), pool.take("k")
+    pool.refill_later("exec_a", "k", _recording_create(names))
+    pool.refill_later("exec_b", "k", _recording_create(names))
+    pool.refill_if_short("exec_a")  # "k-2" is idle, but exec_b runs too
+    pool.close()
+    assert len(names) == 1  # target 2 (two requests): "k-2" plus one, started at the release
+
+
 def test_drain_removes_the_idle_sidecars_of_a_kind_nobody_asked_for(monkeypatch):
     import time
 
