@@ -219,10 +219,10 @@ def _rows(ctx: Context, cli: dict, cli_b: dict, api_c: list, api_b: list, failur
     return rows
 
 
-def _phase_breakdown(cli_c: list, api_c: list, slots_c: list) -> tuple[list[str], list[float]]:
+def _phase_breakdown(cli_c: list, api_c: list, slots_c: list, agent_c: list) -> tuple[list[str], list[float]]:
     """Print the median of every phase (where the time goes); (phase names, CLI overheads)."""
     phase_names: list[str] = []
-    for timings in [x["timings"] for x in api_c] + [x["phases"] for x in slots_c]:
+    for timings in [x["timings"] for x in api_c] + [x["phases"] for x in slots_c + agent_c]:
         for k in timings:
             if k not in phase_names:
                 phase_names.append(k)
@@ -231,18 +231,26 @@ def _phase_breakdown(cli_c: list, api_c: list, slots_c: list) -> tuple[list[str]
         inproc = summarize([x["timings"].get(k) for x in api_c])
         clip = summarize([x["phases"].get(k) for x in cli_c])
         slotp = summarize([x["phases"].get(k) for x in slots_c])
-        breakdown.append([k, fmt_spread(inproc, "s"), fmt_spread(clip, "s"), fmt_spread(slotp, "s")])
-    overhead = [x["wall"] - x["duration"] for x in cli_c if x.get("duration") is not None]
-    slot_overhead = [x["wall"] - x["duration"] for x in slots_c if x.get("duration") is not None]
+        agentp = summarize([x["phases"].get(k) for x in agent_c])
+        breakdown.append([k, fmt_spread(inproc, "s"), fmt_spread(clip, "s"), fmt_spread(agentp, "s"),
+                          fmt_spread(slotp, "s")])
+    overhead = _overhead(cli_c)
     breakdown.append(["CLI: wall − reported duration (interpreter start, imports, connect, exit)", "–",
-                      fmt_spread(summarize(overhead), "s"), fmt_spread(summarize(slot_overhead), "s")])
+                      fmt_spread(summarize(overhead), "s"), fmt_spread(summarize(_overhead(agent_c)), "s"),
+                      fmt_spread(summarize(_overhead(slots_c)), "s")])
     inproc_unaccounted = [x["wall"] - sum(v for k, v in x["timings"].items() if k != "sidecar_ready") for x in api_c]
-    breakdown.append(["in-process: wall − sum of phases", fmt_spread(summarize(inproc_unaccounted), "s"), "–", "–"])
+    breakdown.append(["in-process: wall − sum of phases", fmt_spread(summarize(inproc_unaccounted), "s"), "–", "–", "–"])
     rss = summarize([x["maxrss_kb"] / 1024 for x in cli_c])
-    breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB"), "–"])
+    breakdown.append(["CLI peak RSS", "–", fmt_spread(rss, "MB"), "–", "–"])
     print_table(("phase (JobResult.timings)", "in-process median (p10–p90)", "cronium run median (p10–p90)",
-                 "warm agent + pooled slots median (p10–p90)"), breakdown, title="lifecycle phases (cronium)")
+                 "warm agent, no slots median (p10–p90)", "warm agent + pooled slots median (p10–p90)"), breakdown,
+                title="lifecycle phases (cronium)")
     return phase_names, overhead
+
+
+def _overhead(runs: list) -> list[float]:
+    """wall − the duration the command reported, per run (what the client adds around the job)."""
+    return [x["wall"] - x["duration"] for x in runs if x.get("duration") is not None]
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -253,7 +261,7 @@ def run(ctx: Context) -> dict[str, Any]:
     rows = _rows(ctx, cli, cli_b, api_c, api_b, failures)
     print_rows(rows, "lifecycle latency")
     cli_c = cli["oneshot"]
-    phase_names, overhead = _phase_breakdown(cli_c, api_c, cli["slots"])
+    phase_names, overhead = _phase_breakdown(cli_c, api_c, cli["slots"], cli["agent"])
     return {
         "rows": rows,
         "params": {"pairs": n, "script": SCRIPT, "image": PYTHON_IMAGE, "cronium_argv": cronium_argvs,
@@ -266,11 +274,12 @@ def run(ctx: Context) -> dict[str, Any]:
             "phase_medians_in_process": {k: median([x["timings"].get(k) for x in api_c]) for k in phase_names},
             "phase_medians_cli": {k: median([x["phases"].get(k) for x in cli_c]) for k in phase_names},
             "phase_medians_agent_slots": {k: median([x["phases"].get(k) for x in cli["slots"]]) for k in phase_names},
+            "phase_medians_agent_no_slots": {k: median([x["phases"].get(k) for x in cli["agent"]]) for k in phase_names},
             "cli_overhead_median": median(overhead),
             "failures": failures,
         },
         "notes": ["ratio = median over pairs of (cronium / baseline) for each pair run back to back",
                   "SDK baseline: create, attach (stdout+stderr), start, read to EOF, wait, remove (default host config)",
-                  "phase breakdown and CLI overhead: the one-shot (--no-agent) runs, and the warm agent's with pooled "
-                  "slots (pool.slots, the default)"],
+                  "phase breakdown and CLI overhead: the one-shot (--no-agent) runs, and the warm agent's without and "
+                  "with pooled slots (pool.slots, the default)"],
     }

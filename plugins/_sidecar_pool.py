@@ -9,7 +9,10 @@ A job claims one (`take`): the sidecar plugin records the claim in the store (po
 execution, owner, attempt) *before* the sidecar gets anything of the execution, renames it to
 `cronium-runtime-<execution>`, connects it to the job network with the alias `runtime-api` and
 sends the settings — ready in about 0.1 s. A claimed sidecar is never returned: it is removed with
-its job, and the claim record after it.
+its job, and the claim record after it. Replacements start at the job's release when no idle one
+of its kind is left or other jobs of the pool are running (`refill_if_short`), else — one job at
+a time — once the job is over and cleaned up (`refill_now`): a boot takes CPU the job's own run
+and result would otherwise wait for.
 
 Size. The pool keeps, per kind of sidecar (`pool_key`), as many idle ones as jobs asked for one in
 the last `pool.demand_window` seconds (hits and misses), at least `sidecar.pool_size`, and never
@@ -66,6 +69,7 @@ class SidecarPool:
         self._filling: dict[str, int] = {}
         self._requests: dict[str, deque[float]] = {}  # key -> times jobs asked for a sidecar
         self._deferred: dict[str, tuple[str, Callable[[str], str], float]] = {}
+        self._open: set[str] = set()  # executions that asked (refill_later) and have not ended (refill_now)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -85,12 +89,27 @@ class SidecarPool:
         as it was now, when the job asked)."""
         with self._lock:
             self._deferred[execution_id] = (key, create, time.monotonic())
+            self._open.add(execution_id)
 
     def refill_now(self, execution_id: str) -> None:
+        """Top up for this job now (if not done yet); called at its end, it no longer counts as running."""
         with self._lock:
             deferred = self._deferred.pop(execution_id, None)
+            self._open.discard(execution_id)
         if deferred is not None:
             self.refill(*deferred)
+
+    def refill_if_short(self, execution_id: str) -> None:
+        """At a job's release: top up now when no idle one of its kind is left or other jobs that
+        asked this pool are running (a busy process: as before); else — one job at a time, an
+        idle one left for the next — leave it to `refill_now` at the job's end, so that the
+        replacements' CPU-bound boot does not compete with this job's run and result."""
+        with self._lock:
+            deferred = self._deferred.get(execution_id)
+            if deferred is None or (self._idle.get(deferred[0]) and len(self._open) <= 1):
+                return
+            del self._deferred[execution_id]
+        self.refill(*deferred)
 
     def take(self, key: str) -> str | None:
         """An idle sidecar of `key` for a job (it leaves the pool for good), or None. Every call

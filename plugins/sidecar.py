@@ -184,7 +184,7 @@ def _connect(client, container_id: str, network_name: str, aliases) -> None:
 def _launch_warm(runtime, execution, name, network, settings, options, host_kwargs, services_network,
                  resources) -> SidecarInfo | None:
     """Claim a pooled sidecar for this execution (None: none was idle, or the claim failed — boot
-    one cold). Either way, the pool tops up once this job runs."""
+    one cold). Either way, the pool tops up for this job (`SidecarPool.refill_if_short`)."""
     client, cfg = runtime.docker, runtime.config
     image = cfg["images.sidecar"]
     pool = runtime.extension("sidecar-pool", lambda: SidecarPool.from_config(runtime))
@@ -200,8 +200,8 @@ def _launch_warm(runtime, execution, name, network, settings, options, host_kwar
         return cid
 
     warm = pool.take(key)
-    # Replacements start once this job runs (job_started), so that their boot does not compete
-    # with this job's own start-up for the CPU.
+    # Replacements start at this job's release if none of its kind is left idle or other jobs run,
+    # else after its cleanup (job_started / cleanup): their boot competes with its start and run.
     pool.refill_later(execution.execution_id, key, create_pooled)
     if warm is None:
         return None
@@ -291,15 +291,17 @@ def job_finished(execution, result, runtime):
 
 @hookimpl(trylast=True)
 def job_started(execution, runtime):
-    """Top up the warm pool now that this job's start-up is done."""
+    """This job's start-up is done: top up the warm pool now if none of its kind is left idle or
+    other jobs run (else at its cleanup)."""
     pool = runtime.extension_if_present("sidecar-pool")
     if pool is not None:
-        pool.refill_now(execution.execution_id)
+        pool.refill_if_short(execution.execution_id)
 
 
 @hookimpl(trylast=True)
 def cleanup(execution, runtime):
-    """A job that failed before it started still tops up the pool it took from."""
+    """Top up the pool this job took from (if its release did not: see `job_started`); a job that
+    failed before it started does too."""
     pool = runtime.extension_if_present("sidecar-pool")
     if pool is not None:
         pool.refill_now(execution.execution_id)

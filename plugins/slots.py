@@ -11,8 +11,9 @@ It answers only when slots cannot change what the job gets:
   and profile, no egress, no per-execution uid, no mounts);
 - the process keeps warm pools (`Runtime(warm_pool=True)`), on a services network.
 
-A job that asks and finds no idle slot of its kind takes the normal path, and the pool tops up
-once that job runs (as the sidecar pool does). `reap_orphans` removes slot objects whose owner (or,
+A job that asks and finds no idle slot of its kind takes the normal path. The pool tops up at the
+job's release when no idle slot of its kind is left or other jobs run, else after the job's cleanup
+(as the sidecar pool does: `SidecarPool.refill_if_short`). `reap_orphans` removes slot objects whose owner (or,
 once claimed, whose execution) is gone, and claim records of slots that no longer exist.
 """
 from __future__ import annotations
@@ -62,7 +63,8 @@ def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
     kind = _slots.slot_kind(launch, sidecar_options, services)
     pool = runtime.extension(POOL, lambda: _slots.open_pool(runtime))
     slot = pool.take(kind.key)
-    # Replacements start once this job runs (job_started), not to compete with its start-up.
+    # Replacements start at this job's release if none is left idle or other jobs run, else after
+    # its cleanup (job_started / cleanup): a slot's boot competes with the job's run for the CPU.
     pool.refill_later(execution.execution_id, kind.key, lambda name: _slots.create_slot(runtime, name, kind))
     if slot is None:
         log.debug("%s finds no idle slot of kind %s", execution.execution_id, kind.key)
@@ -73,16 +75,20 @@ def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
 
 @hookimpl(trylast=True)
 def job_started(execution, runtime):
-    """Top up the slot pool now that this job's start-up is done."""
+    """This job's start-up is done: top up the slot pool now if no idle slot of its kind is left
+    or other jobs run (else at its cleanup)."""
     pool = runtime.extension_if_present(POOL)
     if pool is not None:
-        pool.refill_now(execution.execution_id)
+        pool.refill_if_short(execution.execution_id)
 
 
 @hookimpl(trylast=True)
 def cleanup(execution, runtime):
-    """A job that failed before it started still tops up the pool it asked."""
-    job_started(execution, runtime)
+    """Top up the pool this job asked (if its release did not); a job that failed before it
+    started does too."""
+    pool = runtime.extension_if_present(POOL)
+    if pool is not None:
+        pool.refill_now(execution.execution_id)
 
 
 @hookimpl(trylast=True)

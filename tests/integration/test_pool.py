@@ -280,7 +280,9 @@ cronium.output({'first_token': status(first), 'own_token': status(os.environ['CR
     try:
         warm = orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="w.py", namespace="ns-b"))
         assert warm.status == "succeeded", warm
-        wait_for(lambda: len(_pooled(engine, warm_runtime.owner)) >= 2, 60, "two pooled sidecars")
+        # Started, not only created: the pool lists a sidecar as idle once its start returned.
+        wait_for(lambda: len([c for c in _pooled(engine, warm_runtime.owner) if c["State"] == "running"]) >= 2, 60,
+                 "two pooled sidecars to start")
         first = orchestrator.run(JobSpec(job_type="python", script=first_script, script_name="a.py", namespace="ns-a"))
         assert first.status == "succeeded", first
         # The pool tops up in the background: wait for a started idle sidecar so the second job claims one too.

@@ -88,6 +88,53 @@ def test_refill_never_starts_more_than_the_bound_across_kinds():
     assert len(names) == 3
 
 
+def _recording_create(names: list[str]):
+    def create(name):
+        names.append(name)
+        raise RuntimeError("no engine in unit tests")
+    return create
+
+
+def test_a_release_with_an_idle_one_left_waits_for_the_jobs_end_to_top_up():
+    """A replacement's boot must not compete with the job that just took a sidecar (or slot) for
+    the CPU while another idle one can serve the next job: it starts at the job's end."""
+    pool = _pool()
+    _fill(pool, "k", 2)
+    names: list[str] = []
+    assert pool.take("k") == "k-0"
+    pool.refill_later("exec_a", "k", _recording_create(names))
+    pool.refill_if_short("exec_a")  # at the release: "k-1" is still idle
+    assert pool._filling.get("k", 0) == 0 and names == []
+    pool.refill_now("exec_a")  # at the job's cleanup
+    pool.close()
+    assert len(names) == 1  # the floor of 2: "k-1" plus one replacement
+
+
+def test_a_release_that_took_the_last_idle_one_tops_up_at_once():
+    pool = _pool()
+    _fill(pool, "k", 1)
+    names: list[str] = []
+    assert pool.take("k") == "k-0"
+    pool.refill_later("exec_a", "k", _recording_create(names))
+    pool.refill_if_short("exec_a")  # nothing idle is left: jobs come faster than the pool refills
+    pool.refill_now("exec_a")  # already done: starts nothing more
+    pool.close()
+    assert len(names) == 2
+
+
+def test_a_release_while_other_jobs_of_the_pool_run_tops_up_at_once():
+    """A busy process keeps the old timing: its pool must keep up with jobs coming in parallel."""
+    pool = _pool()
+    _fill(pool, "k", 3)
+    names: list[str] = []
+    pool.take("k"), pool.take("k")
+    pool.refill_later("exec_a", "k", _recording_create(names))
+    pool.refill_later("exec_b", "k", _recording_create(names))
+    pool.refill_if_short("exec_a")  # "k-2" is idle, but exec_b runs too
+    pool.close()
+    assert len(names) == 1  # target 2 (two requests): "k-2" plus one, started at the release
+
+
 def test_drain_removes_the_idle_sidecars_of_a_kind_nobody_asked_for(monkeypatch):
     import time
 
@@ -151,3 +198,19 @@ def test_pool_settings_out_of_bounds_are_refused_naming_the_key(make_config, key
 
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         make_config({key: value})
+
+
+@pytest.mark.parametrize("module, pool_name", [("sidecar", "sidecar-pool"), ("slots", "slot-pool")])
+def test_the_plugins_top_up_at_the_release_only_when_short_and_otherwise_at_cleanup(module, pool_name):
+    import importlib
+    from types import SimpleNamespace
+
+    plugin = importlib.import_module(f"cronium.plugins.{module}")
+    calls: list[tuple[str, str]] = []
+    pool = SimpleNamespace(refill_if_short=lambda e: calls.append(("if_short", e)),
+                           refill_now=lambda e: calls.append(("now", e)))
+    runtime = SimpleNamespace(extension_if_present=lambda name: pool if name == pool_name else None)
+    execution = SimpleNamespace(execution_id="exec_a")
+    plugin.job_started(execution=execution, runtime=runtime)
+    plugin.cleanup(execution=execution, runtime=runtime)
+    assert calls == [("if_short", "exec_a"), ("now", "exec_a")]
