@@ -29,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cronium.core.engine_objects import SLOT_PART, SLOT_ROLE
 from cronium.core.errors import PhaseError, StoreUnavailable, UsageError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import DeferredSecret, NetworkInfo, Secret, SidecarInfo
@@ -50,7 +51,7 @@ from cronium.plugins.sidecar import (
 from docker.errors import APIError
 
 SLOT_PREFIX = "cronium-slot-"
-ROLE = "slot"
+ROLE = SLOT_ROLE
 #: HostConfig keys a claim sets on the held job container (`POST /containers/<id>/update`).
 LIMIT_KEYS = ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")
 #: The slot's job container: the secret prelude, then the script's path (one line), then the script.
@@ -124,7 +125,8 @@ def slot_kind(launch, sidecar_options, services_network: str) -> SlotKind:
 
 
 def neutral_labels(runtime, name: str, kind: SlotKind) -> dict:
-    """Labels that name no execution (bound at claim through the claim record)."""
+    """Labels that name no execution (bound at claim through the claim record); each part adds
+    `cronium.slot.part` (`SLOT_PART`: network, sidecar or job)."""
     return {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": ROLE,
             "cronium.execution": name, "cronium.deadline": deadline_label(runtime),
             "cronium.installation": runtime.installation, "cronium.slot": kind.key}
@@ -144,14 +146,14 @@ def create_slot(runtime, name: str, kind: SlotKind) -> SlotParts:
     """Create and start one slot (on failure the pool removes what exists, by the slot's name)."""
     client = runtime.docker
     labels = neutral_labels(runtime, name, kind)
-    network = _create_network(runtime, name, labels)
+    network = _create_network(runtime, name, {**labels, SLOT_PART: "network"})
     side = kind.sidecar_options
     sidecar_id = create_sidecar_container(client, runtime.config["images.sidecar"], f"{name}-sidecar", side,
-                                          {**side.labels, **labels}, _docker.host_config_kwargs(side.host_config),
-                                          name, [ALIAS])
+                                          {**side.labels, **labels, SLOT_PART: "sidecar"},
+                                          _docker.host_config_kwargs(side.host_config), name, [ALIAS])
     connect_sidecar(client, sidecar_id, kind.services_network, None)
     client.api.start(sidecar_id)
-    job_id = _create_job(runtime, name, kind, labels)
+    job_id = _create_job(runtime, name, kind, {**labels, SLOT_PART: "job"})
     client.api.start(job_id)
     return SlotParts(name=name, network_id=network.id, subnet=network.subnet, sidecar_id=sidecar_id, job_id=job_id)
 

@@ -22,6 +22,7 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cronium.core import hookimpl
+from cronium.core.engine_objects import Claims, labels_as_claimed
 from cronium.core.errors import PhaseError, StoreUnavailable
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
@@ -335,22 +336,11 @@ def reap_orphans(judge, dry_run, report, runtime):
         report.kept += [f"container {c['Name']}" for c in found if "cronium.pool" in (c.get("Labels") or {})]
         found = [c for c in found if "cronium.pool" not in (c.get("Labels") or {})]
     _docker.reap(client, "container", found, judge, dry_run, report,
-                 labels_of=lambda c: _labels_for_judging(c, claims or {}))
+                 labels_of=lambda c: labels_as_claimed(c, Claims(sidecars=claims or {})))
     if claims and not dry_run:
         _drop_stale_claims(store, claims, {c["Id"]: c["Name"] for c in found}, report)
     if runtime.config["redis.sidecar_auth"] == "acl":
         _reap_acl_users(store, judge, dry_run, report)
-
-
-def _labels_for_judging(container: dict, claims: dict[str, dict]) -> dict:
-    """A claimed pooled sidecar still carries its pool labels (Docker labels are immutable): it is
-    judged as the execution, owner and attempt its claim record names."""
-    labels = dict(container.get("Labels") or {})
-    claim = claims.get(container["Id"])
-    if claim is not None and "cronium.pool" in labels:
-        labels.update({"cronium.execution": claim["execution"], "cronium.owner": claim.get("owner", ""),
-                       "cronium.attempt": claim.get("attempt", "")})
-    return labels
 
 
 def _drop_stale_claims(store, claims: dict[str, dict], listed: dict[str, str], report) -> None:

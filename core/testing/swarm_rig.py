@@ -66,7 +66,7 @@ class SwarmRig:
         clean_stale()
         info = self.manager.info().get("Swarm") or {}
         if info.get("LocalNodeState") == "active" and info.get("NodeAddr") == HOST_ADDR:
-            self.host_swarm.inited = True  # a swarm on the rig's own address: a killed rig made it
+            self.host_swarm.adopt_stale()  # a swarm on the rig's own address: a killed rig made it
             self.host_swarm.restore()
         try:
             _make_netns()
