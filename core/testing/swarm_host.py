@@ -57,11 +57,17 @@ class HostSwarm:
         self.client.swarm.reload()
         return self.client.swarm.attrs["JoinTokens"]["Worker" if role == "worker" else "Manager"]
 
-    def adopt_stale(self) -> None:
+    @property
+    def made_gwbridge(self) -> bool:
+        """True while this holds a swarm whose init made `docker_gwbridge` (none existed before)."""
+        return self.inited and not self._had_gwbridge
+
+    def adopt_stale(self, *, made_gwbridge: bool) -> None:
         """Take over a swarm that a killed earlier holder initialised (the caller knows it by its
-        address): `restore()` then leaves it and removes the `docker_gwbridge` its init made."""
+        address, and whether its init made `docker_gwbridge`): `restore()` then leaves it and
+        removes that `docker_gwbridge` if it made it."""
         self.inited = True
-        self._had_gwbridge = False
+        self._had_gwbridge = not made_gwbridge
 
     def restore(self, *, skip_networks: frozenset[str] = frozenset()) -> None:
         """Leave the swarm if `ensure()` initialised it (or `adopt_stale()` took it over); then
