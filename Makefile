@@ -13,12 +13,13 @@ setup:
 demo: setup
 	$(CRONIUM) run examples/hello.py --input '{"name": "cronium"}'
 
-## The test suite (unit + integration against the real engine and Redis, the swarm modules included:
+## The test suite (unit + integration against the real engine and Redis, the quick swarm tests included:
 ## docs/swarm-setup.md), without the slow suites. CRONIUM_SWARM_TESTS=0 leaves the swarm modules out.
 test: setup
 	$(PYTEST) -q -m "not slow"
 
-## The slow suites (marked `slow`: 60-job runs, the compose stack, the helper package build); CI runs them after `make test`.
+## The slow suites (marked `slow`: 60-job runs, the compose stack, the helper package build, the two-node
+## swarm rig and its tests, the executor conformance kit on a swarm); CI runs them after `make test`.
 test-slow: setup
 	$(PYTEST) -q -m slow
 

@@ -115,9 +115,15 @@ def while_engine_down(action, *, wait: float):
 CLEANUP_WAIT = 120.0
 
 
+#: Seconds `remove` waits for a container whose removal another party started (the reaper of
+#: another process and the job's own cleanup may remove the same container at once).
+REMOVAL_IN_PROGRESS_WAIT = 30.0
+
+
 def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
     """Remove a container (forced: killed if running, with its anonymous volumes), a network or a
-    volume, by id or name; one that is already gone is fine. Retries for up to `wait` seconds while
+    volume, by id or name; one that is already gone is fine, and one whose removal someone else
+    started is waited for: it is gone when this returns. Retries for up to `wait` seconds while
     the engine does not answer."""
     from docker.errors import APIError, NotFound
 
@@ -132,6 +138,9 @@ def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
         except NotFound:
             pass
         except APIError as exc:
+            if kind == "container" and "already in progress" in str(exc):
+                wait_until_gone(api, ident, REMOVAL_IN_PROGRESS_WAIT)
+                return
             if kind != "network" or "active endpoints" not in str(exc) or tries <= 1:
                 raise
             detach_all(api, ident)  # an endpoint the engine has not released yet
@@ -139,6 +148,24 @@ def remove(client, kind: str, ident: str, wait: float = CLEANUP_WAIT) -> None:
             remove_if_present(tries - 1)
 
     while_engine_down(remove_if_present, wait=wait)
+
+
+def wait_until_gone(api, container: str, seconds: float) -> None:
+    """Wait until the engine no longer knows `container` (its removal was started elsewhere);
+    raises a PhaseError naming it if it is still there after `seconds`."""
+    from cronium.core.errors import PhaseError
+    from docker.errors import NotFound
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            api.inspect_container(container)
+        except NotFound:
+            return
+        if time.monotonic() >= deadline:
+            raise PhaseError("cleanup", f"container {container} was still being removed after {seconds:.0f} s",
+                             hint="the engine is slow to remove it; `cronium gc` removes it if it stays")
+        time.sleep(0.05)
 
 
 def detach_all(api, network: str) -> None:

@@ -29,28 +29,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cronium.core.engine_objects import SLOT_PART, SLOT_ROLE
 from cronium.core.errors import PhaseError, StoreUnavailable, UsageError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import DeferredSecret, NetworkInfo, Secret, SidecarInfo
 from cronium.core.script_launch import WRITE_AND_EXEC
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label
-from cronium.plugins.docker_executor import SECRET_PRELUDE, DockerJobHandle, secret_block
+from cronium.plugins.docker_executor import SECRET_PRELUDE, DockerJobHandle, job_host_config, secret_block
 from cronium.plugins.network import check_engine_view, create_in_pool
 from cronium.plugins.sidecar import (
     ALIAS,
     NAME_PREFIX,
-    _connect,
-    _create,
-    _create_acl_user,
-    _ready_info,
+    connect_sidecar,
+    create_acl_user,
+    create_sidecar_container,
+    ready_info,
     sidecar_settings,
     wait_ready,
 )
 from docker.errors import APIError
 
 SLOT_PREFIX = "cronium-slot-"
-ROLE = "slot"
+ROLE = SLOT_ROLE
 #: HostConfig keys a claim sets on the held job container (`POST /containers/<id>/update`).
 LIMIT_KEYS = ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")
 #: The slot's job container: the secret prelude, then the script's path (one line), then the script.
@@ -124,7 +125,8 @@ def slot_kind(launch, sidecar_options, services_network: str) -> SlotKind:
 
 
 def neutral_labels(runtime, name: str, kind: SlotKind) -> dict:
-    """Labels that name no execution (bound at claim through the claim record)."""
+    """Labels that name no execution (bound at claim through the claim record); each part adds
+    `cronium.slot.part` (`SLOT_PART`: network, sidecar or job)."""
     return {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": ROLE,
             "cronium.execution": name, "cronium.deadline": deadline_label(runtime),
             "cronium.installation": runtime.installation, "cronium.slot": kind.key}
@@ -144,13 +146,14 @@ def create_slot(runtime, name: str, kind: SlotKind) -> SlotParts:
     """Create and start one slot (on failure the pool removes what exists, by the slot's name)."""
     client = runtime.docker
     labels = neutral_labels(runtime, name, kind)
-    network = _create_network(runtime, name, labels)
+    network = _create_network(runtime, name, {**labels, SLOT_PART: "network"})
     side = kind.sidecar_options
-    sidecar_id = _create(client, runtime.config["images.sidecar"], f"{name}-sidecar", side,
-                         {**side.labels, **labels}, _docker.host_config_kwargs(side.host_config), name, [ALIAS])
-    _connect(client, sidecar_id, kind.services_network, None)
+    sidecar_id = create_sidecar_container(client, runtime.config["images.sidecar"], f"{name}-sidecar", side,
+                                          {**side.labels, **labels, SLOT_PART: "sidecar"},
+                                          _docker.host_config_kwargs(side.host_config), name, [ALIAS])
+    connect_sidecar(client, sidecar_id, kind.services_network, None)
     client.api.start(sidecar_id)
-    job_id = _create_job(runtime, name, kind, labels)
+    job_id = _create_job(runtime, name, kind, {**labels, SLOT_PART: "job"})
     client.api.start(job_id)
     return SlotParts(name=name, network_id=network.id, subnet=network.subnet, sidecar_id=sidecar_id, job_id=job_id)
 
@@ -168,9 +171,7 @@ def _create_network(runtime, name: str, labels: dict) -> NetworkInfo:
 def _create_job(runtime, name: str, kind: SlotKind, labels: dict) -> str:
     client, cfg = runtime.docker, runtime.config
     options = kind.job_options
-    host_config = client.api.create_host_config(
-        network_mode=name, init=True, log_config={"type": cfg["logs.docker_driver"], "config": {}},
-        **_docker.host_config_kwargs(options.host_config))
+    host_config = job_host_config(client, cfg, name, options)
     created = client.api.create_container(
         kind.image, entrypoint=["/bin/sh", "-c"], command=[JOB_BODY, kind.interpreter], name=f"{name}-job",
         user=options.user, working_dir=options.working_dir, environment={}, stdin_open=True,
@@ -263,7 +264,7 @@ def _bind_sidecar(runtime, slot: SlotParts, name: str, execution, token, network
     started = time.monotonic()
     client.api.rename(slot.sidecar_id, name)
     if cfg["redis.sidecar_auth"] == "acl":
-        redis_url = _create_acl_user(runtime, execution, resources)
+        redis_url = create_acl_user(runtime, execution, resources)
     else:
         redis_url = runtime.sidecar_redis_url
     settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg, network)).encode()
@@ -273,4 +274,4 @@ def _bind_sidecar(runtime, slot: SlotParts, name: str, execution, token, network
         ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
-    return _ready_info(client, slot.sidecar_id, name, cfg["images.sidecar"], ready, output, started, cfg)
+    return ready_info(client, slot.sidecar_id, name, cfg["images.sidecar"], ready, output, started, cfg)

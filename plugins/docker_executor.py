@@ -204,16 +204,21 @@ class DockerJobHandle:
                 pass  # already gone
 
 
+def job_host_config(client, cfg, network_name: str, options) -> dict:
+    """The HostConfig of a job container on `network_name` with the job's container `options`
+    (as plugins contributed them). init=True: docker-init is PID 1 and forwards signals, so the
+    job's own process is not PID 1 and a SIGTERM it does not handle ends it (timeout and cancel
+    are prompt). Used by `start_job` and by pooled slots (`_slots`) for their held containers."""
+    return client.api.create_host_config(
+        network_mode=network_name, init=True, log_config={"type": cfg["logs.docker_driver"], "config": {}},
+        **_docker.host_config_kwargs(options.host_config))
+
+
 @hookimpl(trylast=True)
 def start_job(execution, network, launch, runtime, resources):
     client, cfg = runtime.docker, runtime.config
     options = launch.options
-    # init=True: docker-init is PID 1 and forwards signals, so the job's own process is not PID 1
-    # and a SIGTERM it does not handle ends it (timeout and cancel are prompt).
-    host_config = client.api.create_host_config(
-        network_mode=network.name, init=True,
-        log_config={"type": cfg["logs.docker_driver"], "config": {}},
-        **_docker.host_config_kwargs(options.host_config))
+    host_config = job_host_config(client, cfg, network.name, options)
     # Registered before the create call (by name): a create that times out on our side may still
     # complete in the engine. Removed only while it is this attempt's (by its labels, then by id;
     # once created, by the id the engine gave: `_docker.Owned`).

@@ -22,6 +22,7 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cronium.core import hookimpl
+from cronium.core.engine_objects import Claims, labels_as_claimed
 from cronium.core.errors import PhaseError, StoreUnavailable
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import SidecarInfo
@@ -56,7 +57,11 @@ def with_credentials(url: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _create_acl_user(runtime, execution, resources) -> str:
+def create_acl_user(runtime, execution, resources) -> str:
+    """Create the execution attempt's Redis ACL user (keys it may touch: `acl_rules`), register
+    its removal in `resources`, and return the Redis URL with its credentials for the sidecar.
+    Raises PhaseError("sidecar") when Redis refuses it or the URL names a database other than 0.
+    Used by this plugin, the swarm sidecar and pooled slots (`_slots`)."""
     store = runtime.store
     if urlsplit(runtime.sidecar_redis_url).path.strip("/") not in ("", "0"):
         raise PhaseError("sidecar", "redis.sidecar_url names a database other than 0; with redis.sidecar_auth = "
@@ -120,7 +125,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     client, cfg = runtime.docker, runtime.config
     name = f"{NAME_PREFIX}{execution.execution_id}"
     if cfg["redis.sidecar_auth"] == "acl":
-        redis_url = _create_acl_user(runtime, execution, resources)
+        redis_url = create_acl_user(runtime, execution, resources)
     else:
         redis_url = runtime.sidecar_redis_url
     settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg, network)).encode()
@@ -139,9 +144,10 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     labels = {**options.labels, **execution.labels, "cronium.role": "sidecar"}
     owned = _docker.Owned(client, "container", name, labels)
     resources.add("container", name, owned.remove)
-    container_id = owned.created(_create(client, image, name, options, labels, host_kwargs, network.name, [ALIAS]))
+    container_id = owned.created(create_sidecar_container(client, image, name, options, labels, host_kwargs,
+                                                          network.name, [ALIAS]))
     if services_network:
-        _connect(client, container_id, services_network, None)
+        connect_sidecar(client, container_id, services_network, None)
     raw = _docker.attach(client, container_id)
     # Booting is CPU-bound: past a few at once, every sidecar on the machine gets slower. Queue the
     # boots instead (the ready timeout counts from this sidecar's own start).
@@ -153,10 +159,13 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
             ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
-    return _ready_info(client, container_id, name, image, ready, output, started, cfg)
+    return ready_info(client, container_id, name, image, ready, output, started, cfg)
 
 
-def _create(client, image, name, options, labels, host_kwargs, network_name, aliases) -> str:
+def create_sidecar_container(client, image, name, options, labels, host_kwargs, network_name, aliases) -> str:
+    """Create (not start) a sidecar container `name` of `image` on `network_name` (with `aliases`,
+    if any), stdin open for its settings, with the sidecar options' user and env; returns its id.
+    Engine refusals become PhaseError("sidecar"). Used by this plugin and pooled slots (`_slots`)."""
     host_config = client.api.create_host_config(
         network_mode=network_name, log_config={"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
         **host_kwargs)
@@ -172,7 +181,9 @@ def _create(client, image, name, options, labels, host_kwargs, network_name, ali
     return created["Id"]
 
 
-def _connect(client, container_id: str, network_name: str, aliases) -> None:
+def connect_sidecar(client, container_id: str, network_name: str, aliases) -> None:
+    """Attach a sidecar container to a second network (the services network, or the job's with
+    the `runtime-api` alias); a refusal becomes PhaseError("sidecar") naming the network."""
     try:
         client.api.connect_container_to_network(container_id, network_name, aliases=aliases)
     except APIError as exc:
@@ -195,7 +206,8 @@ def _launch_warm(runtime, execution, name, network, settings, options, host_kwar
         labels = {"cronium.managed": "true", "cronium.owner": runtime.owner, "cronium.role": "sidecar",
                   "cronium.execution": pool_name, "cronium.deadline": deadline_label(runtime),
                   "cronium.installation": runtime.installation, "cronium.pool": key, **options.labels}
-        cid = _create(client, image, pool_name, options, labels, host_kwargs, services_network, None)
+        cid = create_sidecar_container(client, image, pool_name, options, labels, host_kwargs, services_network,
+                                       None)
         client.api.start(cid)
         return cid
 
@@ -227,17 +239,20 @@ def _claim(client, container_id, name, network, settings, cfg) -> SidecarInfo:
         client.api.rename(container_id, name)
     except APIError as exc:
         raise PhaseError("sidecar", f"could not claim a pooled sidecar: {exc.explanation or exc}") from None
-    _connect(client, container_id, network.name, [ALIAS])
+    connect_sidecar(client, container_id, network.name, [ALIAS])
     raw = _docker.attach(client, container_id)
     try:
         _docker.send_and_close_stdin(raw, settings)
         ready, output = wait_ready(raw, cfg["sidecar.ready_timeout"])
     finally:
         _docker.close(raw)
-    return _ready_info(client, container_id, name, cfg["images.sidecar"], ready, output, started, cfg)
+    return ready_info(client, container_id, name, cfg["images.sidecar"], ready, output, started, cfg)
 
 
-def _ready_info(client, container_id, name, image, ready, output, started, cfg) -> SidecarInfo:
+def ready_info(client, container_id, name, image, ready, output, started, cfg) -> SidecarInfo:
+    """The `SidecarInfo` of a sidecar that reported ready (`ready`, its `output` so far, `started`
+    on the monotonic clock); PhaseError("sidecar") with its output's tail when it did not, or when
+    its ready line says it cannot reach the store."""
     if not ready:
         tail = (output or _logs_tail(client, container_id)).decode("utf-8", "replace").strip()[-800:] or "(no output)"
         raise PhaseError("sidecar", f"the sidecar did not become ready within {cfg['sidecar.ready_timeout']}s; "
@@ -323,22 +338,11 @@ def reap_orphans(judge, dry_run, report, runtime):
         report.kept += [f"container {c['Name']}" for c in found if "cronium.pool" in (c.get("Labels") or {})]
         found = [c for c in found if "cronium.pool" not in (c.get("Labels") or {})]
     _docker.reap(client, "container", found, judge, dry_run, report,
-                 labels_of=lambda c: _labels_for_judging(c, claims or {}))
+                 labels_of=lambda c: labels_as_claimed(c, Claims(sidecars=claims or {})))
     if claims and not dry_run:
         _drop_stale_claims(store, claims, {c["Id"]: c["Name"] for c in found}, report)
     if runtime.config["redis.sidecar_auth"] == "acl":
         _reap_acl_users(store, judge, dry_run, report)
-
-
-def _labels_for_judging(container: dict, claims: dict[str, dict]) -> dict:
-    """A claimed pooled sidecar still carries its pool labels (Docker labels are immutable): it is
-    judged as the execution, owner and attempt its claim record names."""
-    labels = dict(container.get("Labels") or {})
-    claim = claims.get(container["Id"])
-    if claim is not None and "cronium.pool" in labels:
-        labels.update({"cronium.execution": claim["execution"], "cronium.owner": claim.get("owner", ""),
-                       "cronium.attempt": claim.get("attempt", "")})
-    return labels
 
 
 def _drop_stale_claims(store, claims: dict[str, dict], listed: dict[str, str], report) -> None:

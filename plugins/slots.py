@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 
 from cronium.core import hookimpl
+from cronium.core.engine_objects import Claims, labels_as_claimed
 from cronium.core.errors import StoreUnavailable
 from cronium.core.model import Slot
 from cronium.plugins import _docker, _slots, docker_executor, network, sidecar
@@ -105,12 +106,7 @@ def reap_orphans(judge, dry_run, report, runtime):
     networks = _docker.labelled(client, "network", "cronium.managed=true", f"cronium.role={_slots.ROLE}")
 
     def labels_of(item: dict) -> dict:
-        labels = dict(item.get("Labels") or {})
-        claim = claims.get(labels.get("cronium.execution", ""))
-        if claim is not None:
-            labels.update({"cronium.execution": claim["execution"], "cronium.owner": claim.get("owner", ""),
-                           "cronium.attempt": claim.get("attempt", "")})
-        return labels
+        return labels_as_claimed(item, Claims(slots=claims))
 
     _docker.reap(client, "container", containers, judge, dry_run, report, labels_of=labels_of)
     _docker.reap(client, "network", networks, judge, dry_run, report, labels_of=labels_of,

@@ -21,7 +21,7 @@ from cronium.core import hookimpl
 from cronium.core.errors import PhaseError
 from cronium.core.model import SidecarInfo
 from cronium.plugins import _swarm, _swarm_tasks
-from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, _create_acl_user, ready_event, sidecar_settings
+from cronium.plugins.sidecar import ALIAS, NAME_PREFIX, PORT, create_acl_user, ready_event, sidecar_settings
 
 #: This plugin belongs to the swarm executor: it takes part only in runs with executor = "swarm".
 EXECUTOR = "swarm"
@@ -34,7 +34,7 @@ def launch_sidecar(execution, network, token, options, runtime, resources):
     client, cfg = runtime.docker, runtime.config
     _swarm.manager_node(client, "sidecar")
     services_network = ensure_services_network(runtime)
-    redis_url = (_create_acl_user(runtime, execution, resources) if cfg["redis.sidecar_auth"] == "acl"
+    redis_url = (create_acl_user(runtime, execution, resources) if cfg["redis.sidecar_auth"] == "acl"
                  else runtime.sidecar_redis_url)
     settings = json.dumps(sidecar_settings(execution, token, redis_url, cfg, network)).encode()
     labels = {**options.labels, **execution.labels, "cronium.role": ROLE}

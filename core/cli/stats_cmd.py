@@ -1,8 +1,9 @@
 """`cronium stats`: CPU and memory of running jobs and their sidecars, as `docker stats --no-stream`.
 
 It lists the running containers of this installation's executions (labels `cronium.managed`,
-`cronium.installation`, `cronium.execution=exec_…`, `cronium.role` job or sidecar; idle pooled
-sidecars are left out), asks the engine for one stats document of each (in parallel: the engine
+`cronium.installation`, `cronium.execution=exec_…`, `cronium.role` job or sidecar — a claimed pooled
+sidecar or slot counts as the execution its claim record names: `core/engine_objects.py`; idle
+pooled sidecars and slots are left out), asks the engine for one stats document of each (in parallel: the engine
 takes about a second to measure CPU between two samples) and prints one line each. The figures come
 from `cronium.core.usage`, the same arithmetic the docker executor uses for the peak figures it
 keeps on the record when a job ends (`memory_peak`, `cpu_seconds`; see `cronium inspect`).
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 from cronium.core import usage
+from cronium.core.engine_objects import Claims, labels_as_claimed
 from cronium.core.model import EXECUTION_ID_RE
 
 from .display import binary_size
@@ -22,13 +24,14 @@ from .options import json_option
 ROLES = ("job", "sidecar")
 
 
-def running(client, installation: str) -> list[dict]:
-    """The running job and sidecar containers of this installation's executions."""
+def running(client, installation: str, claims: Claims) -> list[dict]:
+    """The running job and sidecar containers of this installation's executions (claimed pooled
+    sidecars and slots included, by their claim records)."""
     found = client.api.containers(filters={"status": "running", "label": [
         "cronium.managed=true", f"cronium.installation={installation}"]})
     rows = []
     for c in found:
-        labels = c.get("Labels") or {}
+        labels = labels_as_claimed(c, claims)
         execution, role = labels.get("cronium.execution", ""), labels.get("cronium.role", "")
         if role in ROLES and EXECUTION_ID_RE.fullmatch(execution):
             rows.append({"execution": execution, "role": role, "container": (c.get("Names") or ["?"])[0].lstrip("/"),
@@ -80,7 +83,7 @@ def stats(app, targets, as_json):
       cronium stats nightly --json      # one job's executions, as JSON
     """
     runtime = app.runtime(read_only=True)
-    rows = running(runtime.docker, runtime.installation)
+    rows = running(runtime.docker, runtime.installation, Claims.read_or_none(runtime.store))
     names = job_names(runtime, sorted({r["execution"] for r in rows})) if rows else {}
     for row in rows:
         row["job"] = names.get(row["execution"], "")

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from ..engine_objects import Claims, execution_objects
 from ..plugins import hookimpl
 from .conformance import ExecutorConformance
 
@@ -116,15 +117,21 @@ def docker_leftovers(cronium_runtime):
     client = cronium_runtime.docker
 
     def leftovers(execution_id: str | None = None) -> list[str]:
-        """Resources still labelled for `execution_id` (or any), plus containers named after it.
-        Idle pooled sidecars (`cronium-pool-*`) of the live runtime are not leftovers."""
+        """Resources still labelled for `execution_id` (or any) or claimed for it (pooled sidecars
+        and slots: `engine_objects`), plus containers named after it. Idle pooled sidecars
+        (`cronium-pool-*`) of the live runtime are not leftovers."""
         label = "cronium.managed=true" if execution_id is None else f"cronium.execution={execution_id}"
-        containers = client.api.containers(all=True, filters={"label": label})
-        if execution_id is not None:
+        if execution_id is None:
+            containers = client.api.containers(all=True, filters={"label": label})
+            networks = client.api.networks(filters={"label": label})
+        else:
+            claims = Claims.read_or_none(cronium_runtime.store)
+            containers = execution_objects(client, claims, "container", execution_id)
             containers += client.api.containers(all=True, filters={"name": execution_id})
+            networks = execution_objects(client, claims, "network", execution_id)
         names = sorted({c["Names"][0].lstrip("/") for c in containers})
         found = [f"container {n}" for n in names if not n.startswith("cronium-pool-")]
-        found += [f"network {n['Name']}" for n in client.api.networks(filters={"label": label})]
+        found += [f"network {n['Name']}" for n in networks]
         found += [f"volume {v['Name']}" for v in (client.api.volumes(filters={"label": label}).get("Volumes") or [])]
         return found
 
@@ -136,8 +143,10 @@ def docker_inspect(cronium_runtime):
     api = cronium_runtime.docker.api
 
     def inspect(execution_id: str) -> str:
-        """`docker inspect` of every container labelled for `execution_id` or named after it."""
-        found = api.containers(all=True, filters={"label": f"cronium.execution={execution_id}"})
+        """`docker inspect` of every container of `execution_id` (labelled or claimed for it:
+        `engine_objects`) or named after it."""
+        claims = Claims.read_or_none(cronium_runtime.store)
+        found = execution_objects(cronium_runtime.docker, claims, "container", execution_id)
         found += api.containers(all=True, filters={"name": execution_id})
         return json.dumps([api.inspect_container(c_id) for c_id in sorted({c["Id"] for c in found})])
 

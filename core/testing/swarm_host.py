@@ -3,9 +3,10 @@
 - `HostSwarm.ensure()` inits a swarm when the engine is in none (advertising and listening on the
   address given, overlay subnets from `ADDR_POOL`, not Swarm's default 10.0.0.0/8) and remembers
   that it did (and which service containers were on which network); `restore()` leaves only a
-  swarm it initialised, removes the `docker_gwbridge` network
-  the init created (when it did not exist before and nothing uses it) and reconnects cronium's
-  service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
+  swarm it initialised (or, `adopt_stale()`, one a killed earlier holder did), removes the
+  `docker_gwbridge` network the init created (`remove_unused_gwbridge`: when it did not exist
+  before, once the leave released the swarm's endpoints on it, never while another container uses
+  it) and reconnects cronium's service containers (`reconnect_service_containers`), because Docker 20.10 loses their names on
   bridge networks for new containers after a swarm init + leave.
 - Everything here changes the shared engine: callers hold `/tmp/cronium-integration.lock` (the
   integration tests run under it).
@@ -56,19 +57,53 @@ class HostSwarm:
         self.client.swarm.reload()
         return self.client.swarm.attrs["JoinTokens"]["Worker" if role == "worker" else "Manager"]
 
+    @property
+    def made_gwbridge(self) -> bool:
+        """True while this holds a swarm whose init made `docker_gwbridge` (none existed before)."""
+        return self.inited and not self._had_gwbridge
+
+    def adopt_stale(self, *, made_gwbridge: bool) -> None:
+        """Take over a swarm that a killed earlier holder initialised (the caller knows it by its
+        address, and whether its init made `docker_gwbridge`): `restore()` then leaves it and
+        removes that `docker_gwbridge` if it made it."""
+        self.inited = True
+        self._had_gwbridge = not made_gwbridge
+
     def restore(self, *, skip_networks: frozenset[str] = frozenset()) -> None:
-        """Leave the swarm if `ensure()` initialised it; then repair what leaving breaks (except on
+        """Leave the swarm if `ensure()` initialised it (or `adopt_stale()` took it over); then
+        remove the `docker_gwbridge` its init made and repair what leaving breaks (except on
         `skip_networks`)."""
         if not self.inited:
             return
         self.client.swarm.leave(force=True)
         self.inited = False
         if not self._had_gwbridge:
-            for net in _networks_named(self.client, GWBRIDGE):
-                net.reload()
-                if not net.attrs.get("Containers"):
-                    net.remove()
+            remove_unused_gwbridge(self.client)
         reconnect_service_containers(self.client, skip_networks=skip_networks, known=self._attached)
+
+
+def remove_unused_gwbridge(client, timeout: float = 15.0) -> bool:
+    """After a swarm leave: remove `docker_gwbridge` once the engine has released what the swarm
+    had on it (the ingress sandbox's endpoint goes a moment after the leave; waits up to
+    `timeout`). A container of anyone else still on it keeps it. True when it is gone."""
+    _wait_swarm_networks_gone(client, timeout)
+    deadline = time.monotonic() + timeout
+    for net in _networks_named(client, GWBRIDGE):
+        while True:  # the swarm's own endpoints are named gateway_<sandbox>
+            net.reload()
+            names = [e.get("Name") or key for key, e in (net.attrs.get("Containers") or {}).items()]
+            if not names:
+                break
+            if time.monotonic() > deadline or [n for n in names if not n.startswith("gateway_")]:
+                log.warning("%s kept: still used by %s", GWBRIDGE, ", ".join(names))
+                return False
+            time.sleep(0.2)
+        try:
+            net.remove()
+        except Exception as exc:  # noqa: BLE001 - reported: the caller's check names what is left
+            log.warning("%s could not be removed: %s", GWBRIDGE, exc)
+            return False
+    return not _networks_named(client, GWBRIDGE)
 
 
 def _networks_named(client, name: str) -> list:

@@ -38,6 +38,9 @@ HOST_IF, NS_IF = "crrig0", "crrig1"
 HOST_ADDR, NS_ADDR, PREFIX = "10.214.0.1", "10.214.0.2", 30
 WORKER_HOSTNAME = "cronium-rig-worker"
 ROOT = Path("/tmp/cronium-swarm-rig")
+#: Exists while a rig holds a swarm whose init made docker_gwbridge (outside ROOT: `clean_stale()`
+#: removes ROOT, and the next rig must still know whether a killed rig's swarm made it).
+GWBRIDGE_MARK = Path("/tmp/cronium-swarm-rig.made-gwbridge")
 CGROUP_PARENT = "/cronium-rig"
 REGISTRY_PORT = 5714
 
@@ -66,12 +69,17 @@ class SwarmRig:
         clean_stale()
         info = self.manager.info().get("Swarm") or {}
         if info.get("LocalNodeState") == "active" and info.get("NodeAddr") == HOST_ADDR:
-            self.host_swarm.inited = True  # a swarm on the rig's own address: a killed rig made it
-            self.host_swarm.restore()
+            # A swarm on the rig's own address: a killed rig made it (and maybe its docker_gwbridge).
+            self.host_swarm.adopt_stale(made_gwbridge=GWBRIDGE_MARK.exists())
+            self._restore_host_swarm()
         try:
             _make_netns()
             self.worker = _start_dockerd(timeout)
             self.host_swarm.ensure()
+            if self.host_swarm.made_gwbridge:
+                GWBRIDGE_MARK.touch()
+            else:
+                GWBRIDGE_MARK.unlink(missing_ok=True)  # a stale mark must not name another's gwbridge
             if self.registry is not None:
                 self.registry.start()
             self._join(timeout)
@@ -117,7 +125,7 @@ class SwarmRig:
     def stop(self) -> None:
         """Undo everything, each step on its own (one failing step never skips the next)."""
         steps = [self._leave_worker, self._stop_worker_engine, self._remove_worker_node, _remove_netns,
-                 self._stop_registry, self._untag_pushed, self.host_swarm.restore, _remove_root]
+                 self._stop_registry, self._untag_pushed, self._restore_host_swarm, _remove_root]
         errors = []
         for step in steps:
             try:
@@ -126,6 +134,11 @@ class SwarmRig:
                 errors.append(f"{getattr(step, '__name__', step)}: {exc}")
         if errors:
             raise RuntimeError("the swarm rig's teardown failed in part: " + "; ".join(errors))
+
+    def _restore_host_swarm(self) -> None:
+        """Leave the manager's swarm if the rig made it, with the docker_gwbridge its init made."""
+        self.host_swarm.restore()
+        GWBRIDGE_MARK.unlink(missing_ok=True)
 
     def _leave_worker(self) -> None:
         if self.worker is not None and _socket().exists():

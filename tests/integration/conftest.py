@@ -191,11 +191,15 @@ def _swarm_module(request, engine):
     if request.node.path.name not in SWARM_MODULES:
         yield
         return
-    from cronium.core.testing.swarm_host import swarm_state
+    from cronium.core.testing.swarm_host import GWBRIDGE, swarm_state
 
     require_swarm_tests()
     test_redis = request.getfixturevalue("test_redis")
     before = swarm_state(engine)
+    had_gwbridge = bool(engine.networks.list(names=[GWBRIDGE]))
     yield
     assert swarm_state(engine) == before, f"{request.node.path.name} left the engine's swarm state {swarm_state(engine)!r}, found {before!r}"
+    # A swarm init makes docker_gwbridge; whoever left the swarm it made removes it too.
+    assert bool(engine.networks.list(names=[GWBRIDGE])) == had_gwbridge, \
+        f"{request.node.path.name} left the {GWBRIDGE} network its swarm made"
     assert_test_redis_serves(engine, test_redis)

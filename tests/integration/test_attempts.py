@@ -14,13 +14,13 @@ def set_up_attempt(runtime, execution_id: str):
     """What an attempt creates before its sidecar boots: network, ACL user, held job container."""
     from cronium.core.lifecycle import ResourceRegistry
     from cronium.core.spec import resolve
-    from cronium.plugins.sidecar import _create_acl_user
+    from cronium.plugins.sidecar import create_acl_user
 
     spec = JobSpec(job_type="bash", script=b"true", execution_id=execution_id)
     execution = resolve(spec, runtime.config, owner=runtime.owner, installation=runtime.installation).execution
     resources = ResourceRegistry()
     network = runtime.hooks.create_network(execution=execution, runtime=runtime, resources=resources)
-    _create_acl_user(runtime, execution, resources)
+    create_acl_user(runtime, execution, resources)
     launch = JobLaunch(image=execution.image, command=("sleep", "60"), env={}, secret_env={},
                        options=ContainerOptions(user="10001"), script=None, name=f"cronium-job-{execution_id}")
     runtime.hooks.start_job(execution=execution, network=network, launch=launch, runtime=runtime,

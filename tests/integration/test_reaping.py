@@ -138,3 +138,43 @@ def test_egress_rules_of_a_network_created_during_the_sweep_survive(cronium_runt
         for network in created:
             _docker.remove(engine, "network", network, wait=0)
         cronium_runtime.store.records.update(execution, {"status": "succeeded"})
+
+
+def test_removals_of_one_container_at_once_all_end_with_it_gone(engine, cronium_config):
+    """A worker's reaper and the job's own cleanup may remove the same container at once: the
+    engine answers the later ones 409 "removal already in progress". Each `_docker.remove` must
+    return without an error and only once the container is gone (issue 11: a claimed slot's sidecar
+    was left on the engine after `remove_execution_resources` returned)."""
+    import threading
+
+    from cronium.plugins import _docker
+    from docker.errors import NotFound
+
+    execution = new_execution_id()
+    created = engine.api.create_container(cronium_config["images.python"], ["sleep", "60"],
+                                          labels=labels(execution, dead_owner(), "job"))
+    engine.api.start(created["Id"])
+    start, outcomes = threading.Barrier(4), []
+
+    def remove_then_look() -> None:
+        start.wait()
+        try:
+            _docker.remove(engine, "container", created["Id"], wait=0)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test asserts
+            outcomes.append(f"raised {exc}")
+            return
+        try:
+            engine.api.inspect_container(created["Id"])
+            outcomes.append("returned while the container still existed")
+        except NotFound:
+            outcomes.append("gone")
+
+    threads = [threading.Thread(target=remove_then_look) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert outcomes == ["gone"] * 4, outcomes
+    finally:
+        _docker.remove(engine, "container", created["Id"], wait=0)

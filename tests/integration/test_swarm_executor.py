@@ -81,6 +81,7 @@ def swarm_inspect(client, execution_id: str) -> str:
     return json.dumps(seen)
 
 
+@pytest.mark.slow  # about 50 s: `make test-slow`; the module's own swarm tests stay in `make test`
 class TestSwarmExecutor(ExecutorConformance):
     """The executor conformance kit against the swarm executor."""
 

@@ -3,7 +3,8 @@ cronium image pulled from the rig's registry completes on the worker, and it rea
 the manager over an overlay network (VXLAN data crosses the rig's veth pair).
 
 Runs under /tmp/cronium-integration.lock (as every integration test): the rig makes this engine a
-swarm manager for the session and leaves it as found."""
+swarm manager for the session and leaves it as found. Marked `slow` (about 45 s, most of it the
+rig's start and teardown): `make test-slow` runs it, `make test` does not."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,7 @@ import pytest
 from cronium.core.host.images import default_tags, registry_tag
 from cronium.core.testing.swarm_rig import WORKER_HOSTNAME
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _wait_for_task(engine, service_id: str, timeout: float = 120.0) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cronium.core.testing import swarm_rig as rig_module
 from cronium.core.testing.swarm_rig import SwarmRig, rig_unavailable
-from cronium.core.testing.swarm_host import _service_attachments, reconnect_service_containers, swarm_state
+from cronium.core.testing.swarm_host import GWBRIDGE, _service_attachments, reconnect_service_containers, swarm_state
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +47,7 @@ def test_a_killed_rig_is_cleaned_by_the_next_one(engine):
     if swarm_state(engine) != "inactive":
         pytest.skip("the engine is already in a swarm: the killed rig would not have made it")
     attached = _service_attachments(engine, frozenset())  # the killed rig's record of them dies with it
+    had_gwbridge = bool(engine.networks.list(names=[GWBRIDGE]))
     proc = subprocess.Popen([sys.executable, "-c", _START_AND_HANG], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()[-800:]
@@ -66,3 +67,5 @@ def test_a_killed_rig_is_cleaned_by_the_next_one(engine):
             reconnect_service_containers(engine, known=attached)  # what the killed rig's init detached
     assert swarm_state(engine) == "inactive"
     assert _leftovers() == []
+    # The killed rig's swarm init made a docker_gwbridge; the rig that left its swarm removes it.
+    assert bool(engine.networks.list(names=[GWBRIDGE])) == had_gwbridge

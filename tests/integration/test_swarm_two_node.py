@@ -5,7 +5,8 @@ manager, their sidecar reaches Redis on the manager over the services overlay, a
 nothing else; a killed orchestrator's objects are reaped on both nodes; a worker removed mid-job
 ends the job with a clear status.
 
-One rig for the module; everything runs under /tmp/cronium-integration.lock.
+One rig for the module; everything runs under /tmp/cronium-integration.lock. Marked `slow` (about
+140 s with the rig's start and teardown): `make test-slow` runs it, `make test` does not.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cronium.core.testing.conformance import PEER_JOB, PROBE_JOB, assert_reached
 from cronium.core.testing.swarm_rig import WORKER_HOSTNAME
 from test_swarm_executor import _redis_container, swarm_objects
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ON_WORKER = "node.labels.cronium.rig==worker"
 ORDERED_JOB = """

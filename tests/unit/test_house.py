@@ -50,6 +50,18 @@ def test_the_core_never_imports_a_plugin():
     assert offenders == []
 
 
+def test_plugins_use_only_the_public_names_of_other_plugins():
+    """`from cronium.plugins.<plugin> import _name` reaches into another plugin's private helpers
+    (shared plumbing modules such as `_docker` are private as a whole and not counted)."""
+    offenders = []
+    for name, (path, tree) in MODULES.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cronium.plugins."):
+                if node.module != name and not node.module.rsplit(".", 1)[1].startswith("_"):
+                    offenders += [f"{name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert offenders == []
+
+
 def _raw_imports(tree: ast.Module) -> set[str]:
     names = set()
     for node in ast.walk(tree):

@@ -179,16 +179,29 @@ def test_close_removes_idle_sidecars_and_stops_refilling():
 
 
 def test_a_claimed_pooled_sidecar_is_judged_as_the_execution_its_claim_names():
-    from cronium.plugins.sidecar import _labels_for_judging
+    from cronium.core.engine_objects import Claims, labels_as_claimed
 
     pooled = {"Id": "c1", "Name": "cronium-runtime-exec_x", "Labels": {
         "cronium.pool": "k", "cronium.execution": "cronium-pool-0a", "cronium.owner": "pool-owner"}}
-    claims = {"c1": {"execution": "exec_x", "owner": "claimer", "attempt": "a1"}}
-    assert _labels_for_judging(pooled, claims)["cronium.execution"] == "exec_x"
-    assert _labels_for_judging(pooled, claims)["cronium.owner"] == "claimer"
-    assert _labels_for_judging(pooled, {})["cronium.execution"] == "cronium-pool-0a"  # idle: its pool name
+    claims = Claims(sidecars={"c1": {"execution": "exec_x", "owner": "claimer", "attempt": "a1"}})
+    assert labels_as_claimed(pooled, claims)["cronium.execution"] == "exec_x"
+    assert labels_as_claimed(pooled, claims)["cronium.owner"] == "claimer"
+    assert labels_as_claimed(pooled, Claims())["cronium.execution"] == "cronium-pool-0a"  # idle: its pool name
     cold = {"Id": "c1", "Name": "cronium-runtime-exec_y", "Labels": {"cronium.execution": "exec_y"}}
-    assert _labels_for_judging(cold, claims)["cronium.execution"] == "exec_y"  # not pooled: its own labels
+    assert labels_as_claimed(cold, claims)["cronium.execution"] == "exec_y"  # not pooled: its own labels
+
+
+def test_a_claimed_slot_part_is_its_execution_s_job_or_sidecar():
+    from cronium.core.engine_objects import Claims, labels_as_claimed
+
+    slot = {"cronium.role": "slot", "cronium.execution": "cronium-slot-0a", "cronium.owner": "holder"}
+    claims = Claims(slots={"cronium-slot-0a": {"execution": "exec_x", "owner": "claimer", "attempt": "a1"}})
+    job = labels_as_claimed({"Id": "j", "Labels": {**slot, "cronium.slot.part": "job"}}, claims)
+    assert (job["cronium.execution"], job["cronium.owner"], job["cronium.role"]) == ("exec_x", "claimer", "job")
+    side = labels_as_claimed({"Id": "s", "Labels": {**slot, "cronium.slot.part": "sidecar"}}, claims)
+    assert side["cronium.role"] == "sidecar"
+    idle = labels_as_claimed({"Id": "j", "Labels": {**slot, "cronium.slot.part": "job"}}, Claims())
+    assert (idle["cronium.execution"], idle["cronium.role"]) == ("cronium-slot-0a", "slot")  # not claimed: as made
 
 
 @pytest.mark.parametrize("key,value", [("pool.max_idle", -1), ("pool.idle_timeout", 5000.0),

@@ -27,5 +27,5 @@ def test_a_sidecar_url_on_another_database_is_refused_before_any_user_exists(url
     runtime = SimpleNamespace(store=store, sidecar_redis_url=url)
     execution = SimpleNamespace(execution_id=EXECUTION, namespace="team")
     with pytest.raises(PhaseError, match="database other than 0"):
-        sidecar._create_acl_user(runtime, execution, resources=None)
+        sidecar.create_acl_user(runtime, execution, resources=None)
     assert created == []

@@ -9,7 +9,7 @@ CFG = {"sidecar.ready_timeout": 30, "images.sidecar": "cronium/sidecar:latest"}
 
 
 def ready_info(output: bytes):
-    return sidecar._ready_info(None, "cid", "cronium-runtime-x", "img", True, output, 0.0, CFG)
+    return sidecar.ready_info(None, "cid", "cronium-runtime-x", "img", True, output, 0.0, CFG)
 
 
 def test_a_ready_line_with_the_store_ok_is_ready_and_has_no_probe_url():
