@@ -8,7 +8,6 @@ applied, `trigger` manual. It is an action (`auth.action`: admin role, CSRF toke
 from __future__ import annotations
 
 import socket
-from urllib.parse import quote
 
 from sanic import Blueprint, response
 
@@ -35,18 +34,22 @@ def _graph(view):
 @bp.get("/deployments")
 async def deployments_page(request):
     view = await blocking(deployments_view, request.app.ctx.store)
-    jobs = [{"view": j, "next": [when_in(ts, j.job.timezone) for ts in j.next_runs],
-             "run_url": f"/deployments/jobs/{quote(j.name, safe='')}/run"} for j in view.jobs]
+    jobs = [{"view": j, "next": [when_in(ts, j.job.timezone) for ts in j.next_runs]} for j in view.jobs]
     return render(request, "deployments.html", jobs=jobs, edges=view.edges, graph=_graph(view),
                   scanned=view.scanned)
 
 
-@bp.post("/deployments/jobs/<job>/run")
+@bp.post("/deployments/run")
 @action
-async def run_now(request, job: str):
-    """Enqueue one run of `job` as `cronium submit JOB` does; then show the new execution."""
+async def run_now(request):
+    """Enqueue one run of the form's `job` as `cronium submit JOB` does; then show the new
+    execution. (The name is a form field, not a path segment: any stored name works.)"""
     from cronium.core.fleet.queue import Queue
 
+    job = request.form.get("job") if request.form else None
+    if not job:
+        return error_page(request, 400, "No job", "the form names no job to run",
+                          "use the Run now button of a job on /deployments")
     store, config = request.app.ctx.store, request.app.ctx.config
     who = f"dashboard ({request.ctx.auth.role}) on {socket.gethostname()}"
     try:

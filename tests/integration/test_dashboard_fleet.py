@@ -242,10 +242,9 @@ def test_a_hostile_job_name_renders_as_text_in_the_table_and_the_graph(dash, qru
     escaped = html.escape(HOSTILE, quote=False)
     table, graph = text[text.index('id="jobs"'):text.index("</table>")], text[text.index("<svg"):]
     assert escaped in table and escaped in graph
-    run_url = "/deployments/jobs/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/run"
-    assert f'action="{run_url}"' in table
+    assert f'name="job" value="{html.escape(HOSTILE)}"' in table
     cookies, csrf = _admin_session(app)
-    ran = _post(app, run_url, data={"csrf": csrf}, cookies=cookies)
+    ran = _post(app, "/deployments/run", data={"csrf": csrf, "job": HOSTILE}, cookies=cookies)
     assert ran.status == 303 and _queued(qruntime)[0]["job"] == HOSTILE
 
 
@@ -253,7 +252,7 @@ def test_run_now_enqueues_one_run_as_submit_does(dash, qruntime, tmp_path):
     deploy(qruntime, tmp_path)
     app = dash()
     cookies, csrf = _admin_session(app)
-    posted = _post(app, "/deployments/jobs/check/run", data={"csrf": csrf}, cookies=cookies)
+    posted = _post(app, "/deployments/run", data={"csrf": csrf, "job": "check"}, cookies=cookies)
     assert posted.status == 303
     execution_id = posted.headers["location"].rsplit("/", 1)[1]
     assert _queued(qruntime) == [{"execution": execution_id, "job": "check"}]
@@ -262,11 +261,11 @@ def test_run_now_enqueues_one_run_as_submit_does(dash, qruntime, tmp_path):
     assert rec["metadata"]["submitted_by"].startswith("dashboard (admin)")
 
     # The job's concurrency policy holds as for `cronium submit`: report is forbid.
-    assert _post(app, "/deployments/jobs/report/run", data={"csrf": csrf}, cookies=cookies).status == 303
-    refused = _post(app, "/deployments/jobs/report/run", data={"csrf": csrf}, cookies=cookies)
+    assert _post(app, "/deployments/run", data={"csrf": csrf, "job": "report"}, cookies=cookies).status == 303
+    refused = _post(app, "/deployments/run", data={"csrf": csrf, "job": "report"}, cookies=cookies)
     assert refused.status == 409 and "concurrency" in refused.text
     assert len(_queued(qruntime)) == 2
-    missing = _post(app, "/deployments/jobs/nope/run", data={"csrf": csrf}, cookies=cookies)
+    missing = _post(app, "/deployments/run", data={"csrf": csrf, "job": "nope"}, cookies=cookies)
     assert missing.status == 404 and "Traceback" not in missing.text
 
 
@@ -274,8 +273,8 @@ def test_run_now_without_the_csrf_token_is_refused(dash, qruntime, tmp_path):
     deploy(qruntime, tmp_path)
     app = dash()
     cookies, csrf = _admin_session(app)
-    for data in ({}, {"csrf": "0" * len(csrf)}):
-        refused = _post(app, "/deployments/jobs/check/run", data=data, cookies=cookies)
+    for data in ({"job": "check"}, {"job": "check", "csrf": "0" * len(csrf)}):
+        refused = _post(app, "/deployments/run", data=data, cookies=cookies)
         assert refused.status == 403 and "CSRF" in refused.text
     assert _queued(qruntime) == []
 
@@ -285,11 +284,11 @@ def test_the_read_only_role_may_look_but_not_run(dash, qruntime, tmp_path):
     app = dash(**{"dashboard.admin_token": ADMIN, "dashboard.readonly_token": READONLY})
     page = _get(app, "/deployments", headers={"authorization": f"Bearer {READONLY}"})
     assert page.status == 200 and "check" in page.text and "Run now" not in page.text
-    refused = _post(app, "/deployments/jobs/check/run", headers={"authorization": f"Bearer {READONLY}"})
+    refused = _post(app, "/deployments/run", data={"job": "check"}, headers={"authorization": f"Bearer {READONLY}"})
     assert refused.status == 403
-    assert _post(app, "/deployments/jobs/check/run").status in (401, 303)  # not logged in: never enqueued
+    assert _post(app, "/deployments/run", data={"job": "check"}).status in (401, 303)  # not logged in: never enqueued
     assert _queued(qruntime) == []
-    ran = _post(app, "/deployments/jobs/check/run", headers={"authorization": f"Bearer {ADMIN}"})
+    ran = _post(app, "/deployments/run", data={"job": "check"}, headers={"authorization": f"Bearer {ADMIN}"})
     assert ran.status == 303 and len(_queued(qruntime)) == 1
 
 
