@@ -310,3 +310,33 @@ def test_cronium_dashboard_serves_over_http_and_stops_on_ctrl_c(cli_config, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _line_with(stream, text: str, timeout: float = 60.0) -> str:
+    """The first line of `stream` containing `text` (AssertionError with what came, after `timeout`)."""
+    import select
+
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 0.5)
+        if ready:
+            line = stream.readline().decode(errors="replace")
+            if not line:
+                break
+            seen.append(line)
+            if text in line:
+                return line
+    raise AssertionError(f"no line with {text!r}; got:\n{''.join(seen)}")
+
+
+def test_cronium_serve_serves_the_dashboard_and_stops_cleanly(popen_cli):
+    port = free_port()
+    proc = popen_cli("serve", "--concurrency", "1", "--dashboard-port", str(port))
+    line = _line_with(proc.stderr, "dashboard on")
+    assert f"http://127.0.0.1:{port}/" in line
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+        assert resp.status == 200 and b"Executions" in resp.read()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    assert b"Traceback" not in err
