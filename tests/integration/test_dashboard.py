@@ -147,9 +147,15 @@ def test_execution_page_shows_record_timeline_log_and_links(dash_app, dash_store
                         output={"rows": 12}, metadata={"parent_execution": parent}, retried_by="exec_next0000000000",
                         logs=[{"seq": 1, "stream": "stdout", "data": b"hello out\n", "partial": 0},
                               {"seq": 2, "stream": "stderr", "data": b"oops err\n", "partial": 0}])
+    from cronium.core.fleet.queue import derived_execution_id
+
+    automatic = derived_execution_id(execution, "retry")  # what the retry policy enqueues
+    dash_store.records.create(automatic, {"id": automatic, "job_id": "second", "status": "queued"},
+                              created_at=time.time())
     page = _get(dash_app(), f"/executions/{execution}")
     assert page.status == 200
     text = page.text
+    assert f'href="/executions/{automatic}"' in text
     assert '<span class="stdout">hello out' in text and '<span class="stderr">oops err' in text
     assert 'class="phase phase-job"' in text and 'class="phase phase-cleanup"' in text
     assert f'href="/executions/{parent}"' in text and 'href="/executions/exec_next0000000000"' in text
