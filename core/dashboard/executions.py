@@ -89,19 +89,29 @@ async def _record(request, execution_id: str) -> dict:
 @bp.get("/executions/<execution_id>")
 async def execution_page(request, execution_id: str):
     rec = await _record(request, execution_id)
-    lines, last_id, more = await blocking(log_lines, request.app.ctx.store, execution_id)
+    store = request.app.ctx.store
+    lines, last_id, more = await blocking(log_lines, store, execution_id)
     shown = [(k, v) for k, v in human_fields(rec) if k not in HIDDEN_FIELDS]
     return render(request, "execution.html", rec=rec, fields=shown, bars=phase_bars(rec.get("timings") or {}),
                   lines=lines, last_id=last_id, more_lines=more, live=rec.get("status") not in ENDED_STATUSES,
-                  neighbours=_neighbours(rec))
+                  neighbours=await blocking(_neighbours, store, rec))
 
 
-def _neighbours(rec: dict) -> list[tuple[str, str]]:
-    """(relation, execution id) links: the retried and retrying executions, the workflow parent."""
-    meta = rec.get("metadata") or {}
-    out = [("retry of", rec.get("retry_of") or meta.get("retry_of")), ("retried by", rec.get("retried_by")),
-           ("after (workflow parent)", meta.get("parent_execution"))]
-    return [(k, v) for k, v in out if v]
+def _neighbours(store, rec: dict) -> list[tuple[str, str]]:
+    """(relation, execution id) links: the retried and retrying executions (by hand or by the
+    retry policy), the workflow parent, and the successors this execution started (their ids are
+    derived from this one, as the queue derives them)."""
+    from cronium.core.deploy.registry import DeploymentRegistry
+    from cronium.core.fleet.queue import derived_execution_id
+
+    meta = {**(rec.get("metadata") or {}), **((rec.get("context") or {}).get("metadata") or {})}
+    known = [("retry of", rec.get("retry_of") or meta.get("retry_of")), ("retried by", rec.get("retried_by")),
+             ("after (workflow parent)", meta.get("parent_execution"))]
+    derived = [("retried by", derived_execution_id(rec["id"], "retry"))]
+    derived += [(f"next: {e.job} ({e.when})", derived_execution_id(rec["id"], "next", e.job))
+                for e in DeploymentRegistry(store).successors(rec.get("job_id") or "")]
+    out = [(k, v) for k, v in known if v]
+    return out + [(k, v) for k, v in derived if v not in {i for _, i in out} and store.records.exists(v)]
 
 
 @bp.get("/executions/<execution_id>/log/events")

@@ -2,8 +2,8 @@
 
 Autoescaping is on for every `.html` template, so a value is HTML-escaped unless a template marks
 it safe (none does with job-controlled text). Terminal escapes are made visible first
-(`core.terminal.escape_text`, after ANSI colour codes are dropped): `page_text` is the one filter
-for text a job controls.
+(`core.terminal.escape_text`, after ANSI colour codes are dropped) by `page_text`, which the
+environment applies to every `{{ … }}` output (its `finalize`), so no template can forget it.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 import time
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from sanic import response
 
 from cronium.core.cli.display import ago, duration, when
@@ -29,6 +30,13 @@ def page_text(value) -> str:
     return escape_text(_SGR.sub("", str(value)))
 
 
+def _finalize(value):
+    """Every `{{ … }}` of every template: text with control characters made visible (then autoescaped)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return page_text(value)
+    return value
+
+
 def _json(value) -> str:
     return page_text(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
 
@@ -36,7 +44,7 @@ def _json(value) -> str:
 def make_environment(*, autoescape: bool = True) -> Environment:
     env = Environment(loader=PackageLoader("cronium.core.dashboard", "templates"),
                       autoescape=select_autoescape(["html"]) if autoescape else False,
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
     env.filters.update(duration=duration, when=when, ago=ago, text=page_text, pretty_json=_json)
     return env
 

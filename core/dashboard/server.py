@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from cronium.core.errors import UsageError
+from cronium.core.errors import PortInUse
 
 from .app import create_app
 from .auth import check_bind, load_access
@@ -43,7 +43,7 @@ class DashboardServer:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            raise UsageError(f"cannot serve the dashboard on {self.host}:{self.port}: "
+            raise PortInUse(f"cannot serve the dashboard on {self.host}:{self.port}: "
                              f"{getattr(self._error, 'strerror', None) or self._error}",
                              hint="choose another port (--port, dashboard.port) or host")
         return self

@@ -18,7 +18,7 @@ document.addEventListener("submit", function (event) {
   var body = table.querySelector("tbody");
   function refresh() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) { if (html !== null) body.innerHTML = html; })
       .catch(function () {})
       .then(function () { window.setTimeout(refresh, 3000); });
