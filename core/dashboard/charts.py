@@ -4,9 +4,10 @@
 - `workflow_graph`: jobs as boxes in layers (a job sits one layer right of its deepest parent),
   edges as lines labelled with their condition.
 
-Every text that reaches the SVG — job names, edge conditions, labels — goes through `escape`
-(job names come from deployment files, which may come from a less trusted user than the
-operator). The result is a `Markup`, so templates insert it as is and escape nothing twice.
+Every text that reaches the SVG — job names, edge conditions, labels — goes through `_text`:
+control characters made visible (`core.terminal.escape_text`, as the templates' own output),
+then HTML-escaped (job names come from deployment files, which may come from a less trusted user
+than the operator). The result is a `Markup`, so templates insert it as is and escape nothing twice.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from markupsafe import Markup, escape
+
+from ..terminal import escape_text
 
 BAR_COLOR = "#4a7bd0"
 TEXT_STYLE = 'font-family="sans-serif" font-size="10" fill="#333"'
@@ -34,18 +37,18 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 600, height: int 
     peak = max((b.value for b in bars), default=0) or 1
     step = (width - left - 4) / max(1, len(bars))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
-             f'<text x="{left}" y="12" {TEXT_STYLE}>{escape(title)}</text>',
-             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" {TEXT_STYLE}>{escape(_number(peak))}</text>',
+             f'height="{height}" viewBox="0 0 {width} {height}"><title>{_text(title)}</title>',
+             f'<text x="{left}" y="12" {TEXT_STYLE}>{_text(title)}</text>',
+             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" {TEXT_STYLE}>{_text(_number(peak))}</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 4}" y2="{top + plot_h}" stroke="#999"/>']
     for i, bar in enumerate(bars):
         h = plot_h * max(0.0, bar.value) / peak
         x = left + i * step
         parts.append(f'<rect x="{x + 1:.1f}" y="{top + plot_h - h:.1f}" width="{max(1.0, step - 2):.1f}" '
-                     f'height="{h:.1f}" fill="{BAR_COLOR}"><title>{escape(bar.title or bar.label)}</title></rect>')
+                     f'height="{h:.1f}" fill="{BAR_COLOR}"><title>{_text(bar.title or bar.label)}</title></rect>')
         if i % every_label == 0:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{height - 14}" text-anchor="middle" '
-                         f'{TEXT_STYLE}>{escape(bar.label)}</text>')
+                         f'{TEXT_STYLE}>{_text(bar.label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -90,13 +93,18 @@ def workflow_graph(nodes: Sequence[str], edges: Sequence[tuple[str, str, str]], 
         parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#777"/>'
                      f'<circle cx="{x2}" cy="{y2}" r="3" fill="#777"/>'
                      f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 3:.1f}" text-anchor="middle" '
-                     f'{TEXT_STYLE}>{escape(when)}</text>')
+                     f'{TEXT_STYLE}>{_text(when)}</text>')
     for node, (x, y) in place.items():
         parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="4" fill="#eef2fa" stroke="#4a7bd0"/>'
-                     f'<text x="{x + 6}" y="{y + box_h / 2 + 4}" {TEXT_STYLE}>{escape(_clip(node, box_w))}'
-                     f'<title>{escape(node)}</title></text>')
+                     f'<text x="{x + 6}" y="{y + box_h / 2 + 4}" {TEXT_STYLE}>{_text(_clip(node, box_w))}'
+                     f'<title>{_text(node)}</title></text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _text(value: object) -> Markup:
+    """A label for the SVG: control characters visible, then HTML-escaped."""
+    return escape(escape_text(str(value)))
 
 
 def _clip(text: str, box_w: int) -> str:

@@ -50,3 +50,9 @@ def test_graph_draws_one_box_per_job_and_one_line_per_edge():
                              [("check", "notify", "condition_true"), ("check", "all-clear", "condition_false")]))
     assert svg.count("<rect") == 3 and svg.count("<line") == 2
     assert "condition_true" in _texts(svg) and "condition_false" in _texts(svg)
+
+
+def test_control_characters_in_labels_are_made_visible():
+    svg = str(workflow_graph(["evil\x1b]0;title\x07", "b"], [("evil\x1b]0;title\x07", "b", "always\x1b[31m")]))
+    assert "\x1b" not in svg and "\x07" not in svg
+    assert "evil\\x1b]0;title\\x07" in _texts(svg)
