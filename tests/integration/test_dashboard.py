@@ -346,3 +346,47 @@ def test_cronium_serve_serves_the_dashboard_and_stops_cleanly(popen_cli):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
     assert b"Traceback" not in err
+
+
+def test_retry_from_the_page_enqueues_a_linked_execution(dash_app, dash_store):
+    import json
+
+    from cronium.core.deploy.definition import JobDefinition
+
+    definition = JobDefinition(name="again", deployment="dash-test", job_type="container",
+                               image="cronium/python:latest", command=("true",))
+    execution = _record(dash_store, job="again", status="failed", definition=json.loads(definition.to_json()),
+                        input={"n": 1})
+    app = dash_app()
+    cookies = _session(app)
+    _, refused = app.test_client.post(f"/executions/{execution}/retry", data={}, cookies=cookies,
+                                      allow_redirects=False)
+    assert refused.status == 403 and "retried_by" not in dash_store.records.get(execution)
+    token = _csrf(app, f"/executions/{execution}", cookies)
+    _, done = app.test_client.post(f"/executions/{execution}/retry", data={"csrf": token}, cookies=cookies,
+                                   allow_redirects=False)
+    assert done.status == 303
+    new_id = done.headers["location"].rsplit("/", 1)[1]
+    new = dash_store.records.get(new_id)
+    assert new["retry_of"] == execution and new["status"] == "queued" and new["input"] == {"n": 1}
+    assert dash_store.records.get(execution)["retried_by"] == new_id
+
+
+def test_the_log_stream_follows_a_running_execution_until_its_log_ends(dash_app, dash_store):
+    import threading
+
+    execution = _record(dash_store, job="follower", status="running",
+                        logs=[{"seq": 1, "stream": "stdout", "data": b"early\n", "partial": 0}])
+
+    def write_the_rest():
+        time.sleep(1.0)
+        dash_store.logs.append(execution, [{"seq": 2, "stream": "stdout", "data": b"late line\n", "partial": 0}],
+                               max_entries=1000, ttl=600)
+        dash_store.logs.end(execution, max_entries=1000, ttl=600)
+
+    writer = threading.Thread(target=write_the_rest)
+    writer.start()
+    response = _get(dash_app(), f"/executions/{execution}/log/events", headers={"accept": "text/event-stream"})
+    writer.join()
+    body = response.text
+    assert body.index('"early') < body.index('"late line') < body.index("event: end")
