@@ -267,6 +267,8 @@ def test_run_now_enqueues_one_run_as_submit_does(dash, qruntime, tmp_path):
     assert len(_queued(qruntime)) == 2
     missing = _post(app, "/deployments/run", data={"csrf": csrf, "job": "nope"}, cookies=cookies)
     assert missing.status == 404 and "Traceback" not in missing.text
+    nameless = _post(app, "/deployments/run", data={"csrf": csrf}, cookies=cookies)
+    assert nameless.status == 400 and "names no job" in nameless.text and len(_queued(qruntime)) == 2
 
 
 def test_run_now_without_the_csrf_token_is_refused(dash, qruntime, tmp_path):
