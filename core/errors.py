@@ -26,6 +26,10 @@ class UsageError(CroniumError):
     exit_code = 2
 
 
+class PortInUse(UsageError):
+    """A server (the dashboard) could not listen on its address: the port is taken or not allowed."""
+
+
 class ConfigError(UsageError):
     """A configuration file, environment variable or flag has an unknown key or a bad value."""
 

@@ -38,6 +38,28 @@ def _start_metrics(app, metrics):
     return server
 
 
+def _start_dashboard(app, runtime, port: int | None):
+    """`serve`'s dashboard (in a thread of its own; the main thread keeps the signals), its URL printed."""
+    from cronium.core.errors import PortInUse
+
+    from .dashboard_cmd import start_dashboard
+
+    try:
+        server = start_dashboard(app, port=port, store=runtime.store)
+    except PortInUse as exc:
+        if port is not None:
+            runtime.close()
+            raise
+        # dashboard.port is taken (another `serve` on this host, a `cronium dashboard`): go on without it
+        logging.getLogger("cronium.dashboard").warning("no dashboard: %s", exc.message)
+        return None
+    except BaseException:
+        runtime.close()
+        raise
+    click.echo(f"dashboard on {server.url}", err=True)
+    return server
+
+
 class _Signals:
     """First SIGINT/SIGTERM: stop taking work and drain. Second: cancel what still runs."""
 
@@ -65,8 +87,9 @@ class _Signals:
 
 
 def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags: tuple, log_level: str,
-                        with_worker: bool = True) -> None:
-    """The body of `worker`, `scheduler` and `serve`; `metrics_flags` is (--metrics-port, --metrics-host)."""
+                        with_worker: bool = True, dashboard: tuple | None = None) -> None:
+    """The body of `worker`, `scheduler` and `serve`; `metrics_flags` is (--metrics-port, --metrics-host);
+    `dashboard` (its port, None: dashboard.port) serves the dashboard too."""
     from cronium.core.fleet.metrics import CroniumMetrics
     from cronium.core.fleet.queue import Queue
 
@@ -74,6 +97,7 @@ def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags
     _metrics_flags(app, *metrics_flags)
 
     runtime = app.runtime(warm_pool=with_worker)  # a long-lived worker keeps sidecars warm
+    board = _start_dashboard(app, runtime, *dashboard) if dashboard is not None else None
     metrics = CroniumMetrics(Queue(runtime.store, app.config))
     signals = _Signals()
     worker = scheduler = None
@@ -111,6 +135,8 @@ def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags
                 stopper.join(0.2)
         if server is not None:
             server.stop()
+        if board is not None:
+            board.stop()
         runtime.close()
 
 
@@ -146,10 +172,15 @@ def scheduler(app, metrics_port, metrics_host, log_level):
 @click.command()
 @concurrency_option
 @process_options
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve the web dashboard on this port (default: dashboard.port; 0 = a free one).")
+@click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard (config: dashboard.with_serve = false).")
 @click.pass_obj
-def serve(app, concurrency, metrics_port, metrics_host, log_level):
-    """Run a scheduler and a worker in one process (the single-machine setup), until SIGTERM/SIGINT."""
-    _run_worker_process(app, concurrency=concurrency, with_scheduler=True,
+def serve(app, concurrency, metrics_port, metrics_host, log_level, dashboard_port, no_dashboard):
+    """Run a scheduler and a worker in one process (the single-machine setup), until SIGTERM/SIGINT.
+    Also serves the web dashboard (on dashboard.host, 127.0.0.1) and prints its URL."""
+    dashboard = None if no_dashboard or not app.config["dashboard.with_serve"] else (dashboard_port,)
+    _run_worker_process(app, concurrency=concurrency, with_scheduler=True, dashboard=dashboard,
                         metrics_flags=(metrics_port, metrics_host), log_level=log_level)
 
 

@@ -244,3 +244,17 @@ def test_seconds_in_a_spring_forward_gap_fire_at_its_end():
 def test_rare_schedules_are_found():
     # The second Friday that is also the 13th, in October: years apart (2028 after 2023).
     assert fires("0 0 */6 10 5#2", datetime(2024, 1, 1, tzinfo=UTC), 1) == ["2028-10-13 00:00 +0000"]
+
+
+def test_next_fire_times_are_the_schedulers_fire_times_in_order():
+    from datetime import datetime, timezone
+
+    from cronium.core.deploy.cron import next_fire_times, parse_schedule
+
+    after = datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc).timestamp()  # a DST change in Berlin ahead
+    times = next_fire_times("30 2 * * *", "Europe/Berlin", after, 3)
+    schedule, expected, t = parse_schedule("30 2 * * *", "Europe/Berlin"), [], datetime.fromtimestamp(after, timezone.utc)
+    for _ in range(3):
+        t = schedule.next_after(t)
+        expected.append(t.timestamp())
+    assert times == expected and times == sorted(set(times)) and times[0] > after
