@@ -21,7 +21,7 @@ from .errors import ConfigError, ConfigInvalid
 from .values import VALIDATORS, _describe, parse_duration, parse_size  # noqa: F401 - parsers re-exported
 
 #: Keys whose values are secrets: shown masked by `cronium config show`.
-SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url"}
+SECRET_KEYS = {"token.secret", "redis.url", "redis.sidecar_url", "dashboard.admin_token", "dashboard.readonly_token"}
 #: Tables whose sub-keys are free-form (plugin settings).
 FREE_FORM_TABLES = ("plugin",)
 #: Tables whose entries are named profiles sharing the schema of `profiles.default`.

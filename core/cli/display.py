@@ -97,36 +97,41 @@ def binary_size(n: float | None) -> str:
 def human_record(rec: dict, now: float | None = None) -> str:
     """An execution record as `key value` lines (input and the spec left out): times as local
     time with how long ago, durations in s/ms, never a raw float."""
+    return "\n".join(f"{key:12} {value}" for key, value in human_fields(rec, now))
+
+
+def human_fields(rec: dict, now: float | None = None) -> list[tuple[str, str]]:
+    """`human_record`'s (key, readable value) pairs, in its order (the dashboard shows them too)."""
     order = ["id", "job_id", "job_type", "namespace", "status", "exit_code", "error", "error_phase", "owner",
              *TIME_FIELDS, "duration", "timings", "memory_peak", "cpu_seconds", "output", "condition", "log_lines",
              "logs_truncated", "warnings"]
     rec = dict(rec)
     if rec.get("started_at") and rec.get("finished_at"):
         rec["duration"] = duration(rec["finished_at"] - rec["started_at"])
-    lines = []
+    pairs = []
     for key in order + sorted(k for k in rec if k not in order and k not in ("spec", "context", "input")):
         if key not in rec or rec[key] in (None, "", [], {}):
             continue
-        value = rec[key]
-        if key in TIME_FIELDS and isinstance(value, (int, float)):
-            value = f"{timestamp(value)} ({ago(value, now)})"
-        elif key == "timings" and isinstance(value, dict):
-            value = ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}"
-                              for phase, v in value.items())
-        elif key == "memory_peak" and isinstance(value, int):
-            value = f"{binary_size(value)} (the job container's highest memory use)"
-        elif key == "cpu_seconds" and isinstance(value, (int, float)):
-            value = f"{value:.2f}s (CPU time of the job container)"
-        elif key == "logs_truncated":
-            value = "yes: the output passed logs.max_bytes; the rest was dropped"
-        elif key in ("output", "condition"):
-            value = json.dumps(value, ensure_ascii=False)
-        elif key == "warnings" and isinstance(value, list):
-            value = "; ".join(str(w) for w in value)
-        else:
-            value = human_value(value)
-        lines.append(f"{key:12} {value}")
-    return "\n".join(lines)
+        pairs.append((key, _human_field(key, rec[key], now)))
+    return pairs
+
+
+def _human_field(key: str, value, now: float | None) -> str:
+    if key in TIME_FIELDS and isinstance(value, (int, float)):
+        return f"{timestamp(value)} ({ago(value, now)})"
+    if key == "timings" and isinstance(value, dict):
+        return ", ".join(f"{phase} {duration(v) if isinstance(v, (int, float)) else v}" for phase, v in value.items())
+    if key == "memory_peak" and isinstance(value, int):
+        return f"{binary_size(value)} (the job container's highest memory use)"
+    if key == "cpu_seconds" and isinstance(value, (int, float)):
+        return f"{value:.2f}s (CPU time of the job container)"
+    if key == "logs_truncated":
+        return "yes: the output passed logs.max_bytes; the rest was dropped"
+    if key in ("output", "condition"):
+        return json.dumps(value, ensure_ascii=False)
+    if key == "warnings" and isinstance(value, list):
+        return "; ".join(str(w) for w in value)
+    return human_value(value)
 
 
 _FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")

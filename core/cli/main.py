@@ -165,7 +165,7 @@ BUILTIN_COMMANDS = {
     "scheduler": "fleet_cmd", "serve": "fleet_cmd", "worker": "fleet_cmd", "queue": "queue_cmd", "vars": "vars_cmd",
     "gc": "gc_cmd", "prune": "prune_cmd", "plugins": "plugins_cmd", "config": "config_cmd", "images": "images_cmd",
     "services": "services_cmd", "doctor": "doctor_cmd", "completion": "completion_cmd", "retry": "retry_cmd",
-    "agent": "agent_cmd", "stats": "stats_cmd",
+    "agent": "agent_cmd", "stats": "stats_cmd", "dashboard": "dashboard_cmd",
 }
 
 

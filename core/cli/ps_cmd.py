@@ -1,8 +1,7 @@
 """`cronium ps`: executions that are queued or running (with `-a`, finished ones too), newest first.
 
-It reads the `P executions` index (a sorted set by creation time that the store writes with each
-record and removes with it) page by page from the newest entry, and the live set for executions
-older than the pages it reads; never a SCAN of the keyspace.
+The query is `cronium.core.listing.select` (the dashboard's list uses it too): the `P executions`
+index page by page from the newest entry, and the live set; never a SCAN of the keyspace.
 """
 from __future__ import annotations
 
@@ -10,49 +9,12 @@ import json
 import time
 
 import click
-from cronium.core.model import LIVE_STATUSES, Status
+from cronium.core.listing import select
 
 from .completion_cmd import complete_job
 from .display import ago, duration
 from .jobs_cmd import STATUSES
 from .options import json_option, parse_since, quiet_option, since_option
-
-#: The record fields `ps` shows (and prints with --json).
-FIELDS = ("id", "job_id", "job_name", "namespace", "status", "exit_code", "error", "trigger", "attempt", "host",
-          "created_at", "started_at", "finished_at")
-#: What `ps` shows without -a: executions not yet ended.
-NOT_ENDED = (Status.QUEUED, *LIVE_STATUSES)
-#: Index entries one `ps` reads at most (newest first); older ones are reached with --since.
-SCAN_BUDGET = 20000
-PAGE = 500
-
-
-def select(store, *, show_all: bool, since: float | None, namespace: str | None, job: str | None,
-           statuses: tuple[str, ...], limit: int) -> list[dict]:
-    """The executions `ps` shows, newest first."""
-    wanted = set(statuses) or (None if show_all else set(NOT_ENDED))
-
-    def keep(rec: dict) -> bool:
-        return ((wanted is None or rec.get("status") in wanted)
-                and (since is None or (rec.get("created_at") or 0) >= since)
-                and (namespace is None or rec.get("namespace") == namespace)
-                and (job is None or job in (rec.get("job_id"), rec.get("job_name"))))
-
-    rows: list[dict] = []
-    seen: set[str] = set()
-    offset = 0
-    while len(rows) < limit and offset < SCAN_BUDGET:
-        ids = store.records.window(since=since, offset=offset, count=PAGE)
-        offset += PAGE
-        rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
-        seen.update(ids)
-        if len(ids) < PAGE:
-            break
-    if wanted is None or wanted & set(LIVE_STATUSES):
-        older = [i for i in store.records.live_ids() if i not in seen]
-        rows += [r for r in store.records.summaries(older, FIELDS) if keep(r)]
-    rows.sort(key=lambda r: r.get("created_at") or 0, reverse=True)
-    return rows[:limit]
 
 
 def _row(rec: dict, now: float) -> str:

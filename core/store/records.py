@@ -147,12 +147,14 @@ class ExecutionRecords:
             rows = pipe.execute()
         return [decode(r) for r in rows if r]
 
-    def window(self, *, since: float | None = None, offset: int = 0, count: int = 500) -> list[str]:
+    def window(self, *, since: float | None = None, offset: int = 0, count: int = 500,
+               until: float | None = None) -> list[str]:
         """Execution ids from the `P executions` index (scored by creation time), newest first:
-        `count` of them from `offset`, created at or after `since` (None: any time). Never a SCAN."""
+        `count` of them from `offset`, created at or after `since` and before `until` (None: any
+        time). Never a SCAN."""
         with self.store.guard():
-            ids = self.redis.zrevrangebyscore(self.keys.executions, "+inf", "-inf" if since is None else since,
-                                              start=offset, num=count)
+            ids = self.redis.zrevrangebyscore(self.keys.executions, "+inf" if until is None else f"({until}",
+                                              "-inf" if since is None else since, start=offset, num=count)
         return [i.decode() for i in ids]
 
     def live_ids(self) -> list[str]:
