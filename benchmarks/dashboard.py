@@ -6,11 +6,12 @@ the store's own `records.create_many` (pipelined, 1,000 records a round trip), s
 with a log stream for the oldest and the newest one. `cronium dashboard` then runs as a real process
 on 127.0.0.1 against that Redis, and each pair is one GET of a page (a kept-alive HTTP connection)
 and, back to back, the baseline: what `cronium ps` / `cronium inspect` read from the store for the
-same page, in this process (`ps_cmd.select`, `records.get` + the log's first entries):
+same page, in this process (`core.listing.select`, the query behind both the list and `ps`, with
+the page's limit of 51; `records.get` + the log's first entries):
 
 | page | dashboard | baseline |
 |---|---|---|
-| `/` first page | GET `/` | `select(show_all=True, limit=50)` |
+| `/` first page | GET `/` | `select(show_all=True, limit=51)` |
 | `/` filtered | GET `/?status=failed&job=JOB&namespace=NS` | `select` with the same filters |
 | an old execution | GET `/executions/<oldest>` | `records.get` + 200 log entries |
 | a new execution | GET `/executions/<newest>` | the same |
@@ -45,6 +46,8 @@ DAYS = 30
 READY_TIMEOUT = 60.0
 FILTER = {"status": "failed", "job": "job-07", "namespace": "etl"}
 LOG_LINES = 200
+#: Rows the list page asks `select` for (its 50 and one to know whether an older page exists).
+LIST_LIMIT = 51
 
 
 def _free_port() -> int:
@@ -150,12 +153,12 @@ def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, int]:
 
 def _pages(oldest: str, newest: str):
     """(label, dashboard path, baseline callable(store)) for each measured page."""
-    from cronium.core.cli.ps_cmd import select
+    from cronium.core.listing import select
 
     def listing(**filters):
         statuses = (filters.pop("status"),) if "status" in filters else ()
         return lambda store: select(store, show_all=True, since=None, namespace=filters.get("namespace"),
-                                    job=filters.get("job"), statuses=statuses, limit=50)
+                                    job=filters.get("job"), statuses=statuses, limit=LIST_LIMIT)
 
     def execution(eid):
         return lambda store: (store.records.get(eid), store.logs.span(eid, count=LOG_LINES + 1))

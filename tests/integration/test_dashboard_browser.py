@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import select
+import socket
 import subprocess
 import time
 
@@ -42,9 +43,16 @@ def _env(config, **extra: str) -> dict:
     return {**os.environ, "CRONIUM_CONFIG": str(config), **extra}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _start_dashboard(config, host: str, **env: str):
-    """`cronium dashboard --host HOST --port 0`: (process, its URL on 127.0.0.1)."""
-    proc = subprocess.Popen([cronium_executable(), "dashboard", "--host", host, "--port", "0"], env=_env(config, **env),
+    """`cronium dashboard --host HOST --port <a free one>`: (process, its URL on 127.0.0.1)."""
+    port = str(_free_port())
+    proc = subprocess.Popen([cronium_executable(), "dashboard", "--host", host, "--port", port], env=_env(config, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -139,7 +147,8 @@ def test_log_lines_arrive_live_over_server_sent_events(browser, dashboard, dash_
         first = max(ticks(browser))
         wait_for(browser, lambda d: max(ticks(d)) >= first + 3, f"tick {first + 3} (sent after the page loaded)")
         assert browser.execute_script("return window.__loaded_once") is True, "the page reloaded instead of following"
-        assert browser.find_element("id", "status").text == "running"
+        status = cronium(dash_config, "inspect", execution_id, "--format", "{{.status}}").stdout.strip()
+        assert status == "running", "the lines came after the job ended, not while it ran"
         seen = ticks(browser)
         assert seen == list(range(seen[0], seen[-1] + 1)), "lines were lost or repeated while following"
         screenshot(browser, request.node.name)
