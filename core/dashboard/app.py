@@ -68,8 +68,8 @@ def create_app(config, *, store=None, access: "auth.Access | None" = None) -> Sa
     """The dashboard app over `store` (default: the configured store, opened now)."""
     import logging
 
-    app = Sanic(f"cronium_dashboard_{next(_names)}")
-    app.config.update(ACCESS_LOG=False, KEEP_ALIVE_TIMEOUT=5, RESPONSE_TIMEOUT=3600)
+    app = Sanic(f"cronium_dashboard_{next(_names)}", configure_logging=False)
+    app.config.update(ACCESS_LOG=False, MOTD=False, KEEP_ALIVE_TIMEOUT=5, RESPONSE_TIMEOUT=3600)
     app.ctx.config = config
     app.ctx.store = store if store is not None else _open_store(config)
     app.ctx.access = access or auth.load_access(config)

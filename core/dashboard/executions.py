@@ -98,7 +98,7 @@ async def execution_page(request, execution_id: str):
 
 def _neighbours(rec: dict) -> list[tuple[str, str]]:
     """(relation, execution id) links: the retried and retrying executions, the workflow parent."""
-    meta = rec.get("metadata") or {}
+    meta = {**(rec.get("metadata") or {}), **((rec.get("context") or {}).get("metadata") or {})}
     out = [("retry of", rec.get("retry_of") or meta.get("retry_of")), ("retried by", rec.get("retried_by")),
            ("after (workflow parent)", meta.get("parent_execution"))]
     return [(k, v) for k, v in out if v]
