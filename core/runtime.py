@@ -173,6 +173,15 @@ class Runtime:
         with self._lock:
             return self._extensions.get(name)
 
+    def warm_pool_idle(self) -> dict[str, int]:
+        """Idle objects in each warm pool of this process: the extensions that count them
+        (`idle_count()`: pooled sidecars, pooled slots), by extension name. Workers publish it in
+        their heartbeat (the dashboard's fleet page shows it)."""
+        with self._lock:
+            extensions = dict(self._extensions)
+        return {name: int(ext.idle_count()) for name, ext in sorted(extensions.items())
+                if callable(getattr(ext, "idle_count", None))}
+
     def gate(self, name: str, size: int) -> threading.BoundedSemaphore:
         """A named semaphore shared by this process's jobs (e.g. to bound concurrent sidecar boots)."""
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 
 def timestamp(ts: float) -> str:
@@ -180,13 +180,12 @@ def record_summary(rec: dict) -> str:
 
 def next_fire(job, after: float | None = None) -> float | None:
     """The job's next fire time (unix seconds), or None when it has no schedule."""
-    from cronium.core.deploy.cron import ScheduleError, parse_schedule
+    from cronium.core.deploy.cron import ScheduleError, next_fire_times
 
     if not job.schedule:
         return None
     try:
-        schedule = parse_schedule(job.schedule, job.timezone)
-        return schedule.next_after(datetime.fromtimestamp(after or time.time(), timezone.utc)).timestamp()
+        return next_fire_times(job.schedule, job.timezone, after or time.time())[0]
     except ScheduleError:
         return None
 

@@ -51,22 +51,16 @@ def submit(app, job, input_, wait, wait_timeout, as_json):
     with `forbid`, submitting while a run is active fails (exit 1); with `replace`, the active run
     is cancelled.
     """
-    from cronium.core.deploy.registry import DeploymentRegistry
+    import getpass
+    import socket
+
     from cronium.core.fleet.queue import Queue
     from cronium.core.model import EXIT_CODES
 
     store = app.runtime().store
-    definition = DeploymentRegistry(store).job(job)
-    value = parse_input(input_) if input_ is not None else definition.input
-    import getpass
-    import socket
-
-    result = Queue(store, app.config).enqueue(definition, input=value, trigger="manual",
-                                             metadata={"submitted_by": f"{getpass.getuser()}@{socket.gethostname()}"})
-    if not result.created:
-        raise CroniumError(f"job '{job}' was not enqueued: it has an active execution and its concurrency policy "
-                           "is forbid", hint="wait for it, or cancel it with `cronium cancel EXECUTION` "
-                                             "(see `cronium jobs list --job " + job + "`)")
+    value = parse_input(input_) if input_ is not None else None
+    result = Queue(store, app.config).submit(job, input=value, use_job_input=input_ is None,
+                                             submitted_by=f"{getpass.getuser()}@{socket.gethostname()}")
     for other in result.replaced:
         click.echo(f"cancelling {other} (concurrency policy replace)", err=True)
     if not wait:

@@ -21,7 +21,7 @@ from . import auth
 from .render import error_page
 
 #: Modules of this package with a `bp` blueprint, registered in this order.
-PAGES = ("auth", "executions")
+PAGES = ("auth", "executions", "deployments", "fleet")
 
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -416,3 +416,15 @@ def parse_schedule(expression: str, tz_name: str = "UTC") -> Schedule:
     if text.startswith("@") and text.lower() not in MACROS:
         raise ScheduleError(f"unknown macro {text!r} (known: {', '.join(sorted(MACROS))}, @every <duration>)")
     return CronSchedule(text, load_timezone(tz_name))
+
+
+def next_fire_times(expression: str, tz_name: str, after: float, count: int = 1) -> list[float]:
+    """The next `count` fire times (unix seconds) strictly after `after`: the instants the
+    scheduler enqueues, from the same `Schedule.next_after` (`ScheduleError` for a bad schedule)."""
+    schedule = parse_schedule(expression, tz_name)
+    times: list[float] = []
+    instant = datetime.fromtimestamp(after, timezone.utc)
+    for _ in range(count):
+        instant = schedule.next_after(instant)
+        times.append(instant.timestamp())
+    return times

@@ -245,6 +245,24 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
+#: The cluster-wide queue gauges: (metric name, help, field of `Queue.stats()`). The dashboard's
+#: fleet page shows the same fields under the same names.
+QUEUE_GAUGES = (
+    ("cronium_queue_length", "Entries in the queue stream (XLEN): waiting plus being run.", "length"),
+    ("cronium_queue_waiting", "Entries not yet delivered to any worker.", "waiting"),
+    ("cronium_queue_pending", "Entries delivered to a worker and not yet acknowledged (XPENDING).", "pending"),
+    ("cronium_queue_delayed", "Executions waiting for their retry backoff.", "delayed"),
+    ("cronium_queue_dead_letters", "Entries in the dead-letter stream.", "dead_letters"),
+)
+
+
+def heartbeat_samples(heartbeats: Iterable[dict]) -> list[tuple[LabelValues, float]]:
+    """`cronium_heartbeat_timestamp_seconds` samples of `store.owners.heartbeats()`: (owner, kind,
+    host) -> the unix time of the last beat."""
+    return [((hb["owner"], str(hb.get("kind", "")), str(hb.get("host", ""))), float(hb.get("t", 0)))
+            for hb in heartbeats]
+
+
 class CroniumMetrics:
     """Everything cronium exposes. Workers call `observe_result`; the scheduler `fired`/`skipped`."""
 
@@ -288,23 +306,11 @@ class CroniumMetrics:
                     cache["at"] = now
                 return cache["stats"]
 
-        def gauge(name: str, help: str, field: str) -> None:
-            r.add(Gauge(name, help, collect=lambda: [((), float(stats()[field]))]))
-
-        gauge("cronium_queue_length", "Entries in the queue stream (XLEN): waiting plus being run.", "length")
-        gauge("cronium_queue_waiting", "Entries not yet delivered to any worker.", "waiting")
-        gauge("cronium_queue_pending", "Entries delivered to a worker and not yet acknowledged (XPENDING).",
-              "pending")
-        gauge("cronium_queue_delayed", "Executions waiting for their retry backoff.", "delayed")
-        gauge("cronium_queue_dead_letters", "Entries in the dead-letter stream.", "dead_letters")
-
-        def heartbeats():
-            return [((hb["owner"], str(hb.get("kind", "")), str(hb.get("host", ""))), float(hb.get("t", 0)))
-                    for hb in queue.store.owners.heartbeats()]
-
+        for name, help, field in QUEUE_GAUGES:
+            r.add(Gauge(name, help, collect=lambda field=field: [((), float(stats()[field]))]))
         r.add(Gauge("cronium_heartbeat_timestamp_seconds",
                     "Unix time of the last heartbeat of every live cronium process (workers, schedulers, runs).",
-                    ("owner", "kind", "host"), collect=heartbeats))
+                    ("owner", "kind", "host"), collect=lambda: heartbeat_samples(queue.store.owners.heartbeats())))
 
     def observe_result(self, result) -> None:
         self.executions.inc(result.job_id, result.status)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..deploy.definition import JobDefinition
 from ..deploy.registry import DeploymentRegistry
-from ..errors import NotFound
+from ..errors import CroniumError, NotFound
 from ..model import ACTIVE_STATUSES, FINAL_STATUSES, LIVE_STATUSES, Status
 from ..record import iso, new_record
 
@@ -128,6 +128,20 @@ class Queue:
             return Enqueued(execution_id, False, reason=detail, replaced=replaced)
         return Enqueued(execution_id, True, replaced=replaced,
                         delayed_until=not_before if detail == "delayed" else None)
+
+    def submit(self, job_name: str, *, submitted_by: str, input: Any = None, use_job_input: bool = True) -> Enqueued:
+        """One manual run of the deployed job `job_name` (`cronium submit`, the dashboard's "run
+        now"): the job's own input unless `use_job_input` is False; `submitted_by` goes in the
+        record's metadata. Refused (`CroniumError`) while a run is active and the job's concurrency
+        policy is forbid; `NotFound` for a job that is not deployed."""
+        definition = DeploymentRegistry(self.store).job(job_name)
+        result = self.enqueue(definition, input=definition.input if use_job_input else input, trigger="manual",
+                              metadata={"submitted_by": submitted_by})
+        if not result.created:
+            raise CroniumError(f"job '{job_name}' was not enqueued: it has an active execution and its concurrency "
+                               "policy is forbid", hint="wait for it, or cancel it with `cronium cancel EXECUTION` "
+                                                        f"(see `cronium jobs list --job {job_name}`)")
+        return result
 
     def active_executions(self, job: str) -> list[str]:
         """The job's executions still active; members whose record ended (or vanished) are pruned."""

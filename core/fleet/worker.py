@@ -347,7 +347,8 @@ class Worker:
         heartbeat = self.runtime.heartbeat
         if heartbeat is None:
             return
-        heartbeat.info.update({"running": len(self._running), "concurrency": self.concurrency})
+        heartbeat.info.update({"running": len(self._running), "concurrency": self.concurrency,
+                               "warm_pool": self.runtime.warm_pool_idle()})
         if heartbeat.last_beat and time.time() - heartbeat.last_beat > heartbeat.ttl:
             with self._lock:
                 still_running = [c for c in self._running.values() if not c.is_set]
