@@ -127,7 +127,9 @@ def _start_dashboard(ctx: Context, url: str) -> tuple[subprocess.Popen, int, Pat
     port = _free_port()
     exe = str(Path(sys.executable).parent / "cronium")
     err = ctx.tmp / "dashboard.stderr"
-    proc = subprocess.Popen([exe, "dashboard", "--host", "127.0.0.1", "--port", str(port)],
+    # logs.dir on the command line names this run's temp dir: the activity monitor knows it as ours
+    proc = subprocess.Popen([exe, "--set", f"logs.dir={ctx.tmp / 'logs'}", "dashboard", "--host", "127.0.0.1",
+                             "--port", str(port)],
                             env={**os.environ, "CRONIUM_CONFIG": str(config)}, stdout=subprocess.DEVNULL,
                             stderr=err.open("wb"))
     deadline = time.monotonic() + READY_TIMEOUT
