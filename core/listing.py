@@ -12,6 +12,8 @@ from cronium.core.model import LIVE_STATUSES, Status
 #: The record fields a listing shows (and `ps --json` prints).
 FIELDS = ("id", "job_id", "job_name", "namespace", "status", "exit_code", "error", "trigger", "attempt", "host",
           "created_at", "started_at", "finished_at")
+#: The fields `select` filters on (read for every index entry it looks at; FIELDS only for the rows kept).
+FILTER_FIELDS = ("id", "status", "namespace", "job_id", "job_name", "created_at")
 #: What is listed without `show_all`: executions not yet ended.
 NOT_ENDED = (Status.QUEUED, *LIVE_STATUSES)
 #: Index entries one listing reads at most (newest first); older ones are reached with since/until.
@@ -31,15 +33,23 @@ def select(store, *, show_all: bool, since: float | None, namespace: str | None,
                 and (namespace is None or rec.get("namespace") == namespace)
                 and (job is None or job in (rec.get("job_id"), rec.get("job_name"))))
 
+    # Unfiltered, every index entry in [since, until) is a row: read no more than the page needs.
+    # Filtered, judge a window on the few fields the filter needs; read FIELDS of the rows kept only.
+    filtered = wanted is not None or namespace is not None or job is not None
     rows: list[dict] = []
     seen: set[str] = set()
     offset = 0
     while len(rows) < limit and offset < SCAN_BUDGET:
-        ids = store.records.window(since=since, until=until, offset=offset, count=PAGE)
-        offset += PAGE
-        rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
+        count = PAGE if filtered else min(PAGE, limit - len(rows))
+        ids = store.records.window(since=since, until=until, offset=offset, count=count)
+        offset += count
+        if filtered:
+            heads = store.records.summaries(ids, FILTER_FIELDS)
+            rows += store.records.summaries([h["id"] for h in heads if h.get("id") and keep(h)], FIELDS)
+        else:
+            rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
         seen.update(ids)
-        if len(ids) < PAGE:
+        if len(ids) < count:
             break
     if wanted is None or wanted & set(LIVE_STATUSES):
         older = [i for i in store.records.live_ids() if i not in seen]
