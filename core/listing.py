@@ -12,8 +12,6 @@ from cronium.core.model import LIVE_STATUSES, Status
 #: The record fields a listing shows (and `ps --json` prints).
 FIELDS = ("id", "job_id", "job_name", "namespace", "status", "exit_code", "error", "trigger", "attempt", "host",
           "created_at", "started_at", "finished_at")
-#: The fields `select` filters on (read for every index entry it looks at; FIELDS only for the rows kept).
-FILTER_FIELDS = ("id", "status", "namespace", "job_id", "job_name", "created_at")
 #: What is listed without `show_all`: executions not yet ended.
 NOT_ENDED = (Status.QUEUED, *LIVE_STATUSES)
 #: Index entries one listing reads at most (newest first); older ones are reached with since/until.
@@ -34,7 +32,7 @@ def select(store, *, show_all: bool, since: float | None, namespace: str | None,
                 and (job is None or job in (rec.get("job_id"), rec.get("job_name"))))
 
     # Unfiltered, every index entry in [since, until) is a row: read no more than the page needs.
-    # Filtered, judge a window on the few fields the filter needs; read FIELDS of the rows kept only.
+    # Filtered, Redis judges each window (`records.matching`); FIELDS are read for the rows kept only.
     filtered = wanted is not None or namespace is not None or job is not None
     rows: list[dict] = []
     seen: set[str] = set()
@@ -44,8 +42,9 @@ def select(store, *, show_all: bool, since: float | None, namespace: str | None,
         ids = store.records.window(since=since, until=until, offset=offset, count=count)
         offset += count
         if filtered:
-            heads = store.records.summaries(ids, FILTER_FIELDS)
-            rows += store.records.summaries([h["id"] for h in heads if h.get("id") and keep(h)], FIELDS)
+            kept = store.records.matching(ids, statuses=tuple(wanted or ()), namespace=namespace, job=job,
+                                          since=since, until=until)
+            rows += store.records.summaries(kept, FIELDS)
         else:
             rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
         seen.update(ids)
