@@ -18,9 +18,9 @@ from .common.orchestrator import config_snapshot
 from .common.results import write_json
 from .common.table import SUMMARY_HEADERS, Row, print_table
 
-BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale", "swarm_lifecycle")
+BENCHMARKS = ("lifecycle", "throughput", "runtime_api", "logs", "scale", "swarm_lifecycle", "dashboard")
 ALIASES = {"runtime-api": "runtime_api", "api": "runtime_api", "runtime": "runtime_api", "log": "logs",
-           "swarm": "swarm_lifecycle"}
+           "swarm": "swarm_lifecycle", "dash": "dashboard"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

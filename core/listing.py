@@ -31,15 +31,24 @@ def select(store, *, show_all: bool, since: float | None, namespace: str | None,
                 and (namespace is None or rec.get("namespace") == namespace)
                 and (job is None or job in (rec.get("job_id"), rec.get("job_name"))))
 
+    # Unfiltered, every index entry in [since, until) is a row: read no more than the page needs.
+    # Filtered, Redis judges each window (`records.matching`); FIELDS are read for the rows kept only.
+    filtered = wanted is not None or namespace is not None or job is not None
     rows: list[dict] = []
     seen: set[str] = set()
     offset = 0
     while len(rows) < limit and offset < SCAN_BUDGET:
-        ids = store.records.window(since=since, until=until, offset=offset, count=PAGE)
-        offset += PAGE
-        rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
+        count = PAGE if filtered else min(PAGE, limit - len(rows))
+        ids = store.records.window(since=since, until=until, offset=offset, count=count)
+        offset += count
+        if filtered:
+            kept = store.records.matching(ids, statuses=tuple(wanted or ()), namespace=namespace, job=job,
+                                          since=since, until=until)
+            rows += store.records.summaries(kept, FIELDS)
+        else:
+            rows += [r for r in store.records.summaries(ids, FIELDS) if keep(r)]
         seen.update(ids)
-        if len(ids) < PAGE:
+        if len(ids) < count:
             break
     if wanted is None or wanted & set(LIVE_STATUSES):
         older = [i for i in store.records.live_ids() if i not in seen]

@@ -60,6 +60,13 @@ swarm_registry=0
 if [ "${CRONIUM_SWARM_TESTS:-}" != 0 ] && [[ "$family" != other:* ]] && ! command -v docker-registry >/dev/null 2>&1; then
   packages+=(docker-registry); swarm_registry=1
 fi
+# The dashboard's browser tests (part of `make test`) drive a headless Chromium through its driver;
+# CRONIUM_BROWSER_TESTS=0 (the browser tests left out) skips it. Ubuntu ships both as snap wrappers.
+if [ "${CRONIUM_BROWSER_TESTS:-}" != 0 ] && [[ "$family" != other:* ]]; then
+  if [ "$family" = ubuntu ]; then browser_pkgs=(chromium-browser chromium-chromedriver); else browser_pkgs=(chromium chromium-driver); fi
+  { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || packages+=("${browser_pkgs[0]}")
+  command -v chromedriver >/dev/null 2>&1 || packages+=("${browser_pkgs[1]}")
+fi
 # Ubuntu's debootstrap needs Debian's archive keys to verify a Debian (bookworm) bootstrap.
 if [ "$family" = ubuntu ] && [[ " ${packages[*]-} " == *" debootstrap "* || ! -e /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
   packages+=(debian-archive-keyring)

@@ -24,6 +24,8 @@ def _foreign_processes(ctx: Context) -> list[str]:
             continue
         if not cmd or f"cronium-bench-{ctx.run_id}" in cmd or "-m benchmarks" in cmd:
             continue
+        if cmd.startswith(("flock ", "timeout ")):
+            continue  # waiting for the integration lock (or a wrapper): its child is what runs, if anything
         if "pytest" in cmd or "bin/cronium " in cmd or cmd.endswith("bin/cronium"):
             found.append(f"{entry}: {cmd[:120]}")
     return found

@@ -27,6 +27,19 @@ class ExecutionRecords:
             self._track_live(pipe, execution_id, fields)
             pipe.execute()
 
+    def create_many(self, records: Sequence[tuple[str, Mapping[str, Any], float]], *, chunk: int = 1000) -> int:
+        """`create` for many (execution id, fields, created_at) at once, pipelined `chunk` records a
+        round trip (not one transaction: seeding, imports). Returns how many were written."""
+        for start in range(0, len(records), chunk):
+            with self.store.guard(key=self.keys.executions):
+                pipe = self.redis.pipeline(transaction=False)
+                for execution_id, fields, created_at in records[start:start + chunk]:
+                    pipe.hset(self.keys.execution(execution_id), mapping=encode(fields))
+                    pipe.zadd(self.keys.executions, {execution_id: created_at})
+                    self._track_live(pipe, execution_id, fields)
+                pipe.execute()
+        return len(records)
+
     def update(self, execution_id: str, fields: Mapping[str, Any]) -> None:
         with self.store.guard(key=self.keys.execution(execution_id)):
             if "status" not in fields:
@@ -143,6 +156,39 @@ class ExecutionRecords:
             ids = self.redis.zrevrangebyscore(self.keys.executions, "+inf" if until is None else f"({until}",
                                               "-inf" if since is None else since, start=offset, num=count)
         return [i.decode() for i in ids]
+
+    _MATCHING = """
+    -- KEYS: records. ARGV: n, the n wanted statuses (n = 0: any), namespace, job, since, until ('' = any).
+    local n = tonumber(ARGV[1])
+    local wanted = {}
+    for i = 2, 1 + n do wanted[ARGV[i]] = true end
+    local ns, job = ARGV[2 + n], ARGV[3 + n]
+    local since, before = tonumber(ARGV[4 + n]), tonumber(ARGV[5 + n])
+    local out = {}
+    for i, key in ipairs(KEYS) do
+        local v = redis.call('HMGET', key, 'status', 'namespace', 'job_id', 'job_name', 'created_at')
+        local created = tonumber(v[5] or '') or 0
+        if v[1] and (n == 0 or wanted[v[1]]) and (ns == '' or v[2] == ns)
+           and (job == '' or v[3] == job or v[4] == job)
+           and (not since or created >= since) and (not before or created < before) then
+            out[#out + 1] = i
+        end
+    end
+    return out
+    """
+
+    def matching(self, ids: Sequence[str], *, statuses: Sequence[str] = (), namespace: str | None = None,
+                 job: str | None = None, since: float | None = None, until: float | None = None) -> list[str]:
+        """Those of `ids` whose record exists and matches: status one of `statuses` (empty: any), the
+        namespace, the job (its id or name), created in [since, until). Judged inside Redis (one
+        round trip, nothing decoded here), in the order of `ids`."""
+        if not ids:
+            return []
+        args = [str(len(statuses)), *(str(s) for s in statuses), namespace or "", job or "",
+                "" if since is None else repr(since), "" if until is None else repr(until)]
+        with self.store.guard():
+            found = self.redis.eval(self._MATCHING, len(ids), *(self.keys.execution(i) for i in ids), *args)
+        return [ids[int(i) - 1] for i in found]
 
     def live_ids(self) -> list[str]:
         """The members of the live set, as they are (read-only; `live()` also prunes stale ones)."""

@@ -24,12 +24,14 @@ OS_RELEASES = {
 }
 
 
-def run_setup(tmp_path, os_name: str, *args: str, bare: bool = True) -> subprocess.CompletedProcess:
+def run_setup(tmp_path, os_name: str, *args: str, bare: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
     """setup.sh with a fake os-release; `bare`: on a PATH that has none of the tools it checks for."""
     release = tmp_path / "os-release"
     release.write_text(OS_RELEASES[os_name])
     env = {**os.environ, "CRONIUM_OS_RELEASE": str(release)}
     env.pop("CRONIUM_SWARM_TESTS", None)  # =0 would leave docker-registry out
+    env.pop("CRONIUM_BROWSER_TESTS", None)  # =0 would leave the browser out
+    env.update(env_vars)
     if bare:
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir(exist_ok=True)
@@ -45,10 +47,17 @@ def run_setup(tmp_path, os_name: str, *args: str, bare: bool = True) -> subproce
 def test_debian_and_ubuntu_get_their_package_names(tmp_path, os_name):
     result = run_setup(tmp_path, os_name, "--check")
     assert result.returncode == 0, result.stderr
+    browser = ["chromium", "chromium-driver"] if os_name == "debian" else ["chromium-browser", "chromium-chromedriver"]
     extra = [] if os_name == "debian" else ["debian-archive-keyring"]  # Ubuntu's debootstrap needs Debian's keys
-    assert result.stdout.split() == ALL_DEBIAN + extra
+    assert result.stdout.split() == ALL_DEBIAN + browser + extra
     family = "debian" if os_name == "debian" else "ubuntu"
     assert f"{family}: missing system packages: " in result.stderr
+
+
+def test_the_browser_is_left_out_with_cronium_browser_tests_0(tmp_path):
+    result = run_setup(tmp_path, "debian", "--check", CRONIUM_BROWSER_TESTS="0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ALL_DEBIAN
 
 
 @pytest.mark.parametrize("args", [("--check",), ()])
