@@ -38,12 +38,15 @@ def _start_metrics(app, metrics):
     return server
 
 
-def _start_dashboard(app, runtime, port: int | None):
-    """`serve`'s dashboard (in a thread of its own; the main thread keeps the signals), its URL printed."""
+def _start_dashboard(app, runtime, port: int | None, off: bool):
+    """`serve`'s dashboard (in a thread of its own; the main thread keeps the signals), its URL printed;
+    None when `off` (--no-dashboard) or dashboard.with_serve is false."""
     from cronium.core.errors import PortInUse
 
     from .dashboard_cmd import start_dashboard
 
+    if off or not app.config["dashboard.with_serve"]:
+        return None
     try:
         server = start_dashboard(app, port=port, store=runtime.store)
     except PortInUse as exc:
@@ -89,7 +92,7 @@ class _Signals:
 def _run_worker_process(app, *, concurrency, with_scheduler: bool, metrics_flags: tuple, log_level: str,
                         with_worker: bool = True, dashboard: tuple | None = None) -> None:
     """The body of `worker`, `scheduler` and `serve`; `metrics_flags` is (--metrics-port, --metrics-host);
-    `dashboard` (its port, None: dashboard.port) serves the dashboard too."""
+    `dashboard` (--dashboard-port, --no-dashboard) serves the dashboard too."""
     from cronium.core.fleet.metrics import CroniumMetrics
     from cronium.core.fleet.queue import Queue
 
@@ -179,7 +182,7 @@ def scheduler(app, metrics_port, metrics_host, log_level):
 def serve(app, concurrency, metrics_port, metrics_host, log_level, dashboard_port, no_dashboard):
     """Run a scheduler and a worker in one process (the single-machine setup), until SIGTERM/SIGINT.
     Also serves the web dashboard (on dashboard.host, 127.0.0.1) and prints its URL."""
-    dashboard = None if no_dashboard or not app.config["dashboard.with_serve"] else (dashboard_port,)
+    dashboard = (dashboard_port, no_dashboard)  # read with the config once the flags are in (_run_worker_process)
     _run_worker_process(app, concurrency=concurrency, with_scheduler=True, dashboard=dashboard,
                         metrics_flags=(metrics_port, metrics_host), log_level=log_level)
 
