@@ -3,6 +3,7 @@
 Lines come from the execution's Redis log stream (`store.logs`), as `cronium logs -f` reads it.
 Each is {stream, text} with the text made safe by `render.page_text` (terminal escapes visible,
 colour codes dropped); the page escapes it again as HTML (Jinja) or sets it as text (script).
+An `event: status` carries the record's status whenever it changes (the page's badge follows it).
 A stream is bounded: it ends with `event: end` when the execution's log ends (its `eof` entry, or
 the record ended and the stream is gone), and closes after STREAM_SECONDS anyway — the browser
 reconnects with Last-Event-ID and goes on from there.
@@ -39,8 +40,8 @@ def log_lines(store, execution_id: str) -> tuple[list[dict], str, bool]:
     return lines, last, len(entries) >= MAX_LINES
 
 
-def _ended(store, execution_id: str) -> bool:
-    return store.records.status(execution_id) in ENDED_STATUSES and not store.logs.exists(execution_id)
+def _ended(store, status: str | None, execution_id: str) -> bool:
+    return status in ENDED_STATUSES and not store.logs.exists(execution_id)
 
 
 async def stream_log(store, execution_id: str, after: str, send) -> None:
@@ -48,7 +49,7 @@ async def stream_log(store, execution_id: str, after: str, send) -> None:
     STREAM_SECONDS pass."""
     await send("retry: 1000\n\n")
     deadline = time.monotonic() + STREAM_SECONDS
-    quiet_since = time.monotonic()
+    quiet_since, shown = time.monotonic(), None
     while time.monotonic() < deadline:
         entries = await asyncio.to_thread(store.logs.read, execution_id, after, count=500)
         for entry_id, fields in entries:
@@ -57,10 +58,14 @@ async def stream_log(store, execution_id: str, after: str, send) -> None:
                 await send("event: end\ndata: eof\n\n")
                 return
             await send(f"id: {entry_id}\ndata: {json.dumps(_line(fields))}\n\n")
+        status = await asyncio.to_thread(store.records.status, execution_id)
+        if status != shown:  # the page's status badge follows the record (pending → running → ...)
+            shown = status
+            await send(f"event: status\ndata: {json.dumps(status)}\n\n")
         if entries:
             quiet_since = time.monotonic()
             continue
-        if await asyncio.to_thread(_ended, store, execution_id):
+        if await asyncio.to_thread(_ended, store, status, execution_id):
             await send("event: end\ndata: ended\n\n")
             return
         if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:

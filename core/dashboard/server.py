@@ -10,6 +10,7 @@ dashboard` and `cronium serve` use it the same way.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 from cronium.core.errors import PortInUse
@@ -62,8 +63,16 @@ class DashboardServer:
         self.loop.close()
 
     async def _open(self) -> None:
-        server = await self.app.create_server(host=self.host, port=self.port, return_asyncio_server=True,
-                                              access_log=False)
+        # Sanic reads port 0 as "its default, 8000": bind the socket here so 0 means a free port.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        server = await self.app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
         if server is None or server.server is None:
             raise OSError(f"Sanic did not start a server on {self.host}:{self.port}")
         await server.startup()

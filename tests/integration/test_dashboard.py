@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import signal
 import subprocess
 import time
@@ -318,6 +319,22 @@ def test_cronium_dashboard_serves_over_http_and_stops_on_ctrl_c(cli_config, tmp_
             proc.wait()
 
 
+def test_port_zero_serves_on_a_free_port_and_prints_it(cli_config, tmp_path):
+    """`--port 0` is a free port (Sanic alone would take its default, 8000), and the printed URL names it."""
+    env = {**os.environ, "CRONIUM_CONFIG": str(cli_config)}
+    proc = subprocess.Popen([cronium_executable(), "dashboard", "--port", "0"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline().decode()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+        assert port not in (0, 8000), line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
 def _line_with(stream, text: str, timeout: float = 60.0) -> str:
     """The first line of `stream` containing `text` (AssertionError with what came, after `timeout`)."""
     import select
@@ -390,3 +407,5 @@ def test_the_log_stream_follows_a_running_execution_until_its_log_ends(dash_app,
     writer.join()
     body = response.text
     assert body.index('"early') < body.index('"late line') < body.index("event: end")
+    # The page's status badge follows the record: the stream says the status it saw.
+    assert 'event: status\ndata: "running"' in body

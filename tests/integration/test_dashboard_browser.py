@@ -139,6 +139,8 @@ def test_the_browser_never_leaves_loopback(browser):
 
 
 def test_log_lines_arrive_live_over_server_sent_events(browser, dashboard, dash_config, tmp_path, engine, request):
+    from selenium.webdriver.common.by import By
+
     execution_id = start_job(dash_config, tmp_path, SLOW_JOB, "dash-live")
     try:
         browser.get(f"{dashboard}/executions/{execution_id}")
@@ -149,6 +151,8 @@ def test_log_lines_arrive_live_over_server_sent_events(browser, dashboard, dash_
         assert browser.execute_script("return window.__loaded_once") is True, "the page reloaded instead of following"
         status = cronium(dash_config, "inspect", execution_id, "--format", "{{.status}}").stdout.strip()
         assert status == "running", "the lines came after the job ended, not while it ran"
+        wait_for(browser, lambda d: d.find_element(By.ID, "status").text == "running",
+                 "the page's status badge to follow the record to running")
         seen = ticks(browser)
         assert seen == list(range(seen[0], seen[-1] + 1)), "lines were lost or repeated while following"
         screenshot(browser, request.node.name)

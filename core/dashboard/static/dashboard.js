@@ -42,6 +42,14 @@ document.addEventListener("submit", function (event) {
     log.appendChild(span);
     if (atBottom) log.scrollTop = log.scrollHeight;
   };
+  source.addEventListener("status", function (event) {
+    var badge = document.getElementById("status");
+    var status = JSON.parse(event.data);
+    if (badge && typeof status === "string") {
+      badge.textContent = status;
+      badge.className = "badge " + status.replace(/[^a-z_]/g, "");
+    }
+  });
   source.addEventListener("end", function () {
     source.close();
     var live = document.getElementById("live");
