@@ -85,7 +85,8 @@ class HostSwarm:
 def remove_unused_gwbridge(client, timeout: float = 15.0) -> bool:
     """After a swarm leave: remove `docker_gwbridge` once the engine has released what the swarm
     had on it (the ingress sandbox's endpoint goes a moment after the leave; waits up to
-    `timeout`). A container of anyone else still on it keeps it. True when it is gone."""
+    `timeout`, then forces the swarm's stale `gateway_*` endpoints off, for up to `timeout` more).
+    A container of anyone else still on it keeps it. True when it is gone."""
     _wait_swarm_networks_gone(client, timeout)
     deadline = time.monotonic() + timeout
     for net in _networks_named(client, GWBRIDGE):
@@ -94,9 +95,14 @@ def remove_unused_gwbridge(client, timeout: float = 15.0) -> bool:
             names = [e.get("Name") or key for key, e in (net.attrs.get("Containers") or {}).items()]
             if not names:
                 break
-            if time.monotonic() > deadline or [n for n in names if not n.startswith("gateway_")]:
+            if [n for n in names if not n.startswith("gateway_")]:
                 log.warning("%s kept: still used by %s", GWBRIDGE, ", ".join(names))
                 return False
+            if time.monotonic() > deadline + timeout:
+                log.warning("%s kept: %s still on it after a forced disconnect", GWBRIDGE, ", ".join(names))
+                return False
+            if time.monotonic() > deadline:  # the swarm is left: its sandboxes' endpoints are stale
+                _disconnect_stale_gateways(client, net, names)
             time.sleep(0.2)
         try:
             net.remove()
@@ -104,6 +110,16 @@ def remove_unused_gwbridge(client, timeout: float = 15.0) -> bool:
             log.warning("%s could not be removed: %s", GWBRIDGE, exc)
             return False
     return not _networks_named(client, GWBRIDGE)
+
+
+def _disconnect_stale_gateways(client, net, names: list[str]) -> None:
+    """Force the endpoints of a left swarm's sandboxes (`gateway_ingress-sbox` outlived a leave
+    by more than 15 s here) off the network, as Docker's docs say to for removing docker_gwbridge."""
+    for name in names:
+        try:
+            client.api.disconnect_container_from_network(name, net.id, force=True)
+        except Exception as exc:  # noqa: BLE001 - the caller gives up at its hard deadline
+            log.warning("%s: could not disconnect %s: %s", GWBRIDGE, name, exc)
 
 
 def _networks_named(client, name: str) -> list:

@@ -34,9 +34,11 @@ def cli_config(test_redis, tmp_path) -> Path:
 def cli(cli_config, tmp_path):
     """Run the installed `cronium` executable end to end: cli(*args, **popen_kwargs) -> CompletedProcess."""
 
-    def run(*args: str, env: dict | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    def run(*args: str, env: dict | None = None, timeout: float = 120, measure_with: list[str] = (),
+            **kwargs) -> subprocess.CompletedProcess:
+        """`measure_with`: a command line put before cronium's (a wrapper that measures it)."""
         full_env = {**os.environ, "CRONIUM_CONFIG": str(cli_config), **(env or {})}
-        return subprocess.run([cronium_executable(), *args], env=full_env, capture_output=True,
+        return subprocess.run([*measure_with, cronium_executable(), *args], env=full_env, capture_output=True,
                               timeout=timeout, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
 
     run.config = cli_config
