@@ -90,9 +90,9 @@ def _process(hb: dict[str, Any], beat_at: float, now: float) -> Process:
                    warm_pool={str(k): _int(v) or 0 for k, v in pool.items()})
 
 
-def queue_figures(store: "Store", config: "Config") -> list[tuple[str, str, int]]:
+def queue_figures(queue: Queue) -> list[tuple[str, str, int]]:
     """(metric name, field, value) for each queue gauge, from one `Queue.stats()`."""
-    stats = Queue(store, config).stats()
+    stats = queue.stats()
     return [(name, field_name, int(stats[field_name])) for name, _, field_name in QUEUE_GAUGES]
 
 
@@ -121,10 +121,10 @@ def activity(store: "Store", now: float, *, window: float = ACTIVITY_WINDOW,
 def fleet_snapshot(store: "Store", config: "Config", now: float | None = None) -> FleetSnapshot:
     """Everything the fleet page shows, read now."""
     now = time.time() if now is None else now
-    procs = processes(store, now)
+    procs, queue = processes(store, now), Queue(store, config)
     return FleetSnapshot(
         workers=[p for p in procs if p.kind == "worker"], others=[p for p in procs if p.kind != "worker"],
-        queue=queue_figures(store, config), dead_letters=Queue(store, config).dead_letters(DEAD_LETTERS_SHOWN),
+        queue=queue_figures(queue), dead_letters=queue.dead_letters(DEAD_LETTERS_SHOWN),
         leader=store.schedules.lease_holder(), activity=activity(store, now), taken_at=now)
 
 

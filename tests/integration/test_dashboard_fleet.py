@@ -103,19 +103,27 @@ def _metric_samples(text: str) -> dict[str, float]:
     return out
 
 
+def _queue_with_a_dead_letter(qruntime, tmp_path, submitted: int, reader: str, reason: str):
+    """Deploy `check`, submit it `submitted` times, dead-letter the first entry `reader` reads:
+    (the queue, the dead entry's fields)."""
+    from cronium.core.fleet.queue import Queue
+
+    deploy(qruntime, tmp_path)
+    queue = Queue(qruntime.store, qruntime.config)
+    for _ in range(submitted):
+        queue.submit("check", submitted_by="test")
+    queue.ensure_group()
+    (entry, fields, deliveries), = queue.read(reader, count=1, block_ms=10)
+    queue.dead_letter(entry, fields, reason, deliveries)
+    return queue, fields
+
+
 def test_fleet_figures_equal_what_the_metrics_render(qruntime, tmp_path):
     from cronium.core.dashboard.fleet_data import fleet_snapshot
     from cronium.core.fleet.metrics import CroniumMetrics
-    from cronium.core.fleet.queue import Queue
 
     store, config = qruntime.store, qruntime.config
-    deploy(qruntime, tmp_path)
-    queue = Queue(store, config)
-    for _ in range(3):
-        queue.submit("check", submitted_by="test")
-    queue.ensure_group()
-    (entry, fields, deliveries), = queue.read("w-1.1-1.abc", count=1, block_ms=10)
-    queue.dead_letter(entry, fields, "test: poisoned", deliveries)
+    queue, fields = _queue_with_a_dead_letter(qruntime, tmp_path, 3, "w-1.1-1.abc", "test: poisoned")
     store.owners.beat("w-1.1-1.abc", 30, {"kind": "worker", "host": "node-a", "running": 1, "concurrency": 4,
                                            "started": time.time() - 60, "warm_pool": {"sidecar-pool": 2}})
     store.owners.beat("s-1.2-1.def", 30, {"kind": "scheduler", "host": "node-b"})
@@ -296,16 +304,9 @@ def test_the_read_only_role_may_look_but_not_run(dash, qruntime, tmp_path):
 
 def test_fleet_page_shows_the_metrics_figures(dash, qruntime, tmp_path):
     from cronium.core.fleet.metrics import CroniumMetrics
-    from cronium.core.fleet.queue import Queue
 
-    store, config = qruntime.store, qruntime.config
-    deploy(qruntime, tmp_path)
-    queue = Queue(store, config)
-    for _ in range(2):
-        queue.submit("check", submitted_by="test")
-    queue.ensure_group()
-    (entry, fields, deliveries), = queue.read("w-9.1-1.abc", count=1, block_ms=10)
-    queue.dead_letter(entry, fields, "<b>poison</b>", deliveries)
+    store = qruntime.store
+    queue, _ = _queue_with_a_dead_letter(qruntime, tmp_path, 2, "w-9.1-1.abc", "<b>poison</b>")
     store.owners.beat("w-9.1-1.abc", 30, {"kind": "worker", "host": "node-z", "running": 0, "concurrency": 3,
                                            "warm_pool": {"sidecar-pool": 1, "slots": 2}})
     store.schedules.take_lease("sched-owner", 30000)
