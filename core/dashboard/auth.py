@@ -91,7 +91,17 @@ def load_access(config) -> Access:
     if len(set(tokens.values())) < len(tokens):
         raise ConfigError("dashboard.admin_token and dashboard.readonly_token are the same",
                           key="dashboard.readonly_token", hint="give each role its own token")
-    return Access(tokens=tokens, key=secrets.token_bytes(32), session_seconds=config["dashboard.session_hours"] * 3600)
+    return Access(tokens=tokens, key=session_key(tokens), session_seconds=config["dashboard.session_hours"] * 3600)
+
+
+def session_key(tokens: dict) -> bytes:
+    """The key sessions and CSRF tokens are signed with. Derived from the configured tokens, so a
+    restart (or a second dashboard process with the same tokens) keeps everyone logged in and
+    changing a token logs everyone out; random when no token is configured (loopback, no login)."""
+    if not tokens:
+        return secrets.token_bytes(32)
+    text = "\0".join(f"{role}={tokens[role]}" for role in sorted(tokens))
+    return hmac.new(b"cronium-dashboard-session-v1", text.encode(), hashlib.sha256).digest()
 
 
 def is_loopback(host: str) -> bool:

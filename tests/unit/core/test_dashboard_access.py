@@ -74,8 +74,16 @@ def test_sessions_are_signed_and_expire(tmp_path):
     forged = base64.urlsafe_b64encode(json.dumps(raised).encode()).decode() + "." + sig
     assert auth.read_session(access, forged) is None
     assert auth.read_session(access, cookie, now=time.time() + access.session_seconds + 1) is None
-    other = _access(tmp_path, **{"dashboard.admin_token": TOKEN})  # another process: another key
-    assert auth.read_session(other, cookie) is None
+
+
+def test_a_session_outlives_a_restart_but_not_a_token_change(tmp_path):
+    access = _access(tmp_path, **{"dashboard.admin_token": TOKEN, "dashboard.readonly_token": "r" * 24})
+    cookie = auth.make_session(access, "admin")
+    restarted = _access(tmp_path, **{"dashboard.admin_token": TOKEN, "dashboard.readonly_token": "r" * 24})
+    assert auth.read_session(restarted, cookie)["r"] == "admin"
+    rotated = _access(tmp_path, **{"dashboard.admin_token": "n" * 24, "dashboard.readonly_token": "r" * 24})
+    assert auth.read_session(rotated, cookie) is None
+    assert TOKEN.encode() not in access.key and auth.session_key({}) != auth.session_key({})
 
 
 def test_templates_escape_hostile_text():
