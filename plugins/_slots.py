@@ -7,8 +7,9 @@ network), booted and blocked reading its settings on stdin as pooled sidecars ar
 container `<slot>-job` of the image the job that asked for the kind runs (the default of its type
 or its own `--image`, pinned by the image's id), created with that job's options — its profile's
 user, read-only root, tmpfs, seccomp, caps, … — and started: its prelude waits on stdin. None of
-them holds anything of an execution: labels name the slot (`cronium.execution` = the slot's name, `cronium.role=slot`, `cronium.slot=<kind>`, this process as `cronium.owner`),
-the job container's environment is empty.
+them holds anything of an execution: labels name the slot (`cronium.execution` = the slot's name,
+`cronium.role=slot`, `cronium.slot=<kind>`, this process as `cronium.owner`), the job container's
+environment is empty.
 
 At claim (`claim`), in this order: the claim record `P pool:claims` slot name -> {execution, owner,
 attempt, kind "slot"} (so the reaper and cleanup judge the slot's objects by their execution), the
