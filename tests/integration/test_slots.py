@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import docker
 import pytest
 from cronium.core import JobSpec, Resources, hookimpl
 from cronium.core.model import Secret
@@ -206,39 +207,42 @@ def test_a_strict_job_takes_a_slot_of_its_own_kind_that_holds_the_strict_profile
 
 @pytest.fixture
 def own_image(engine):
-    """A test-only tag of the python job image (a script job's own `--image`), removed after."""
-    python = engine.images.get("cronium/python:latest")
+    """A test-only tag of the python job image (a script job's own `--image`). Listed before `warm`
+    in a test's arguments, it is removed after the runtime closed (its slots used it), with any
+    image the test committed to the tag (`made`)."""
     tag = f"cronium/python:slot-test-{os.getpid()}"
-    python.tag(tag)
+    engine.images.get("cronium/python:latest").tag(tag)
+    made: list[str] = []
     try:
-        yield tag
+        yield tag, made
     finally:
-        engine.api.remove_image(tag)
+        for ref in (tag, *made):
+            try:
+                engine.api.remove_image(ref)
+            except docker.errors.NotFound:
+                pass
 
 
-def test_a_job_of_its_own_image_takes_a_slot_and_a_rebuilt_tag_never_gets_a_stale_one(warm, engine, own_image):
+def test_a_job_of_its_own_image_takes_a_slot_and_a_rebuilt_tag_never_gets_a_stale_one(own_image, warm, engine):
+    tag, made = own_image
     spec = JobSpec(job_type="python", script=b"import cronium, os\ncronium.output({'helper': cronium.__file__})\n",
-                   script_name="i.py", image=own_image)
-    _prime(warm, engine, image=own_image)
+                   script_name="i.py", image=tag)
+    _prime(warm, engine, image=tag)
     result = warm.orchestrator.run(spec)
     job = _on_a_slot(warm, result)
-    assert job["Config"]["Image"] == own_image and job["Image"] == engine.images.get(own_image).id
+    assert job["Config"]["Image"] == tag and job["Image"] == engine.images.get(tag).id
     assert result.output == {"helper": "/work/.cronium/python/cronium.py"}  # delivered over stdin, as normally
     # The tag now names another image (rebuilt): the idle slots of the old one must not serve it.
     wait_for(lambda: _idle_slot(warm), 60, "an idle slot of the image")
     holder = engine.api.create_container("cronium/python:latest", command=["true"])
     try:
-        rebuilt = engine.api.commit(holder["Id"], repository=own_image.split(":")[0], tag=own_image.split(":")[1],
-                                    conf={"Labels": {"cronium.test": "rebuilt"}})["Id"]
+        made.append(engine.api.commit(holder["Id"], repository=tag.split(":")[0], tag=tag.split(":")[1],
+                                      conf={"Labels": {"cronium.test": "rebuilt"}})["Id"])
     finally:
         engine.api.remove_container(holder["Id"])
-    try:
-        again = warm.orchestrator.run(spec)
-        assert again.status == "succeeded" and "network" in again.timings, again  # the normal path
-        assert warm.seen.job[again.execution_id]["Image"] == rebuilt
-    finally:
-        engine.api.remove_image(own_image)
-        engine.images.get("cronium/python:latest").tag(own_image)  # for the fixture's teardown
+    again = warm.orchestrator.run(spec)
+    assert again.status == "succeeded" and "network" in again.timings, again  # the normal path
+    assert warm.seen.job[again.execution_id]["Image"] == made[0]
 
 
 def test_an_image_the_engine_lacks_asks_no_slot_and_fails_with_the_normal_error(warm, engine):
