@@ -138,8 +138,10 @@ def image_id(client, image: str) -> str | None:
     no slot is asked for, and the normal path gives its clear error about the image."""
     try:
         return client.api.inspect_image(image)["Id"]
-    except APIError:
-        return None
+    except Exception as exc:
+        if isinstance(exc, APIError) or _docker.engine_unreachable(exc):
+            return None  # the normal path says what is wrong (no such image, no engine)
+        raise
 
 
 def slot_kind(launch, image: str, sidecar_options, services_network: str) -> SlotKind:

@@ -197,6 +197,7 @@ def test_a_strict_job_takes_a_slot_of_its_own_kind_that_holds_the_strict_profile
     assert f"seccomp={load_seccomp('builtin:strict')}" in held["SecurityOpt"], held["SecurityOpt"]
     assert held["CapDrop"] == ["ALL"] and held["ReadonlyRootfs"] and "size=16777216" in held["Tmpfs"]["/work"]
     assert (held["Memory"], held["NanoCpus"], held["PidsLimit"]) == (128 * 1024 * 1024, 500_000_000, 64)
+    assert f"seccomp={load_seccomp('builtin:strict')}" in warm.seen.sidecar[result.execution_id]["HostConfig"]["SecurityOpt"]
     assert result.output == {"fifo": "Operation not permitted", "work": 16 * 1024 * 1024,
                              "caps": "0000000000000000", "uid": 10001}, result.output
     # A default-profile job finds no slot of its kind among the strict ones: the normal path.

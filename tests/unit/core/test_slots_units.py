@@ -119,3 +119,27 @@ def test_the_slot_kind_ignores_limits_but_not_the_rest_of_the_options():
     assert key() != key({**base, "Tmpfs": {"/work": "size=16m"}})
     assert key() != key(sidecar=ContainerOptions(host_config={"SecurityOpt": ["seccomp={}"]}))
     assert key() != key(image_id="sha256:2")  # the same tag, rebuilt
+
+
+def test_an_image_the_engine_lacks_or_an_engine_that_does_not_answer_asks_for_no_slot():
+    import requests
+    from docker.errors import ImageNotFound
+
+    class _Api:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def inspect_image(self, image):
+            if self.exc is None:
+                return {"Id": "sha256:abc"}
+            raise self.exc
+
+    class _Client:
+        def __init__(self, exc=None):
+            self.api = _Api(exc)
+
+    assert _slots.image_id(_Client(), "cronium/python:latest") == "sha256:abc"
+    assert _slots.image_id(_Client(ImageNotFound("no such image: my/own:1")), "my/own:1") is None
+    assert _slots.image_id(_Client(requests.exceptions.ConnectionError("connection refused")), "my/own:1") is None
+    with pytest.raises(KeyError):  # a bug of ours is not hidden as a missing image
+        _slots.image_id(_Client(KeyError("Id")), "my/own:1")
