@@ -49,15 +49,21 @@ def uses_delivered_helper(spec: JobSpec) -> bool:
 def script_command(spec: JobSpec) -> tuple[str, ...]:
     """The command of a script job: write the script (from stdin) to /work and exec the
     interpreter on it; first unpack the delivered helper when the image is the user's own."""
-    interpreter = INTERPRETERS[spec.job_type]
-    path = f"/work/{script_file_name(spec)}"
-    if not uses_delivered_helper(spec):
-        return ("/bin/sh", "-c", WRITE_AND_EXEC, interpreter, path)
-    missing = (f"cronium: this image has no {interpreter} on its PATH, and a {spec.job_type} script needs it: "
-               f"use an image that has it, or one built FROM cronium/{spec.job_type} (see docs/job-images.md)")
+    body = script_body(spec.job_type, uses_delivered_helper(spec))
+    return ("/bin/sh", "-c", body, INTERPRETERS[spec.job_type], f"/work/{script_file_name(spec)}")
+
+
+def script_body(job_type: str, delivered_helper: bool) -> str:
+    """The `/bin/sh -c` body of a script job ("$0" the interpreter, "$1" the script's path):
+    `WRITE_AND_EXEC`, after unpacking the helper when it is delivered (a pooled slot accepts
+    exactly these two, see plugins/_slots.py)."""
+    if not delivered_helper:
+        return WRITE_AND_EXEC
+    interpreter = INTERPRETERS[job_type]
+    missing = (f"cronium: this image has no {interpreter} on its PATH, and a {job_type} script needs it: "
+               f"use an image that has it, or one built FROM cronium/{job_type} (see docs/job-images.md)")
     check = f'command -v "$0" >/dev/null 2>&1 || {{ echo "{missing}" >&2; exit 127; }}; '
-    body = _UNPACK + HELPERS[spec.job_type][1] + '; cat > "$1" || exit 1; ' + check + 'exec "$0" "$1"'
-    return ("/bin/sh", "-c", body, interpreter, path)
+    return _UNPACK + HELPERS[job_type][1] + '; cat > "$1" || exit 1; ' + check + 'exec "$0" "$1"'
 
 
 def script_stdin(spec: JobSpec) -> bytes:

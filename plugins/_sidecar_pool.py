@@ -16,8 +16,11 @@ and result would otherwise wait for.
 
 Size. The pool keeps, per kind of sidecar (`pool_key`), as many idle ones as jobs asked for one in
 the last `pool.demand_window` seconds (hits and misses), at least `sidecar.pool_size`, and never
-more than `pool.max_idle` idle or starting in all. With no request for `pool.idle_timeout` seconds
-a kind is drained (its idle sidecars removed) until the next request; an idle sidecar older than
+more than `pool.max_idle` idle or starting in all: when that is reached, a kind short of its target
+takes the place of idle ones of kinds that hold more than one (least recently asked first), so a
+new kind (another profile or image of a slot) is not shut out for `idle_timeout` by older ones.
+With no request for `pool.idle_timeout` seconds a kind is drained (its idle sidecars removed)
+until the next request; an idle sidecar older than
 `MAX_IDLE_AGE` is replaced (its deadline label must stay ahead of any job that may claim it).
 
 Pooled sidecars are this process's resources like any other: labelled `cronium.managed` with this
@@ -143,7 +146,14 @@ class SidecarPool:
         target = self.target(key, asked_at)
         with self._lock:
             total = sum(len(ids) for ids in self._idle.values()) + sum(self._filling.values())
-            missing = min(target - len(self._idle.get(key, [])) - self._filling.get(key, 0), self.max_idle - total)
+            short = target - len(self._idle.get(key, [])) - self._filling.get(key, 0)
+            evicted = self._make_room(key, short - (self.max_idle - total)) if not self._closed else []
+            missing = min(short, self.max_idle - total + len(evicted))
+            if evicted:  # removed in the background; close() joins it like the fills
+                evict = threading.Thread(target=lambda: [self._remove(cid) for cid in evicted],
+                                         name="cronium-pool-evict", daemon=True)
+                evict.start()
+                self._threads.append(evict)
             if self._closed or missing <= 0:
                 return
             self._filling[key] = self._filling.get(key, 0) + missing
@@ -155,6 +165,20 @@ class SidecarPool:
             if self._drainer is None:
                 self._drainer = threading.Thread(target=self._drain_loop, name="cronium-pool-drain", daemon=True)
                 self._drainer.start()
+
+    def _make_room(self, key: str, needed: int) -> list[str]:
+        """Fair share when the pool is full (called under the lock): a kind short of its target may
+        take the place of idle objects of other kinds that hold more than one idle, the kind asked
+        least recently first (one each round). Returns the ids taken out of the pool."""
+        taken: list[str] = []
+        while len(taken) < needed:
+            others = [k for k, idle in self._idle.items() if k != key and len(idle) > 1]
+            if not others:
+                break
+            oldest = min(others, key=lambda k: (self._requests.get(k) or [0.0])[-1])
+            taken.append(self._idle[oldest].pop(0)[0])
+        self.counts["drained"] += len(taken)
+        return taken
 
     def _fill_one(self, key: str, create: Callable[[str], str]) -> None:
         container_id = None

@@ -4,11 +4,12 @@ execution exists and bound to one at claim (not a plugin itself; the `slots` plu
 A slot `cronium-slot-<hex>` is an internal job network of that name (a subnet of `network.pool`,
 IPv6 off), a sidecar `<slot>-sidecar` on it with the alias `runtime-api` (and on the services
 network), booted and blocked reading its settings on stdin as pooled sidecars are, and a job
-container `<slot>-job` of the default image of its job type, created with the options of the job
-that asked for the kind (user, read-only root, tmpfs, seccomp, …) and started: its prelude waits
-on stdin. None of them holds anything of an execution: labels name the slot (`cronium.execution`
-= the slot's name, `cronium.role=slot`, `cronium.slot=<kind>`, this process as `cronium.owner`),
-the job container's environment is empty.
+container `<slot>-job` of the image the job that asked for the kind runs (the default of its type
+or its own `--image`, pinned by the image's id), created with that job's options — its profile's
+user, read-only root, tmpfs, seccomp, caps, … — and started: its prelude waits on stdin. None of
+them holds anything of an execution: labels name the slot (`cronium.execution` = the slot's name,
+`cronium.role=slot`, `cronium.slot=<kind>`, this process as `cronium.owner`), the job container's
+environment is empty.
 
 At claim (`claim`), in this order: the claim record `P pool:claims` slot name -> {execution, owner,
 attempt, kind "slot"} (so the reaper and cleanup judge the slot's objects by their execution), the
@@ -33,7 +34,7 @@ from cronium.core.engine_objects import SLOT_PART, SLOT_ROLE
 from cronium.core.errors import PhaseError, StoreUnavailable, UsageError
 from cronium.core.executor import check_engine_warnings
 from cronium.core.model import DeferredSecret, NetworkInfo, Secret, SidecarInfo
-from cronium.core.script_launch import WRITE_AND_EXEC
+from cronium.core.script_launch import script_body
 from cronium.plugins import _docker
 from cronium.plugins._sidecar_pool import SidecarPool, deadline_label
 from cronium.plugins.docker_executor import SECRET_PRELUDE, DockerJobHandle, job_host_config, secret_block
@@ -54,8 +55,9 @@ SLOT_PREFIX = "cronium-slot-"
 ROLE = SLOT_ROLE
 #: HostConfig keys a claim sets on the held job container (`POST /containers/<id>/update`).
 LIMIT_KEYS = ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")
-#: The slot's job container: the secret prelude, then the script's path (one line), then the script.
-JOB_BODY = SECRET_PRELUDE + 'IFS= read -r _p || exit 1; set -- "$_p"; unset _p; ' + WRITE_AND_EXEC
+#: The slot's job container: the secret prelude, then the script's path (one line), then the
+#: script job's own body (`script_body`: the helper files if delivered, then the script).
+PATH_LINE = 'IFS= read -r _p || exit 1; set -- "$_p"; unset _p; '
 SCRIPT_TYPES = ("python", "bash", "node")
 
 
@@ -75,32 +77,43 @@ class SlotKind:
     """What the objects of a slot are created with: the options of the job that asked for it."""
 
     image: str
+    #: The engine's id of `image` when the job asked: a re-tagged (rebuilt) image is another kind.
+    image_id: str
     interpreter: str
+    #: The script job's `/bin/sh -c` body (`script_body`), run after the prelude and the path line.
+    body: str
     job_options: object
     sidecar_options: object
     services_network: str
 
     @property
     def key(self) -> str:
+        """Everything a claim cannot change on the held objects: the image (by id), the command, and
+        every option of both containers but the job's limits (`LIMIT_KEYS`, set at claim). Two
+        profiles (or a per-profile option a plugin contributes) that differ anywhere else give two kinds."""
         job, side = self.job_options, self.sidecar_options
-        text = json.dumps({"image": self.image, "interpreter": self.interpreter,
+        text = json.dumps({"image": self.image, "image_id": self.image_id, "interpreter": self.interpreter,
+                           "body": self.body,
                            "job": [{k: v for k, v in job.host_config.items() if k not in LIMIT_KEYS},
                                    job.user, job.working_dir, dict(job.labels)],
                            "sidecar": [side.host_config, side.user, dict(side.labels), dict(side.env)],
                            "services": self.services_network}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def job_command(self) -> list[str]:
+        """The held job container's command (after its entrypoint `/bin/sh -c`)."""
+        return [SECRET_PRELUDE + PATH_LINE + self.body, self.interpreter]
+
 
 def refusal(execution, launch, cfg) -> str | None:
     """Why this execution cannot take a slot (None: it can). A held container was created before
-    the execution with the default image, the default profile, a shared uid and no egress; only its
-    limits change at claim, and its env and secrets must fit on the prelude's lines."""
+    the execution with the job's image and options (its profile's included: they are in the kind's
+    key), a shared uid and no egress; only its limits change at claim, and its env and secrets must
+    fit on the prelude's lines. Egress networks are made per execution (`_egress`, with the
+    execution's firewall rules), and a per-execution uid is claimed when the options are made."""
     if execution.job_type not in SCRIPT_TYPES:
         return "not a script job"
-    if launch.image != cfg[f"images.{execution.job_type}"]:
-        return "another image than the default of its type"
-    if execution.profile != "default":
-        return "a profile other than default"
     if execution.egress:
         return "egress"
     if cfg["security.per_execution_uid"]:
@@ -108,7 +121,8 @@ def refusal(execution, launch, cfg) -> str | None:
     if "Mounts" in launch.options.host_config:
         return "mounts"
     command = tuple(launch.command)
-    if len(command) != 5 or command[:3] != ("/bin/sh", "-c", WRITE_AND_EXEC) or "\n" in command[4]:
+    bodies = (script_body(execution.job_type, False), script_body(execution.job_type, True))
+    if len(command) != 5 or command[:2] != ("/bin/sh", "-c") or command[2] not in bodies or "\n" in command[4]:
         return "a command other than the script's"
     if any("\n" in f"{k}{v}" or "\0" in f"{k}{v}" for k, v in launch.env.items()):
         return "an environment value with a newline"
@@ -119,9 +133,21 @@ def refusal(execution, launch, cfg) -> str | None:
     return None
 
 
-def slot_kind(launch, sidecar_options, services_network: str) -> SlotKind:
-    return SlotKind(image=launch.image, interpreter=launch.command[3], job_options=launch.options,
-                    sidecar_options=sidecar_options, services_network=services_network)
+def image_id(client, image: str) -> str | None:
+    """The engine's id of `image`, or None when the engine does not hold it (or cannot say): then
+    no slot is asked for, and the normal path gives its clear error about the image."""
+    try:
+        return client.api.inspect_image(image)["Id"]
+    except Exception as exc:
+        if isinstance(exc, APIError) or _docker.engine_unreachable(exc):
+            return None  # the normal path says what is wrong (no such image, no engine)
+        raise
+
+
+def slot_kind(launch, image: str, sidecar_options, services_network: str) -> SlotKind:
+    """The kind of slot for this launch; `image`: the engine's id of `launch.image` (`image_id`)."""
+    return SlotKind(image=launch.image, image_id=image, interpreter=launch.command[3], body=launch.command[2],
+                    job_options=launch.options, sidecar_options=sidecar_options, services_network=services_network)
 
 
 def neutral_labels(runtime, name: str, kind: SlotKind) -> dict:
@@ -173,10 +199,12 @@ def _create_job(runtime, name: str, kind: SlotKind, labels: dict) -> str:
     options = kind.job_options
     host_config = job_host_config(client, cfg, name, options)
     created = client.api.create_container(
-        kind.image, entrypoint=["/bin/sh", "-c"], command=[JOB_BODY, kind.interpreter], name=f"{name}-job",
+        kind.image, entrypoint=["/bin/sh", "-c"], command=kind.job_command, name=f"{name}-job",
         user=options.user, working_dir=options.working_dir, environment={}, stdin_open=True,
         labels={**options.labels, **labels}, host_config=host_config)
     check_engine_warnings(created.get("Warnings"), "job")
+    if client.api.inspect_container(created["Id"])["Image"] != kind.image_id:  # re-tagged since the job asked
+        raise PhaseError("job", f"image {kind.image} changed while a slot of it was made")
     return created["Id"]
 
 

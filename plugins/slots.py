@@ -7,8 +7,9 @@ It answers only when slots cannot change what the job gets:
 - the built-in `network`, `sidecar` and `docker_executor` plugins are the only ones implementing
   `create_network`, `launch_sidecar` and `start_job` for the Docker executor: any other plugin
   that implements (or wraps) one of them switches slots off, so that it is never bypassed;
-- the spec is one a held container can take (`_slots.refusal`: a script job of the default image
-  and profile, no egress, no per-execution uid, no mounts);
+- the spec is one a held container can take (`_slots.refusal`: a script job of any image and
+  profile — both are in the slot's kind — with no egress, no per-execution uid, no mounts), and
+  the engine holds its image (else the normal path gives its clear error; no slot is asked for);
 - the process keeps warm pools (`Runtime(warm_pool=True)`), on a services network.
 
 A job that asks and finds no idle slot of its kind takes the normal path. The pool tops up at the
@@ -58,10 +59,11 @@ def claim_slot(execution, token, sidecar_options, launch, runtime, resources):
         return None
     why = _slots.refusal(execution, launch, cfg) or (None if builtins_only(runtime.pm) else
                                                      "a plugin replaces the network, sidecar or executor")
-    if why is not None:
-        log.debug("%s takes no slot: %s", execution.execution_id, why)
+    image = _slots.image_id(runtime.docker, launch.image) if why is None else None
+    if image is None:
+        log.debug("%s takes no slot: %s", execution.execution_id, why or f"image {launch.image} not on the engine")
         return None
-    kind = _slots.slot_kind(launch, sidecar_options, services)
+    kind = _slots.slot_kind(launch, image, sidecar_options, services)
     pool = runtime.extension(POOL, lambda: _slots.open_pool(runtime))
     slot = pool.take(kind.key)
     # Replacements start at this job's release if none is left idle or other jobs run, else after

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import docker
 import pytest
 from cronium.core import JobSpec, Resources, hookimpl
 from cronium.core.model import Secret
@@ -153,12 +154,106 @@ def test_a_spec_a_held_container_cannot_take_runs_the_normal_path(warm, engine):
     asked = pool.counts["hits"] + pool.counts["misses"]
     image = warm.config["images.python"]
     for spec in (JobSpec(job_type="container", image=image, command=("python3", "-c", "print(1)")),
-                 JobSpec(job_type="python", script=b"print(1)", script_name="s.py", profile="strict")):
+                 JobSpec(job_type="python", script=b"print(1)", script_name="s.py", env={"TWO": "lines\nof it"})):
         result = warm.orchestrator.run(spec)
         assert result.status == "succeeded", result
         assert "network" in result.timings and "sidecar" in result.timings, result.timings
         assert warm.seen.job[result.execution_id]["Config"]["Labels"]["cronium.role"] == "job"
     assert pool.counts["hits"] + pool.counts["misses"] == asked  # not even asked for
+
+
+#: What a job's kernel holds of its profile, probed from inside: a FIFO (mknodat: Docker's default
+#: seccomp allows it, the strict allowlist leaves it out), its /work tmpfs size, its capabilities.
+PROFILE_PROBE = b"""import os, cronium
+try:
+    os.mkfifo('/tmp/f')
+    fifo = 'made'
+except OSError as exc:
+    fifo = exc.strerror
+st = os.statvfs('/work')
+caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]
+cronium.output({'fifo': fifo, 'work': st.f_blocks * st.f_frsize, 'caps': caps, 'uid': os.getuid()})
+"""
+
+
+def _on_a_slot(warm, result) -> dict:
+    """The engine's view of the job container of `result`, which must have run on a claimed slot."""
+    assert result.status == "succeeded", result
+    assert "slot" in result.timings and "network" not in result.timings and "sidecar" not in result.timings, result
+    job = warm.seen.job[result.execution_id]
+    assert job["Config"]["Labels"]["cronium.role"] == "slot" and job["Name"] == f"/cronium-job-{result.execution_id}"
+    return job
+
+
+def test_a_strict_job_takes_a_slot_of_its_own_kind_that_holds_the_strict_profile(warm, engine):
+    from cronium.plugins.security import load_seccomp
+
+    spec = JobSpec(job_type="python", script=PROFILE_PROBE, script_name="p.py", profile="strict")
+    _prime(warm, engine, profile="strict")
+    result = warm.orchestrator.run(spec)
+    job = _on_a_slot(warm, result)
+    # The engine holds the strict profile on the claimed container, and the job's kernel applies it.
+    held = job["HostConfig"]
+    assert f"seccomp={load_seccomp('builtin:strict')}" in held["SecurityOpt"], held["SecurityOpt"]
+    assert held["CapDrop"] == ["ALL"] and held["ReadonlyRootfs"] and "size=16777216" in held["Tmpfs"]["/work"]
+    assert (held["Memory"], held["NanoCpus"], held["PidsLimit"]) == (128 * 1024 * 1024, 500_000_000, 64)
+    assert f"seccomp={load_seccomp('builtin:strict')}" in warm.seen.sidecar[result.execution_id]["HostConfig"]["SecurityOpt"]
+    assert result.output == {"fifo": "Operation not permitted", "work": 16 * 1024 * 1024,
+                             "caps": "0000000000000000", "uid": 10001}, result.output
+    # A default-profile job finds no slot of its kind among the strict ones: the normal path.
+    plain = warm.orchestrator.run(JobSpec(job_type="python", script=PROFILE_PROBE, script_name="p.py"))
+    assert plain.status == "succeeded" and "network" in plain.timings, plain
+    assert plain.output["fifo"] == "made" and plain.output["work"] == 64 * 1024 * 1024, plain.output
+
+
+@pytest.fixture
+def own_image(engine):
+    """A test-only tag of the python job image (a script job's own `--image`). Listed before `warm`
+    in a test's arguments, it is removed after the runtime closed (its slots used it), with any
+    image the test committed to the tag (`made`)."""
+    tag = f"cronium/python:slot-test-{os.getpid()}"
+    engine.images.get("cronium/python:latest").tag(tag)
+    made: list[str] = []
+    try:
+        yield tag, made
+    finally:
+        for ref in (tag, *made):
+            try:
+                engine.api.remove_image(ref)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_a_job_of_its_own_image_takes_a_slot_and_a_rebuilt_tag_never_gets_a_stale_one(own_image, warm, engine):
+    tag, made = own_image
+    spec = JobSpec(job_type="python", script=b"import cronium, os\ncronium.output({'helper': cronium.__file__})\n",
+                   script_name="i.py", image=tag)
+    _prime(warm, engine, image=tag)
+    result = warm.orchestrator.run(spec)
+    job = _on_a_slot(warm, result)
+    assert job["Config"]["Image"] == tag and job["Image"] == engine.images.get(tag).id
+    assert result.output == {"helper": "/work/.cronium/python/cronium.py"}  # delivered over stdin, as normally
+    # The tag now names another image (rebuilt): the idle slots of the old one must not serve it.
+    wait_for(lambda: _idle_slot(warm), 60, "an idle slot of the image")
+    holder = engine.api.create_container("cronium/python:latest", command=["true"])
+    try:
+        made.append(engine.api.commit(holder["Id"], repository=tag.split(":")[0], tag=tag.split(":")[1],
+                                      conf={"Labels": {"cronium.test": "rebuilt"}})["Id"])
+    finally:
+        engine.api.remove_container(holder["Id"])
+    again = warm.orchestrator.run(spec)
+    assert again.status == "succeeded" and "network" in again.timings, again  # the normal path
+    assert warm.seen.job[again.execution_id]["Image"] == made[0]
+
+
+def test_an_image_the_engine_lacks_asks_no_slot_and_fails_with_the_normal_error(warm, engine):
+    _prime(warm, engine)
+    pool = warm.extension_if_present("slot-pool")
+    asked = pool.counts["hits"] + pool.counts["misses"]
+    result = warm.orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="m.py",
+                                           image="cronium/python:slot-missing-image"))
+    assert result.status == "error" and "cronium/python:slot-missing-image" in (result.error or ""), result
+    assert pool.counts["hits"] + pool.counts["misses"] == asked  # not asked for: no slot of it is ever made
 
 
 class _ThirdPartyNetwork:

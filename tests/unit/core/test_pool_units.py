@@ -227,3 +227,32 @@ def test_the_plugins_top_up_at_the_release_only_when_short_and_otherwise_at_clea
     plugin.job_started(execution=execution, runtime=runtime)
     plugin.cleanup(execution=execution, runtime=runtime)
     assert calls == [("if_short", "exec_a"), ("now", "exec_a")]
+
+
+def test_a_new_kind_in_a_full_pool_takes_the_place_of_other_kinds_extra_idle_ones_least_recently_asked_first():
+    """Slots of another profile or image are kinds of their own: a full pool must not shut a new
+    kind out until the older kinds drain; no kind is taken below one idle."""
+    pool = _pool(max_idle=4)
+    pool.take("old")
+    pool.take("busy")
+    _fill(pool, "old", 2)
+    _fill(pool, "busy", 2)
+    names: list[str] = []
+    gate = threading.Event()
+
+    def create(name):  # still starting while "newer" asks: the two freed places are taken
+        names.append(name)
+        gate.wait(5)
+        raise RuntimeError("no engine in unit tests")
+
+    pool.take("new")
+    pool.refill("new", create)  # wants 2 (the floor), none left in the bound
+    assert [cid for cid, _ in pool._idle["old"]] == ["old-1"] and [cid for cid, _ in pool._idle["busy"]] == ["busy-1"]
+    assert pool._filling["new"] == 2
+    pool.take("newer")
+    pool.refill("newer", create)  # every other kind holds one idle: nothing to take
+    assert pool.idle_count() == 2 and pool.counts["drained"] == 2 and not pool._filling.get("newer")
+    gate.set()
+    pool.close()
+    assert len(names) == 2
+    assert {"old-0", "busy-0"} <= set(pool.runtime.docker.api.removed)

@@ -81,8 +81,6 @@ def _launch(config, spec, env=None):
 
 @pytest.mark.parametrize("spec, overrides, env, reason", [
     (JobSpec(job_type="container", image="cronium/python:latest", command=("true",)), {}, None, "not a script job"),
-    (JobSpec(job_type="python", script=b"1", script_name="a.py", image="my/own:1"), {}, None, "another image"),
-    (JobSpec(job_type="python", script=b"1", script_name="a.py", profile="strict"), {}, None, "a profile"),
     (JobSpec(job_type="python", script=b"1", script_name="a.py"), {"security.per_execution_uid": True}, None,
      "a uid of its own"),
     (JobSpec(job_type="python", script=b"1", script_name="a.py"), {}, {"A": "two\nlines"}, "an environment value with a newline"),
@@ -95,12 +93,13 @@ def test_a_spec_a_held_container_cannot_take_is_refused_with_the_reason(spec, ov
     assert (_slots.refusal(execution, launch, config) or "").startswith(reason)
 
 
-def test_a_default_script_job_may_take_a_slot_and_the_token_is_not_signed_to_check_it():
+def test_a_script_job_of_any_image_and_profile_may_take_a_slot_and_the_token_is_not_signed_to_check_it():
     config = load_config(flags={}, use_user_config=False, environ={})
     for job_type, name in (("python", "a.py"), ("bash", "a.sh"), ("node", "a.js")):
-        execution, launch = _launch(config, JobSpec(job_type=job_type, script=b"1", script_name=name,
-                                                    secret_env={"S": Secret("fine")}))
-        assert _slots.refusal(execution, launch, config) is None
+        for extra in ({}, {"profile": "strict"}, {"image": "my/own:1"}):
+            execution, launch = _launch(config, JobSpec(job_type=job_type, script=b"1", script_name=name,
+                                                        secret_env={"S": Secret("fine")}, **extra))
+            assert _slots.refusal(execution, launch, config) is None, extra
 
 
 def test_the_slot_kind_ignores_limits_but_not_the_rest_of_the_options():
@@ -108,10 +107,39 @@ def test_the_slot_kind_ignores_limits_but_not_the_rest_of_the_options():
     launch = JobLaunch(image="i", command=("/bin/sh", "-c", "x", "python3", "/work/a.py"), env={}, secret_env={},
                        options=ContainerOptions(host_config=base, user="10001"), script=None, name="n")
 
-    def key(host_config=None, user="10001"):
+    def key(host_config=None, user="10001", image_id="sha256:1", sidecar=ContainerOptions()):
         options = ContainerOptions(host_config=host_config or base, user=user)
-        return _slots.slot_kind(JobLaunch(**{**launch.__dict__, "options": options}), ContainerOptions(), "s").key
+        return _slots.slot_kind(JobLaunch(**{**launch.__dict__, "options": options}), image_id, sidecar, "s").key
 
     assert key() == key({**base, "Memory": 2, "NanoCpus": 5, "PidsLimit": 9, "MemorySwap": 3})
     assert key() != key({**base, "ReadonlyRootfs": False})
     assert key() != key(user="10002")
+    # What a profile changes besides limits (seccomp, tmpfs size, caps …), on the job or the sidecar.
+    assert key() != key({**base, "SecurityOpt": ["no-new-privileges:true", "seccomp={}"]})
+    assert key() != key({**base, "Tmpfs": {"/work": "size=16m"}})
+    assert key() != key(sidecar=ContainerOptions(host_config={"SecurityOpt": ["seccomp={}"]}))
+    assert key() != key(image_id="sha256:2")  # the same tag, rebuilt
+
+
+def test_an_image_the_engine_lacks_or_an_engine_that_does_not_answer_asks_for_no_slot():
+    import requests
+    from docker.errors import ImageNotFound
+
+    class _Api:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def inspect_image(self, image):
+            if self.exc is None:
+                return {"Id": "sha256:abc"}
+            raise self.exc
+
+    class _Client:
+        def __init__(self, exc=None):
+            self.api = _Api(exc)
+
+    assert _slots.image_id(_Client(), "cronium/python:latest") == "sha256:abc"
+    assert _slots.image_id(_Client(ImageNotFound("no such image: my/own:1")), "my/own:1") is None
+    assert _slots.image_id(_Client(requests.exceptions.ConnectionError("connection refused")), "my/own:1") is None
+    with pytest.raises(KeyError):  # a bug of ours is not hidden as a missing image
+        _slots.image_id(_Client(KeyError("Id")), "my/own:1")
