@@ -195,9 +195,9 @@ def run(ctx: Context) -> dict[str, Any]:
     bl = [x["job_latency"].get("median") for x in bare]
     rows.append(Row(NAME, "per-job latency under load (median)", "s", median(bl), median(cl), paired_ratio(cl, bl),
                     "–", None))
-    c_cpu = [x["cpu_per_job"]["host"] for x in cron]
-    b_cpu = [x["cpu_per_job"]["host"] for x in bare]
-    rows.append(Row(NAME, "host CPU per job (busy time of all cores / jobs)", "s", median(b_cpu), median(c_cpu),
+    c_cpu = [x["cpu_per_job"]["work"] for x in cron]
+    b_cpu = [x["cpu_per_job"]["work"] for x in bare]
+    rows.append(Row(NAME, "CPU per job (all cores' busy time less other processes', / jobs)", "s", median(b_cpu), median(c_cpu),
                     paired_ratio(c_cpu, b_cpu), "–", None))
     failed = sum(len(x["errors"]) for x in cron)
     if failed or any(x["errors"] for x in bare):

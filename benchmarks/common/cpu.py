@@ -11,10 +11,13 @@
 - `bench`: this process (every thread: the orchestrator's, or the SDK calls of a baseline);
 - `containers`: the cgroup-v1 `cpuacct.usage` of Docker's parent cgroup (hierarchical: a removed
   container's usage stays counted), less the managed Redis' own, which is `redis`;
-- `other`: `host` less all of the above (exited shims, `runc`, the kernel's work for the network
-  and other processes of the machine).
+- `foreign`: every other process alive at both snapshots and outside Docker's cgroups (other
+  sessions' test runs, editors, …): not this benchmark's work;
+- `other`: `host` less all of the above (exited shims, `runc` and the engine's hooks, the
+  kernel's work for namespaces and networks, processes that started and ended in between).
 
-`per_job(before, after, jobs)` gives the differences divided by the number of jobs. Reads files
+`per_job(before, after, jobs)` gives the differences divided by the number of jobs, and `work` =
+`host` less `foreign`: the CPU the batch cost (on a quiet machine, `host`). Reads files
 only (no engine call); a figure the machine does not offer is left out.
 """
 from __future__ import annotations
@@ -39,7 +42,8 @@ def _proc_seconds(pid: int | str, children: bool = True) -> float:
 
 
 def _processes() -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {"dockerd": [], "containerd": [], "shims": []}
+    found: dict[str, list[int]] = {"dockerd": [], "containerd": [], "shims": [], "rest": []}
+    me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -53,7 +57,23 @@ def _processes() -> dict[str, list[int]]:
             found["containerd"].append(int(entry.name))
         elif comm.startswith("containerd-shim"):
             found["shims"].append(int(entry.name))
+        elif int(entry.name) != me:
+            found["rest"].append(int(entry.name))
     return found
+
+
+def _foreign(pids: list[int]) -> dict[str, float]:
+    """`pid:start time` -> CPU seconds of the processes outside Docker's cgroups."""
+    out = {}
+    for pid in pids:
+        try:
+            if "/docker/" in Path(f"/proc/{pid}/cgroup").read_text():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[f"{pid}:{fields[19]}"] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
 
 
 def _host_busy() -> float:
@@ -83,12 +103,13 @@ class CpuMeter:
             except Exception:
                 self._redis_id = None
 
-    def snapshot(self) -> dict[str, float]:
+    def snapshot(self) -> dict:
         procs = _processes()
         out = {"host": _host_busy(), "bench": _proc_seconds("self", children=False)}
         for name in ("dockerd", "containerd"):
             out[name] = sum(_proc_seconds(p) for p in procs[name])
         out["shims"] = sum(_proc_seconds(p) for p in procs["shims"])
+        out["foreign"] = _foreign(procs["rest"])  # a map: `per_job` sums the processes in both
         docker_total = _cgroup_seconds()
         redis = _cgroup_seconds(self._redis_id) if self._redis_id else None
         if docker_total is not None:
@@ -97,17 +118,20 @@ class CpuMeter:
         return out
 
 
-def per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
+def per_job(before: dict, after: dict, jobs: int) -> dict[str, float]:
     """CPU seconds per job by process over a batch, with `other` = host less the rest. A shim
     alive at `before` that exited by `after` counts negative in `shims`: it is clamped to 0
     and the remainder lands in `other`."""
     jobs = max(1, jobs)
-    diff = {k: after[k] - before.get(k, 0.0) for k in after}
+    diff = {k: after[k] - before.get(k, 0.0) for k in after if k != "foreign"}
+    old = before.get("foreign", {})
+    diff["foreign"] = sum(v - old[k] for k, v in after.get("foreign", {}).items() if k in old)
     diff["shims"] = max(0.0, diff.get("shims", 0.0))
     diff["other"] = diff["host"] - sum(v for k, v in diff.items() if k != "host")
+    diff["work"] = diff["host"] - diff["foreign"]
     return {k: round(v / jobs, 3) for k, v in diff.items()}
 
 
 def describe(cpu: dict[str, float]) -> str:
-    order = ("host", "containers", "dockerd", "containerd", "shims", "bench", "redis", "other")
+    order = ("work", "host", "containers", "dockerd", "containerd", "shims", "bench", "redis", "other", "foreign")
     return "CPU s per job: " + ", ".join(f"{k} {cpu[k]:.3f}" for k in order if k in cpu)
