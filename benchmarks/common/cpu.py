@@ -92,6 +92,12 @@ def _cgroup_seconds(sub: str = "") -> float | None:
     return None
 
 
+def container_seconds(container_id: str) -> float | None:
+    """CPU seconds a running container has used so far (its cgroup-v1 `cpuacct.usage`), None when
+    the machine has no such cgroup (another driver, cgroup v2, or the container has stopped)."""
+    return _cgroup_seconds(container_id)
+
+
 class CpuMeter:
     """Snapshots of CPU seconds by process (see the module docstring)."""
 
