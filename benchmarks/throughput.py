@@ -235,6 +235,12 @@ def run(ctx: Context) -> dict[str, Any]:
     b_side = [x["sidecar_cpu"].get("median") for x in bare]
     rows.append(Row(NAME, "sidecar CPU per job (median; bare: http.server)", "s", median(b_side), median(c_side),
                     paired_ratio(c_side, b_side), "–", None))
+    for name in POOLS:
+        rates = [x["pools"][name]["hits"] / asked for x in cron
+                 if name in x["pools"] and (asked := x["pools"][name]["hits"] + x["pools"][name]["misses"])]
+        if rates:
+            rows.append(Row(NAME, f"{name} hit rate under load (claims served warm)", "%", "–",
+                            round(100 * median(rates)), None, "–", None))
     failed = sum(len(x["errors"]) for x in cron)
     if failed or any(x["errors"] for x in bare):
         rows.append(Row(NAME, "failed jobs (cronium / bare)", "", sum(len(x["errors"]) for x in bare), failed, None,
