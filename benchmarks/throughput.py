@@ -20,6 +20,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cronium.core import hookimpl
+
 from .common.api_calls import ApiCallCounter, describe
 from .common.baseline import (
     PYTHON_IMAGE,
@@ -32,6 +34,9 @@ from .common.baseline import (
 )
 from .common.commands import run_command, run_threads
 from .common.context import Context
+from .common.cpu import CpuMeter, container_seconds
+from .common.cpu import describe as describe_cpu
+from .common.cpu import per_job as cpu_per_job
 from .common.orchestrator import close_orchestrator, make_orchestrator, python_spec
 from .common.stats import median, now, paired_ratio, paired_ratios, summarize
 from .common.table import Row, fmt_spread, log, print_rows
@@ -42,7 +47,32 @@ CONCURRENCY = 8
 TARGET = 1.0  # issue 11: at least the bare equivalent's rate
 
 
-def _bare_job(ctx: Context, picker: SubnetPicker, tag: str) -> float:
+class SidecarCpu:
+    """Registered on the benchmark's runtime: each execution's sidecar CPU seconds (boot, in a warm
+    pool or not, and claim), read from its cgroup when the job has finished (it still runs then).
+    Looks the sidecar up through the benchmark's own client: not counted as cronium's calls."""
+
+    def __init__(self, ctx: Context):
+        self.ctx, self.seconds, self._lock = ctx, [], threading.Lock()
+
+    @hookimpl(tryfirst=True)
+    def job_finished(self, execution, result, runtime):
+        try:
+            sidecar = self.ctx.docker.api.inspect_container(f"cronium-runtime-{execution.execution_id}")["Id"]
+        except Exception:
+            return
+        used = container_seconds(sidecar)
+        if used is not None:
+            with self._lock:
+                self.seconds.append(used)
+
+    def take(self) -> list[float]:
+        with self._lock:
+            out, self.seconds = self.seconds, []
+        return out
+
+
+def _bare_job(ctx: Context, picker: SubnetPicker, tag: str, sidecar_cpu: list | None = None) -> float:
     api = ctx.docker.api
     t0 = now()
     base = f"cronium-bench-{ctx.run_id}-{tag}"
@@ -67,6 +97,8 @@ def _bare_job(ctx: Context, picker: SubnetPicker, tag: str) -> float:
         output = api.logs(job)
         if status.get("StatusCode") != 0 or b"hi" not in output:
             raise RuntimeError(f"bare job failed: {status} {output[:200]!r}")
+        if sidecar_cpu is not None and (used := container_seconds(side)) is not None:
+            sidecar_cpu.append(used)
     finally:
         threads = [threading.Thread(target=force_remove_container, args=(api, c)) for c in created[1:]]
         for t in threads:
@@ -79,16 +111,17 @@ def _bare_job(ctx: Context, picker: SubnetPicker, tag: str) -> float:
     return now() - t0
 
 
-def _bare_batch(ctx: Context, n: int, pair: int, picker: SubnetPicker) -> dict[str, Any]:
-    t0 = now()
-    results = run_threads(lambda i: _bare_job(ctx, picker, f"{pair}-{i}"), n, CONCURRENCY)
+def _bare_batch(ctx: Context, n: int, pair: int, picker: SubnetPicker, meter: CpuMeter) -> dict[str, Any]:
+    cpu0, t0, sidecar_cpu = meter.snapshot(), now(), []
+    results = run_threads(lambda i: _bare_job(ctx, picker, f"{pair}-{i}", sidecar_cpu), n, CONCURRENCY)
     wall = now() - t0
     ok = [r for r in results if isinstance(r, float)]
     errors = [repr(r)[:300] for r in results if not isinstance(r, float)]
-    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok)}
+    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok),
+            "cpu_per_job": cpu_per_job(cpu0, meter.snapshot(), n), "sidecar_cpu": summarize(sidecar_cpu)}
 
 
-def _docker_run_batch(ctx: Context, n: int) -> dict[str, Any]:
+def _docker_run_batch(ctx: Context, n: int, meter: CpuMeter) -> dict[str, Any]:
     argv = ["docker", "run", "--rm", "--label", f"cronium.bench={ctx.run_id}", PYTHON_IMAGE, "python3", "-c", SCRIPT]
 
     def job(i: int) -> float:
@@ -97,16 +130,36 @@ def _docker_run_batch(ctx: Context, n: int) -> dict[str, Any]:
             raise RuntimeError(f"docker run failed ({r.returncode}): {r.stderr[-300:]}")
         return r.wall
 
-    t0 = now()
+    cpu0, t0 = meter.snapshot(), now()
     results = run_threads(job, n, CONCURRENCY)
     wall = now() - t0
     ok = [r for r in results if isinstance(r, float)]
     errors = [repr(r)[:300] for r in results if not isinstance(r, float)]
-    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok)}
+    return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall, "job_latency": summarize(ok),
+            "cpu_per_job": cpu_per_job(cpu0, meter.snapshot(), n)}
 
 
-def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
+#: The runtime extensions that are warm pools (`plugins/slots.py`, `plugins/sidecar.py`).
+POOLS = ("slot-pool", "sidecar-pool")
+
+
+def _pool_counts(rt) -> dict[str, dict[str, int]]:
+    pools = {name: rt.extension_if_present(name) for name in POOLS}
+    return {name: dict(pool.counts) for name, pool in pools.items() if pool is not None}
+
+
+def _hit_rates(before: dict, after: dict) -> dict[str, dict[str, int]]:
+    """Per pool: claims served warm (hits) and asked for in vain (misses) during a batch."""
+    out = {}
+    for name, counts in after.items():
+        old = before.get(name, {})
+        out[name] = {k: counts.get(k, 0) - old.get(k, 0) for k in ("hits", "misses", "started", "drained")}
+    return out
+
+
+def _cronium_batch(ctx: Context, orch, capture, n: int, meter: CpuMeter, probe: SidecarCpu) -> dict[str, Any]:
     counter = ApiCallCounter(orch.runtime.docker.api)
+    pools0 = _pool_counts(orch.runtime)
 
     def job(i: int) -> dict[str, Any]:
         t = now()
@@ -115,10 +168,12 @@ def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
         capture.pop(r.execution_id)
         return {"status": r.status, "latency": now() - t, "timings": dict(r.timings), "error": r.error}
 
-    t0 = now()
+    cpu0, t0 = meter.snapshot(), now()
     with counter:
         results = run_threads(job, n, CONCURRENCY)
     wall = now() - t0
+    cpu = cpu_per_job(cpu0, meter.snapshot(), n)
+    sidecar_cpu = summarize(probe.take())
     ok = [r for r in results if isinstance(r, dict) and r["status"] == "succeeded"]
     errors = [(r["error"] if isinstance(r, dict) else repr(r))[:300] for r in results
               if not (isinstance(r, dict) and r["status"] == "succeeded")]
@@ -127,7 +182,8 @@ def _cronium_batch(ctx: Context, orch, capture, n: int) -> dict[str, Any]:
         phases[k] = median([r["timings"].get(k) for r in ok])
     return {"wall": wall, "ok": len(ok), "errors": errors, "jobs_per_s": len(ok) / wall,
             "job_latency": summarize([r["latency"] for r in ok]), "phase_medians": phases,
-            "engine_calls_per_job": counter.per_job(n)}
+            "engine_calls_per_job": counter.per_job(n), "cpu_per_job": cpu, "sidecar_cpu": sidecar_cpu,
+            "pools": _hit_rates(pools0, _pool_counts(orch.runtime))}
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -135,21 +191,24 @@ def run(ctx: Context) -> dict[str, Any]:
     pairs = ctx.n_pairs(1, 1)
     picker = SubnetPicker()
     rt, orch, capture = make_orchestrator(ctx)
+    meter, probe = CpuMeter(ctx.docker.api), SidecarCpu(ctx)
+    rt.pm.register(probe, name="bench-sidecar-cpu")
     cron, bare, plain = [], [], []
     try:
         log("warm-up: 1 cronium job, 1 bare job")
         orch.run(python_spec(SCRIPT, name="hi.py"))
         _bare_job(ctx, picker, "warmup")
+        probe.take()
         for p in range(pairs):
             order = ("cronium", "bare", "docker run") if p % 2 == 0 else ("docker run", "bare", "cronium")
             for side in order:
                 log(f"pair {p + 1}/{pairs}: {side}, {n} jobs, {CONCURRENCY} at a time")
                 if side == "cronium":
-                    cron.append(last := _cronium_batch(ctx, orch, capture, n))
+                    cron.append(last := _cronium_batch(ctx, orch, capture, n, meter, probe))
                 elif side == "bare":
-                    bare.append(last := _bare_batch(ctx, n, p, picker))
+                    bare.append(last := _bare_batch(ctx, n, p, picker, meter))
                 else:
-                    plain.append(last := _docker_run_batch(ctx, n))
+                    plain.append(last := _docker_run_batch(ctx, n, meter))
                 log(f"  {last['ok']}/{n} ok in {last['wall']:.1f} s = {last['jobs_per_s']:.2f} jobs/s"
                     + (f"; {len(last['errors'])} errors, first: {last['errors'][0]}" if last["errors"] else ""))
     finally:
@@ -168,6 +227,20 @@ def run(ctx: Context) -> dict[str, Any]:
     bl = [x["job_latency"].get("median") for x in bare]
     rows.append(Row(NAME, "per-job latency under load (median)", "s", median(bl), median(cl), paired_ratio(cl, bl),
                     "–", None))
+    c_cpu = [x["cpu_per_job"]["work"] for x in cron]
+    b_cpu = [x["cpu_per_job"]["work"] for x in bare]
+    rows.append(Row(NAME, "CPU per job (all cores' busy time less other processes', / jobs)", "s", median(b_cpu), median(c_cpu),
+                    paired_ratio(c_cpu, b_cpu), "–", None))
+    c_side = [x["sidecar_cpu"].get("median") for x in cron]
+    b_side = [x["sidecar_cpu"].get("median") for x in bare]
+    rows.append(Row(NAME, "sidecar CPU per job (median; bare: http.server)", "s", median(b_side), median(c_side),
+                    paired_ratio(c_side, b_side), "–", None))
+    for name in POOLS:
+        rates = [x["pools"][name]["hits"] / asked for x in cron
+                 if name in x["pools"] and (asked := x["pools"][name]["hits"] + x["pools"][name]["misses"])]
+        if rates:
+            rows.append(Row(NAME, f"{name} hit rate under load (claims served warm)", "%", "–",
+                            round(100 * median(rates)), None, "–", None))
     failed = sum(len(x["errors"]) for x in cron)
     if failed or any(x["errors"] for x in bare):
         rows.append(Row(NAME, "failed jobs (cronium / bare)", "", sum(len(x["errors"]) for x in bare), failed, None,
@@ -178,6 +251,13 @@ def run(ctx: Context) -> dict[str, Any]:
             f"{k} {v:.2f}s" for k, v in cron[-1]["phase_medians"].items()))
     if cron:
         log("cronium " + describe(cron[-1]["engine_calls_per_job"]))
+        for name, c in cron[-1]["pools"].items():
+            asked = c["hits"] + c["misses"]
+            log(f"cronium {name}: {c['hits']}/{asked} claims served warm"
+                + (f" ({c['hits'] / asked:.0%})" if asked else "") + f", {c['started']} started, {c['drained']} drained")
+    for side, batches in (("cronium", cron), ("bare", bare), ("docker run", plain)):
+        if batches:
+            log(f"{side} " + describe_cpu(batches[-1]["cpu_per_job"]))
     return {"rows": rows,
             "params": {"jobs": n, "concurrency": CONCURRENCY, "pairs": pairs, "script": SCRIPT,
                        "bare_sidecar": "cronium/sidecar image, python3 -m http.server 8081 (readiness not awaited)"},

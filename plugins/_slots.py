@@ -14,8 +14,9 @@ environment is empty.
 At claim (`claim`), in this order: the claim record `P pool:claims` slot name -> {execution, owner,
 attempt, kind "slot"} (so the reaper and cleanup judge the slot's objects by their execution), the
 removals registered, the containers renamed `cronium-runtime-<exec>` / `cronium-job-<exec>`, the
-job's limits set by updating the container (memory + swap, CPUs, pids; checked against what the
-engine then holds), the sidecar's Redis ACL user and settings; at `release()` the job gets its
+job's limits set by updating the container (memory + swap, CPUs, pids — skipped when the held
+container was created with the very same ones; either way checked against what the engine then
+holds), the sidecar's Redis ACL user and settings; at `release()` the job gets its
 whole environment, its secrets and its script over stdin (the prelude exports them). A claimed
 slot is never returned to the pool: it is removed with its execution, the claim record last.
 
@@ -70,6 +71,9 @@ class SlotParts:
     subnet: str
     sidecar_id: str
     job_id: str
+    #: The limits (LIMIT_KEYS) the held job container was created with: a claim asking for the
+    #: same ones needs no update call (an update runs `runc update` through the engine).
+    limits: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ def create_slot(runtime, name: str, kind: SlotKind) -> SlotParts:
     client.api.start(sidecar_id)
     job_id = _create_job(runtime, name, kind, {**labels, SLOT_PART: "job"})
     client.api.start(job_id)
-    return SlotParts(name=name, network_id=network.id, subnet=network.subnet, sidecar_id=sidecar_id, job_id=job_id)
+    return SlotParts(name=name, network_id=network.id, subnet=network.subnet, sidecar_id=sidecar_id, job_id=job_id,
+                     limits=_limits(kind.job_options))
 
 
 def _create_network(runtime, name: str, labels: dict) -> NetworkInfo:
@@ -251,7 +256,7 @@ def claim(runtime, slot: SlotParts, execution, token, launch, resources):
     network = NetworkInfo(name=slot.name, id=slot.network_id, subnet=slot.subnet, internal=True)
     # The job container's part (rename, limits, attach) runs while the sidecar takes its settings.
     binder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronium-slot")
-    job = binder.submit(_bind_job, client, slot.job_id, launch)
+    job = binder.submit(_bind_job, client, slot, launch)
     try:
         sidecar = _bind_sidecar(runtime, slot, sidecar_name, execution, token, network, resources)
         raw = job.result()
@@ -270,14 +275,21 @@ def claim(runtime, slot: SlotParts, execution, token, launch, resources):
     return network, sidecar, handle
 
 
-def _bind_job(client, job_id: str, launch):
-    """Rename the held job container, set its limits (checked against what the engine holds) and
-    attach to it; its prelude still waits for the environment, secrets and script."""
-    api = client.api
+def _limits(options) -> tuple:
+    """The LIMIT_KEYS of container options, as (key, value) pairs in LIMIT_KEYS order."""
+    return tuple((k, options.host_config[k]) for k in LIMIT_KEYS if k in options.host_config)
+
+
+def _bind_job(client, slot: SlotParts, launch):
+    """Rename the held job container, set its limits unless it was created with these very ones
+    (either way checked against what the engine holds) and attach to it; its prelude still waits
+    for the environment, secrets and script."""
+    api, job_id = client.api, slot.job_id
     api.rename(job_id, launch.name)
-    limits = {k: launch.options.host_config[k] for k in LIMIT_KEYS if k in launch.options.host_config}
-    answer = api._result(api._post_json(api._url("/containers/{0}/update", job_id), data=limits), json=True)
-    check_engine_warnings((answer or {}).get("Warnings"), "job")
+    limits = dict(_limits(launch.options))
+    if _limits(launch.options) != slot.limits:
+        answer = api._result(api._post_json(api._url("/containers/{0}/update", job_id), data=limits), json=True)
+        check_engine_warnings((answer or {}).get("Warnings"), "job")
     held = api.inspect_container(job_id)
     if not held["State"].get("Running"):
         raise PhaseError("job", "the held job container of the slot is not running")

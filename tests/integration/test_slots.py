@@ -120,6 +120,35 @@ def test_a_job_claims_a_slot_with_its_own_env_limits_and_nothing_in_the_config(w
     assert warm.store.pool_claims.all("slot") == {}
 
 
+def test_a_claim_with_the_limits_the_slot_was_made_with_updates_nothing_and_the_kernel_holds_them(warm, engine):
+    first = warm.orchestrator.run(JobSpec(job_type="python", script=b"print(1)", script_name="w.py"))
+    assert first.status == "succeeded" and "network" in first.timings, first  # the normal path: made a slot
+    wait_for(lambda: _idle_slot(warm), 60, "an idle slot")
+    api, updates = warm.docker.api, []
+    request = api.request
+
+    def counting(method, url, *args, **kwargs):  # the engine still answers every call
+        if method.upper() == "POST" and url.rstrip("/").endswith("/update"):
+            updates.append(url)
+        return request(method, url, *args, **kwargs)
+
+    api.request = counting
+    try:
+        result = warm.orchestrator.run(JobSpec(job_type="python", script=PROBE, script_name="probe.py",
+                                               env={"MY_VAR": "same-limits"}))
+    finally:
+        api.request = request
+    assert result.status == "succeeded" and "network" not in result.timings, result  # a claimed slot
+    assert updates == []  # created with these limits: no update call
+    created = warm.seen.job[first.execution_id]["HostConfig"]  # the normal path's container, as created
+    held = warm.seen.job[result.execution_id]["HostConfig"]
+    assert [held[k] for k in ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")] == \
+        [created[k] for k in ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")]
+    out = result.output  # and the kernel holds them inside the job
+    assert (int(out["memory"]), int(out["pids"])) == (created["Memory"], created["PidsLimit"]), out
+    assert int(out["cpu_quota"].split()[0]) == created["NanoCpus"] // 10_000, out  # of a 100 ms period
+
+
 def test_a_second_execution_slot_never_sees_the_first_ones_token_or_variables(warm, engine):
     first_script = (b"import os, cronium\ncronium.set_variable('secret', 'ns-a-only')\n"
                     b"cronium.output({'token': os.environ['CRONIUM_EXECUTION_TOKEN']})\n")
