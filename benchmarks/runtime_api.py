@@ -29,7 +29,8 @@ table adds "vs old image" rows (ratios new / old, pair by pair) and both images'
 
 Footprint: the same image started alone as the orchestrator starts it (`FOOTPRINT_RUNS` times,
 settings on stdin, no network, Redis on a closed port): once its ready line is out, its process's RssAnon (anonymous
-memory — what the memory cgroup's `rss` counts) and the CPU it spent from exec to ready
+memory — what the memory cgroup's `rss` counts), its PSS (alone, so files count whole unless another
+container maps them too) and the CPU it spent from exec to ready
 (utime + stime from /proc/1/stat), read inside the container.
 """
 from __future__ import annotations
@@ -60,7 +61,7 @@ THREADS = 4
 TARGET_P50_MS = 0.5
 TARGET_RPS = 5000
 TARGET_RSS_MB = 25
-FOOTPRINT_RUNS = 3
+FOOTPRINT_RUNS = 5
 MARK = "BENCH_RESULT "
 
 HARNESS = r'''
@@ -267,7 +268,8 @@ FOOTPRINT_SETTINGS = {"execution_id": "exec_00000000000000fb", "job_id": "footpr
 #: Inside the sidecar container: its process's anonymous RSS (kB) and CPU ticks so far, one line.
 FOOTPRINT_PROBE = ("import os; s = open('/proc/1/stat').read().rsplit(')', 1)[1].split(); "
                    "rss = [l.split()[1] for l in open('/proc/1/status') if l.startswith('RssAnon')][0]; "
-                   "print(rss, int(s[11]) + int(s[12]), os.sysconf('SC_CLK_TCK'))")
+                   "pss = [l.split()[1] for l in open('/proc/1/smaps_rollup') if l.startswith('Pss:')][0]; "
+                   "print(rss, pss, int(s[11]) + int(s[12]), os.sysconf('SC_CLK_TCK'))")
 
 
 def _sidecar_footprint(ctx: Context, image: str) -> dict[str, float]:
@@ -292,8 +294,17 @@ def _sidecar_footprint(ctx: Context, image: str) -> dict[str, float]:
         out = api.exec_start(api.exec_create(cid, ["python3", "-c", FOOTPRINT_PROBE])["Id"]).decode().split()
     finally:
         force_remove_container(api, cid)
-    rss_kb, ticks, hz = (int(x) for x in out[-3:])
-    return {"rss_mb": rss_kb / 1024, "boot_cpu_s": ticks / hz}
+    rss_kb, pss_kb, ticks, hz = (int(x) for x in out[-4:])
+    return {"rss_mb": rss_kb / 1024, "pss_mb": pss_kb / 1024, "boot_cpu_s": ticks / hz}
+
+
+def _footprints(ctx: Context, images: dict[str, str]) -> dict[str, list[dict[str, float]]]:
+    """`FOOTPRINT_RUNS` footprints of each image, the images alternating (pair by pair, like the runs)."""
+    footprints: dict[str, list[dict[str, float]]] = {label: [] for label in images}
+    for _ in range(FOOTPRINT_RUNS):
+        for label, image in images.items():
+            footprints[label].append(_sidecar_footprint(ctx, image))
+    return footprints
 
 
 def _measure_pairs(ctx: Context, sidecars: dict[str, tuple], scripts: tuple[str, str], namespace: str, net_name: str,
@@ -356,8 +367,7 @@ def run(ctx: Context) -> dict[str, Any]:
         net_id = create_bench_network(ctx, net_name, SubnetPicker())
         redis_id = _start_bench_redis(api, ctx, net_name)
         results, base = _measure_pairs(ctx, sidecars, scripts, namespace, net_name, redis_id, pairs)
-        footprints = {label: [_sidecar_footprint(ctx, images[label]) for _ in range(FOOTPRINT_RUNS)]
-                      for label in sidecars}
+        footprints = _footprints(ctx, {label: images[label] for label in sidecars})
     finally:
         for rt, orch, _ in sidecars.values():
             close_orchestrator(rt, orch)
@@ -446,7 +456,9 @@ def _comparison_rows(new: list[dict], old: list[dict], new_footprint: list[dict]
             continue
         rows.append(Row(NAME, f"{label}, vs old image {old_image}", unit, median(o), median(n), paired_ratio(n, o),
                         "report", None, fmt_spread(summarize(o), unit), fmt_spread(summarize(n), unit)))
-    for label, key, unit in (("sidecar RSS when ready", "rss_mb", "MB"), ("sidecar boot CPU", "boot_cpu_s", "s")):
+    for label, key, unit in (("sidecar RSS (anonymous) when ready", "rss_mb", "MB"),
+                             ("sidecar PSS when ready (alone: its files shared with no other sidecar)", "pss_mb", "MB"),
+                             ("sidecar boot CPU", "boot_cpu_s", "s")):
         n, o = [f[key] for f in new_footprint], [f[key] for f in old_footprint]
         rows.append(Row(NAME, f"{label}, vs old image {old_image}", unit, median(o), median(n), None, "report", None,
                         fmt_spread(summarize(o), unit), fmt_spread(summarize(n), unit)))

@@ -87,4 +87,7 @@ def _start_ready_announcement(host: str, port: int):
 
 
 if __name__ == "__main__":
+    from .lean import install
+
+    install()
     sys.exit(main())

@@ -71,6 +71,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Sanic:
         MOTD=False,
         NOISY_EXCEPTIONS=False,
         AUTO_EXTEND=False,
+        # Errors Sanic renders itself (none reach it past `error_response`) are JSON too: the HTML
+        # renderer's packages are not loaded in the sidecar process (cronium.sidecar.lean).
+        FALLBACK_ERROR_FORMAT="json",
     )
     app.ctx.settings = settings
     app.ctx.access = AccessGuard(settings)

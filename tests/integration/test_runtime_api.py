@@ -339,3 +339,44 @@ def test_a_job_flooding_health_is_limited_and_its_sidecar_holds_few_redis_connec
     assert result.output["limited"] > 0 and result.output["other"] == 0
     assert result.output["ok"] + result.output["limited"] == 300
     assert 1 <= len(seen["connections"]) <= 4
+
+
+LEAN_PROBE_JOB = """
+import cronium, json, os, urllib.error, urllib.request
+upgrade = {'Connection': 'Upgrade', 'Upgrade': 'websocket', 'Sec-WebSocket-Version': '13',
+           'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Accept': 'text/html'}
+seen = []
+for method, path in (('GET', '/ws'), ('DELETE', '/health'), ('GET', '/')):
+    try:
+        urllib.request.urlopen(urllib.request.Request(os.environ['CRONIUM_RUNTIME_API'] + path, method=method,
+                                                      headers=upgrade), timeout=10)
+        seen.append([method, path, 200, ''])
+    except urllib.error.HTTPError as exc:
+        seen.append([method, path, exc.code, exc.headers['Content-Type'], json.loads(exc.read())['success']])
+cronium.output(seen)
+"""
+
+
+def test_the_sidecar_process_runs_without_websockets_and_answers_upgrades_and_html_clients_in_json(
+        cronium_run, cronium_runtime):
+    """The sidecar leaves websockets/tracerite out of its process (cronium.sidecar.lean): what the kernel
+    maps for it has no websockets C module, and a job trying a websocket upgrade or asking for HTML
+    error pages gets the runtime API's JSON errors."""
+    seen = {}
+
+    def on_result(result):  # the sidecar is still running
+        name = f"cronium-runtime-{result.execution_id}"
+        pid = cronium_runtime.docker.api.inspect_container(name)["State"]["Pid"]
+        with open(f"/proc/{pid}/maps") as maps:
+            seen["maps"] = maps.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            seen["cmdline"] = cmdline.read().split(b"\0")
+
+    result = cronium_run(LEAN_PROBE_JOB, on_result=on_result)
+    assert result.status == "succeeded", result
+    assert b"cronium.sidecar" in seen["cmdline"], seen["cmdline"]
+    assert "/opt/cronium/site/" in seen["maps"], "not the sidecar's process"
+    assert "websockets/speedups" not in seen["maps"], "the real websockets package is loaded in the sidecar"
+    assert result.output == [["GET", "/ws", 404, "application/json", False],
+                             ["DELETE", "/health", 405, "application/json", False],
+                             ["GET", "/", 404, "application/json", False]], result.output

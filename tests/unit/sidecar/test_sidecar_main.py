@@ -176,3 +176,53 @@ def test_the_sidecar_imports_nothing_from_the_orchestrator_nor_redis_py_nor_pyjw
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=subprocess_env(), timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == ""
+
+
+def test_the_sidecar_process_leaves_websockets_and_html_pages_out_and_still_answers_json(process_settings):
+    """`python -m cronium.sidecar` runs without the real websockets (its C speedups are never mapped) and
+    still answers what would reach those features — a websocket upgrade, an HTML client hitting an error
+    Sanic raises itself — with its JSON errors, and keeps serving."""
+    port = process_settings["port"]
+    proc = start_sidecar(process_settings)
+    try:
+        read_ready_line(proc)
+        with open(f"/proc/{proc.pid}/maps") as maps:
+            mapped = maps.read()
+        assert "websockets/speedups" not in mapped, "the real websockets package was loaded"
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Accept": "text/html"}
+        for path, method, expected in (("/ws", "GET", 404), ("/health", "DELETE", 405), ("/", "GET", 404)):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=upgrade)
+            try:
+                urllib.request.urlopen(request, timeout=10)
+                pytest.fail(f"{method} {path} succeeded")
+            except urllib.error.HTTPError as error:
+                assert error.code == expected
+                assert error.headers["Content-Type"].startswith("application/json")
+                assert json.loads(error.read())["success"] is False
+        assert get(f"http://127.0.0.1:{port}/health")[0] == 503  # still serving (store unavailable)
+    finally:
+        returncode, _, stderr = stop(proc)
+    assert returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+def test_lean_stand_ins_refuse_real_use_and_never_replace_loaded_packages():
+    probe = (
+        "import sys\n"
+        "from cronium.sidecar import lean\n"
+        "assert lean.install() is True\n"
+        "import sanic, websockets.frames, tracerite.html\n"
+        "assert tracerite.html.style == '' and websockets.frames.Opcode.TEXT is websockets.frames.Opcode\n"
+        "try:\n"
+        "    websockets.frames.Frame(1, b'x')\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc)\n"
+        "assert lean.install() is False\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=subprocess_env(), timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "refused: websockets.frames.Frame is not available in the cronium sidecar" in result.stdout.decode()
+    loaded_first = "import sys, sanic\nfrom cronium.sidecar import lean\nprint(lean.install(), type(sys.modules['websockets']).__name__)"
+    real = subprocess.run([sys.executable, "-c", loaded_first], capture_output=True, env=subprocess_env(), timeout=60)
+    assert real.stdout.decode().split() == ["False", "module"], real.stderr.decode()
