@@ -40,6 +40,11 @@ from .spool import RecordSpool
 from .uids import UidClaims
 from .variables import Variables, validate_variable_key
 
+#: Connections one process may hold at once. redis-py 8 caps a pool at 100 unless told, and a worker or
+#: an in-process caller with more than 100 jobs in flight (each job holds one for its log stream and
+#: records) then failed them with "Too many connections"; Redis's own default `maxclients` bounds it.
+MAX_CONNECTIONS = 10_000
+
 __all__ = ["Store", "Keys", "RecordSpool", "validate_variable_key"]
 
 
@@ -53,7 +58,8 @@ class Store:
         self._hint = hint
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout,
                                           socket_timeout=command_timeout,
-                                          health_check_interval=30, decode_responses=False)
+                                          health_check_interval=30, decode_responses=False,
+                                          max_connections=MAX_CONNECTIONS)
         self.records = ExecutionRecords(self)
         self.variables = Variables(self)
         self.owners = Owners(self)
