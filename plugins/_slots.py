@@ -286,8 +286,9 @@ def _bind_job(client, slot: SlotParts, launch):
     for the environment, secrets and script."""
     api, job_id = client.api, slot.job_id
     api.rename(job_id, launch.name)
-    limits = dict(_limits(launch.options))
-    if _limits(launch.options) != slot.limits:
+    wanted = _limits(launch.options)
+    limits = dict(wanted)
+    if wanted != slot.limits:
         answer = api._result(api._post_json(api._url("/containers/{0}/update", job_id), data=limits), json=True)
         check_engine_warnings((answer or {}).get("Warnings"), "job")
     held = api.inspect_container(job_id)
